@@ -1,0 +1,149 @@
+//! Node configuration: identity, secret, addresses, timeouts and limits.
+
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use crate::error::ConfigError;
+use crate::ids::NodeId;
+use crate::wire::MAX_ADDRS;
+
+/// Everything a [`Node`](crate::Node) needs to start.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// This node's id, unique in the mesh.
+    pub node_id: NodeId,
+    /// The shared secret every node of the mesh proves it knows.
+    pub secret: Vec<u8>,
+    /// Addresses peers can dial this node at (the driver's bound addresses).
+    /// An unspecified IP (`0.0.0.0`, `::`) is replaced by peers with the IP
+    /// they see this node at.
+    pub listen_addrs: Vec<SocketAddr>,
+    /// Addresses dialled at start and whenever no connection to the node behind
+    /// them is up, with capped exponential backoff.
+    pub seeds: Vec<SocketAddr>,
+    /// Timeouts and intervals.
+    pub timeouts: Timeouts,
+    /// Limits on what peers may make this node hold.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// A configuration with default timeouts and limits, no addresses and no seeds.
+    pub fn new(node_id: NodeId, secret: &[u8]) -> Self {
+        Config {
+            node_id,
+            secret: secret.to_vec(),
+            listen_addrs: Vec::new(),
+            seeds: Vec::new(),
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.secret.is_empty() || self.secret.len() > 1024 {
+            return Err(ConfigError::BadSecret {
+                len: self.secret.len(),
+            });
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.limits.max_frame) {
+            return Err(ConfigError::BadMaxFrame {
+                max_frame: self.limits.max_frame,
+            });
+        }
+        let t = &self.timeouts;
+        if t.ping_interval.is_zero() || t.keepalive_timeout <= t.ping_interval {
+            return Err(ConfigError::BadKeepalive);
+        }
+        if self.listen_addrs.len() > MAX_ADDRS {
+            return Err(ConfigError::TooManyAddresses {
+                count: self.listen_addrs.len(),
+                max: MAX_ADDRS,
+            });
+        }
+        let l = &self.limits;
+        for (name, v) in [
+            ("max_groups_per_peer", l.max_groups_per_peer),
+            ("max_members_per_peer", l.max_members_per_peer),
+            ("max_known_nodes", l.max_known_nodes),
+            ("max_connections", l.max_connections),
+            ("max_unauthenticated", l.max_unauthenticated),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::ZeroLimit { name });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Timeouts and intervals. Defaults are in the seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// A connection that has sent nothing for this long sends a ping. Default 1 s.
+    pub ping_interval: Duration,
+    /// A connection that has received nothing for this long is closed. Default 3 s.
+    pub keepalive_timeout: Duration,
+    /// From dial (or accept) to authenticated, at most this long. Default 5 s.
+    pub handshake_timeout: Duration,
+    /// First re-dial delay; doubles on each failure. Default 100 ms.
+    pub backoff_min: Duration,
+    /// Re-dial delays never exceed this. Default 5 s.
+    pub backoff_max: Duration,
+    /// A node that cannot be reached and that no peer has mentioned for this
+    /// long is forgotten. Default 60 s.
+    pub forget_after: Duration,
+    /// How long a node that learned of a peer from gossip waits before dialling
+    /// it, when that peer has the smaller id and is expected to dial first. Default 500 ms.
+    pub gossip_dial_delay: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            ping_interval: Duration::from_secs(1),
+            keepalive_timeout: Duration::from_secs(3),
+            handshake_timeout: Duration::from_secs(5),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            forget_after: Duration::from_secs(60),
+            gossip_dial_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Limits on what peers may make this node hold. Past a limit, the offending
+/// connection is closed with [`CloseReason::LimitExceeded`](crate::CloseReason::LimitExceeded);
+/// the node and its other peers are untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest frame accepted or sent, in bytes, checked before decoding. Default 64 KiB.
+    pub max_frame: usize,
+    /// Most groups one peer may announce members in. Default 10 000.
+    pub max_groups_per_peer: usize,
+    /// Most (group, port) memberships one peer may announce. Default 1 000 000.
+    pub max_members_per_peer: usize,
+    /// Most nodes this node keeps track of. Default 1024.
+    pub max_known_nodes: usize,
+    /// Most open connections, authenticated or not. Default 1024.
+    pub max_connections: usize,
+    /// Most connections still in their handshake. Default 64.
+    pub max_unauthenticated: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame: 64 * 1024,
+            max_groups_per_peer: 10_000,
+            max_members_per_peer: 1_000_000,
+            max_known_nodes: 1024,
+            max_connections: 1024,
+            max_unauthenticated: 64,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! One connection's state: where it is in its life, its framing, its clocks,
+//! and the bytes waiting to be sent on it.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use crate::event::Direction;
+use crate::framing::FrameReader;
+use crate::ids::{ConnId, GroupName, NodeId};
+use crate::time::Instant;
+use crate::wire::{Frame, Hello};
+
+/// What a dial was for, so its outcome updates the right backoff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DialFor {
+    /// Accepted, not dialled.
+    Nothing,
+    /// A seed address, by index in the seed list.
+    Seed(usize),
+    /// A known node.
+    Node(NodeId),
+}
+
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Waiting for the driver to connect.
+    Dialing,
+    /// Greetings under way.
+    Greeting {
+        ours: Box<Hello>,
+        theirs: Option<Box<Hello>>,
+    },
+    /// Authenticated. `incoming` holds the peer's snapshot while it arrives.
+    Active {
+        node: NodeId,
+        incarnation: u64,
+        incoming: Option<RemoteView>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) id: ConnId,
+    pub(crate) dir: Direction,
+    pub(crate) addr: SocketAddr,
+    pub(crate) dial_for: DialFor,
+    pub(crate) phase: Phase,
+    pub(crate) reader: FrameReader,
+    pub(crate) out: Vec<u8>,
+    pub(crate) opened: Instant,
+    pub(crate) last_recv: Instant,
+    pub(crate) last_send: Instant,
+    /// Largest frame the peer accepts (ours until its greeting says).
+    pub(crate) peer_max_frame: usize,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        id: ConnId,
+        dir: Direction,
+        addr: SocketAddr,
+        dial_for: DialFor,
+        now: Instant,
+        max_frame: usize,
+    ) -> Self {
+        Conn {
+            id,
+            dir,
+            addr,
+            dial_for,
+            phase: Phase::Dialing,
+            reader: FrameReader::new(max_frame),
+            out: Vec::new(),
+            opened: now,
+            last_recv: now,
+            last_send: now,
+            peer_max_frame: max_frame,
+        }
+    }
+
+    pub(crate) fn send(&mut self, frame: &Frame, now: Instant) {
+        frame.encode(&mut self.out);
+        self.last_send = now;
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        matches!(self.phase, Phase::Active { .. })
+    }
+
+    /// The authenticated peer, or the one its greeting names.
+    pub(crate) fn peer(&self) -> Option<NodeId> {
+        match &self.phase {
+            Phase::Active { node, .. } => Some(node.clone()),
+            Phase::Greeting {
+                theirs: Some(h), ..
+            } => NodeId::new(&h.node).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// A peer's own memberships as it announced them: group → port numbers.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RemoteView {
+    pub(crate) groups: BTreeMap<GroupName, BTreeSet<u64>>,
+    pub(crate) members: usize,
+}
+
+impl RemoteView {
+    /// Adds a port; false if it was there.
+    pub(crate) fn join(&mut self, group: &GroupName, port: u64) -> bool {
+        let added = match self.groups.get_mut(group) {
+            Some(ports) => ports.insert(port),
+            None => {
+                self.groups.insert(group.clone(), BTreeSet::from([port]));
+                true
+            }
+        };
+        self.members += usize::from(added);
+        added
+    }
+
+    /// Removes a port; false if it was not there.
+    pub(crate) fn leave(&mut self, group: &str, port: u64) -> bool {
+        let Some(ports) = self.groups.get_mut(group) else {
+            return false;
+        };
+        let removed = ports.remove(&port);
+        if ports.is_empty() {
+            self.groups.remove(group);
+        }
+        self.members -= usize::from(removed);
+        removed
+    }
+}

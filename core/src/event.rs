@@ -1,0 +1,291 @@
+//! What the core asks of its driver (transmits, actions) and tells its user (events).
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConnId, MonitorId, NodeId, PortId};
+
+/// Bytes to write, in order, to a connection. From [`Node::poll_transmit`](crate::Node::poll_transmit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The connection to write to.
+    pub conn: ConnId,
+    /// The bytes, already framed.
+    pub data: Vec<u8>,
+}
+
+/// Something the driver must do. From [`Node::poll_action`](crate::Node::poll_action).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Open a TCP connection to `addr`. Report the outcome with
+    /// [`Node::handle_dialed`](crate::Node::handle_dialed) or
+    /// [`Node::handle_dial_failed`](crate::Node::handle_dial_failed).
+    Dial {
+        /// The id the core gave this connection.
+        conn: ConnId,
+        /// Where to connect.
+        addr: SocketAddr,
+    },
+    /// Write what was transmitted for `conn`, then close it. The core has
+    /// already forgotten it: do not report its closing.
+    Close {
+        /// The connection to close.
+        conn: ConnId,
+    },
+}
+
+/// Which side opened a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The peer dialled us.
+    Inbound,
+    /// We dialled the peer.
+    Outbound,
+}
+
+/// A limit that a peer went past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub enum Limit {
+    /// A frame longer than the maximum frame size.
+    FrameSize,
+    /// More groups than `max_groups_per_peer`.
+    Groups,
+    /// More memberships than `max_members_per_peer`.
+    Members,
+    /// More nodes than `max_known_nodes`.
+    KnownNodes,
+    /// More connections than `max_connections` / `max_unauthenticated`.
+    Connections,
+    /// The driver's per-connection send buffer filled up (a slow peer).
+    SendBuffer,
+}
+
+/// Why a connection ended. Sent to the peer in a close frame where it can be,
+/// and reported to the user in [`Event::ConnectionClosed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The socket was closed or reset without a reason (the driver reported it).
+    Disconnected,
+    /// The peer closed the connection and said why.
+    Remote(RemoteReason),
+    /// The dial did not connect.
+    DialFailed,
+    /// Bytes that do not decode as a frame.
+    Malformed,
+    /// The peer speaks another protocol version.
+    VersionMismatch {
+        /// Ours.
+        ours: u16,
+        /// Theirs.
+        theirs: u16,
+    },
+    /// The peer could not prove it knows the shared secret.
+    AuthenticationFailed,
+    /// We dialled ourselves.
+    SelfConnection,
+    /// The peer claims our own node id with another incarnation.
+    DuplicateNodeId,
+    /// The peer's greeting repeated a nonce: ours (reflected) or one seen before (replayed).
+    ReplayedNonce,
+    /// A frame that is not allowed in the connection's state (e.g. before authentication).
+    UnexpectedFrame,
+    /// The handshake did not finish in time.
+    HandshakeTimeout,
+    /// Nothing was received for longer than the keepalive timeout.
+    KeepaliveTimeout,
+    /// Another connection to the same node won (one connection per pair).
+    Superseded,
+    /// The peer restarted: a new incarnation replaced this connection.
+    Restarted,
+    /// The peer went past a limit.
+    LimitExceeded(Limit),
+    /// This node or the peer is shutting down.
+    Shutdown,
+}
+
+/// The reasons a peer can give in its close frame.
+pub type RemoteReason = WireReason;
+
+/// A close reason as it travels on the wire (no nesting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
+pub enum WireReason {
+    /// See [`CloseReason::Malformed`].
+    Malformed,
+    /// See [`CloseReason::VersionMismatch`].
+    VersionMismatch,
+    /// See [`CloseReason::AuthenticationFailed`].
+    AuthenticationFailed,
+    /// See [`CloseReason::SelfConnection`].
+    SelfConnection,
+    /// See [`CloseReason::DuplicateNodeId`].
+    DuplicateNodeId,
+    /// See [`CloseReason::ReplayedNonce`].
+    ReplayedNonce,
+    /// See [`CloseReason::UnexpectedFrame`].
+    UnexpectedFrame,
+    /// See [`CloseReason::HandshakeTimeout`].
+    HandshakeTimeout,
+    /// See [`CloseReason::KeepaliveTimeout`].
+    KeepaliveTimeout,
+    /// See [`CloseReason::Superseded`].
+    Superseded,
+    /// See [`CloseReason::Restarted`].
+    Restarted,
+    /// See [`CloseReason::LimitExceeded`].
+    LimitExceeded(Limit),
+    /// See [`CloseReason::Shutdown`].
+    Shutdown,
+    /// Anything else.
+    Other,
+}
+
+impl CloseReason {
+    /// What to tell the peer, if anything.
+    pub(crate) fn to_wire(self) -> Option<WireReason> {
+        Some(match self {
+            CloseReason::Disconnected | CloseReason::DialFailed | CloseReason::Remote(_) => {
+                return None
+            }
+            CloseReason::Malformed => WireReason::Malformed,
+            CloseReason::VersionMismatch { .. } => WireReason::VersionMismatch,
+            CloseReason::AuthenticationFailed => WireReason::AuthenticationFailed,
+            CloseReason::SelfConnection => WireReason::SelfConnection,
+            CloseReason::DuplicateNodeId => WireReason::DuplicateNodeId,
+            CloseReason::ReplayedNonce => WireReason::ReplayedNonce,
+            CloseReason::UnexpectedFrame => WireReason::UnexpectedFrame,
+            CloseReason::HandshakeTimeout => WireReason::HandshakeTimeout,
+            CloseReason::KeepaliveTimeout => WireReason::KeepaliveTimeout,
+            CloseReason::Superseded => WireReason::Superseded,
+            CloseReason::Restarted => WireReason::Restarted,
+            CloseReason::LimitExceeded(l) => WireReason::LimitExceeded(l),
+            CloseReason::Shutdown => WireReason::Shutdown,
+        })
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Limit::FrameSize => "frame size",
+            Limit::Groups => "groups per peer",
+            Limit::Members => "members per peer",
+            Limit::KnownNodes => "known nodes",
+            Limit::Connections => "connections",
+            Limit::SendBuffer => "send buffer",
+        })
+    }
+}
+
+impl fmt::Display for WireReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireReason::Malformed => f.write_str("malformed frame"),
+            WireReason::VersionMismatch => f.write_str("protocol version mismatch"),
+            WireReason::AuthenticationFailed => {
+                f.write_str("authentication failed (wrong secret?)")
+            }
+            WireReason::SelfConnection => f.write_str("connection to self"),
+            WireReason::DuplicateNodeId => f.write_str("duplicate node id"),
+            WireReason::ReplayedNonce => f.write_str("replayed or reflected nonce"),
+            WireReason::UnexpectedFrame => f.write_str("unexpected frame"),
+            WireReason::HandshakeTimeout => f.write_str("handshake timeout"),
+            WireReason::KeepaliveTimeout => f.write_str("keepalive timeout"),
+            WireReason::Superseded => f.write_str("superseded by another connection"),
+            WireReason::Restarted => f.write_str("node restarted"),
+            WireReason::LimitExceeded(l) => write!(f, "limit exceeded: {l}"),
+            WireReason::Shutdown => f.write_str("shutdown"),
+            WireReason::Other => f.write_str("other"),
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Disconnected => f.write_str("disconnected"),
+            CloseReason::Remote(r) => write!(f, "peer closed: {r}"),
+            CloseReason::DialFailed => f.write_str("dial failed"),
+            CloseReason::VersionMismatch { ours, theirs } => {
+                write!(
+                    f,
+                    "protocol version mismatch: we speak {ours}, peer speaks {theirs}"
+                )
+            }
+            other => match other.to_wire() {
+                Some(w) => fmt::Display::fmt(&w, f),
+                None => f.write_str("closed"),
+            },
+        }
+    }
+}
+
+/// A change of a monitored group: `(members, added, removed)`.
+///
+/// The first event of a monitor is `(members, members, [])` and comes only when
+/// the group is non-empty. Later events never have both `added` and `removed`
+/// empty; `added ⊆ members` and `removed ∩ members = ∅`. All three are sorted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDelta {
+    /// The monitor this event is for.
+    pub monitor: MonitorId,
+    /// The group.
+    pub group: alloc::sync::Arc<str>,
+    /// The group's members after the change.
+    pub members: Vec<PortId>,
+    /// Ports that joined.
+    pub added: Vec<PortId>,
+    /// Ports that left.
+    pub removed: Vec<PortId>,
+}
+
+/// What happened, for the user. From [`Node::poll_event`](crate::Node::poll_event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A monitored group changed.
+    Group(GroupDelta),
+    /// A node is connected and authenticated and its memberships are known.
+    NodeUp {
+        /// The node.
+        node: NodeId,
+        /// Its incarnation.
+        incarnation: u64,
+    },
+    /// A node is no longer connected; its members have left every group.
+    NodeDown {
+        /// The node.
+        node: NodeId,
+        /// The incarnation that went away.
+        incarnation: u64,
+        /// Why its connection ended.
+        reason: CloseReason,
+    },
+    /// A connection ended (or was refused during its handshake).
+    ConnectionClosed {
+        /// The connection.
+        conn: ConnId,
+        /// The remote address (the dialled one, or the one accepted from).
+        addr: SocketAddr,
+        /// The peer, once its greeting was read.
+        node: Option<NodeId>,
+        /// Whether it had authenticated.
+        authenticated: bool,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// An inbound connection was turned away because of a connection limit.
+    InboundRefused {
+        /// Where it came from.
+        addr: SocketAddr,
+    },
+}

@@ -1,0 +1,183 @@
+//! Who to dial and when: seeds, known nodes, backoff, forgetting.
+//!
+//! Rules kept here:
+//! - a seed is dialled whenever no connection to the node behind it is up,
+//!   with capped exponential backoff and jitter; a seed that turns out to be
+//!   this node itself is never dialled again;
+//! - every known node with an address is dialled while not connected;
+//!   one learned from gossip is dialled at once by the side with the smaller
+//!   id, and after `gossip_dial_delay` by the other (which expects to be dialled);
+//! - a lost node is re-dialled with backoff;
+//! - a node that is not connected, and that no peer has mentioned, for
+//!   `forget_after` is forgotten (seeds keep being dialled by address).
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use rand_core::RngCore;
+
+use crate::config::Timeouts;
+use crate::ids::{ConnId, NodeId};
+use crate::time::Instant;
+
+/// Dial state of one target.
+#[derive(Debug, Clone)]
+pub(crate) struct Dial {
+    /// The connection being dialled or greeted, if any.
+    pub(crate) in_flight: Option<ConnId>,
+    /// Failures since the last success.
+    pub(crate) failures: u32,
+    /// Earliest time of the next attempt.
+    pub(crate) next: Instant,
+}
+
+impl Dial {
+    pub(crate) fn at(next: Instant) -> Self {
+        Dial {
+            in_flight: None,
+            failures: 0,
+            next,
+        }
+    }
+
+    /// After a failed or lost connection: wait before the next attempt.
+    pub(crate) fn back_off(&mut self, now: Instant, t: &Timeouts, rng: &mut impl RngCore) {
+        self.in_flight = None;
+        self.next = now + backoff(t, self.failures, rng);
+        self.failures = self.failures.saturating_add(1);
+    }
+}
+
+/// Capped exponential backoff with "equal jitter": half the delay fixed, half random.
+pub(crate) fn backoff(t: &Timeouts, failures: u32, rng: &mut impl RngCore) -> Duration {
+    let base = t.backoff_min.as_millis() as u64;
+    let cap = (t.backoff_max.as_millis() as u64).max(base);
+    let delay = base
+        .saturating_mul(1u64 << failures.min(32))
+        .min(cap)
+        .max(1);
+    let half = delay / 2;
+    Duration::from_millis(half + rng.next_u64() % (delay - half + 1))
+}
+
+/// A node this one knows of.
+#[derive(Debug, Clone)]
+pub(crate) struct Known {
+    pub(crate) addrs: Vec<SocketAddr>,
+    pub(crate) dial: Dial,
+    /// Last time a peer mentioned it, or it was connected.
+    pub(crate) last_seen: Instant,
+    pub(crate) connected: bool,
+}
+
+/// A seed address.
+#[derive(Debug, Clone)]
+pub(crate) struct Seed {
+    pub(crate) addr: SocketAddr,
+    /// The node behind it, once a handshake told.
+    pub(crate) node: Option<NodeId>,
+    /// It is this node's own address.
+    pub(crate) is_self: bool,
+    pub(crate) dial: Dial,
+}
+
+/// Seeds and known nodes.
+#[derive(Debug, Default)]
+pub(crate) struct Mesh {
+    pub(crate) seeds: Vec<Seed>,
+    pub(crate) known: BTreeMap<NodeId, Known>,
+}
+
+/// A dial the node should start now.
+#[derive(Debug)]
+pub(crate) enum DueDial {
+    Seed(usize, SocketAddr),
+    Node(NodeId, SocketAddr),
+}
+
+impl Mesh {
+    pub(crate) fn add_seed(&mut self, addr: SocketAddr, now: Instant) {
+        if self.seeds.iter().all(|s| s.addr != addr) {
+            self.seeds.push(Seed {
+                addr,
+                node: None,
+                is_self: false,
+                dial: Dial::at(now),
+            });
+        }
+    }
+
+    fn seed_wanted(&self, s: &Seed) -> bool {
+        if s.is_self || s.dial.in_flight.is_some() {
+            return false;
+        }
+        match &s.node {
+            None => true,
+            Some(n) => self
+                .known
+                .get(n)
+                .is_none_or(|k| !k.connected && k.dial.in_flight.is_none()),
+        }
+    }
+
+    fn node_wanted(k: &Known) -> bool {
+        !k.connected && k.dial.in_flight.is_none() && !k.addrs.is_empty()
+    }
+
+    /// Dials that are due at `now`.
+    pub(crate) fn due(&self, now: Instant) -> Vec<DueDial> {
+        let mut due = Vec::new();
+        for (i, s) in self.seeds.iter().enumerate() {
+            if s.dial.next <= now && self.seed_wanted(s) {
+                due.push(DueDial::Seed(i, s.addr));
+            }
+        }
+        for (id, k) in &self.known {
+            if k.dial.next <= now && Self::node_wanted(k) {
+                let addr = k.addrs[k.dial.failures as usize % k.addrs.len()];
+                due.push(DueDial::Node(id.clone(), addr));
+            }
+        }
+        due
+    }
+
+    /// Earliest time a dial or a forgetting is due.
+    pub(crate) fn next_timeout(&self, t: &Timeouts) -> Option<Instant> {
+        let seeds = self
+            .seeds
+            .iter()
+            .filter(|s| self.seed_wanted(s))
+            .map(|s| s.dial.next);
+        let nodes = self
+            .known
+            .values()
+            .filter(|k| !k.connected && k.dial.in_flight.is_none())
+            .map(|k| {
+                let forget = k.last_seen + t.forget_after;
+                if Self::node_wanted(k) {
+                    k.dial.next.min(forget)
+                } else {
+                    forget
+                }
+            });
+        seeds.chain(nodes).min()
+    }
+
+    /// Forgets nodes unreachable and unmentioned for `forget_after`.
+    /// Returns the forgotten ones.
+    pub(crate) fn forget(&mut self, now: Instant, t: &Timeouts) -> Vec<NodeId> {
+        let gone: Vec<NodeId> = self
+            .known
+            .iter()
+            .filter(|(_, k)| !k.connected && k.dial.in_flight.is_none())
+            .filter(|(_, k)| now.saturating_since(k.last_seen) >= t.forget_after)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &gone {
+            self.known.remove(id);
+        }
+        gone
+    }
+}

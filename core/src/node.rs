@@ -1,0 +1,604 @@
+//! [`Node`]: the state machine, its inputs (`handle_*`, local API) and its
+//! outputs (`poll_*`). Frame handling lives in `session.rs`, dial scheduling in
+//! `mesh.rs`, the group view in `groups.rs`.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use rand_chacha::ChaCha12Rng;
+use rand_core::SeedableRng;
+
+use crate::batch::{self, BatchKind};
+use crate::config::Config;
+use crate::conn::{Conn, DialFor, Phase, RemoteView};
+use crate::error::{ApiError, ConfigError};
+use crate::event::{Action, CloseReason, Direction, Event, Transmit};
+use crate::groups::Groups;
+use crate::handshake::Nonces;
+use crate::ids::{check_group, group_name, ConnId, MonitorId, NodeId, PortId, RegId};
+use crate::local::Local;
+use crate::mesh::{DueDial, Mesh};
+use crate::stats::Stats;
+use crate::time::Instant;
+use crate::wire::Frame;
+
+/// What this node knows of a connected peer: the memberships it published.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    /// The one connection kept to it.
+    pub(crate) conn: ConnId,
+    /// The incarnation whose memberships `view` holds.
+    pub(crate) incarnation: u64,
+    pub(crate) view: RemoteView,
+    /// `NodeUp` was reported (its snapshot arrived).
+    pub(crate) up: bool,
+}
+
+/// One groupmesh node: the whole protocol, without I/O.
+///
+/// The node never reads a clock, opens a socket, spawns or blocks. Its driver
+/// feeds it what happens (`handle_*`), calls the local API, and after **every**
+/// such call drains its outputs, in this order, until each returns `None`:
+///
+/// 1. [`poll_transmit`](Self::poll_transmit): bytes to write to a connection;
+/// 2. [`poll_action`](Self::poll_action): connections to dial or close;
+/// 3. [`poll_event`](Self::poll_event): what happened, for the user;
+/// 4. [`poll_timeout`](Self::poll_timeout): when to call
+///    [`handle_timeout`](Self::handle_timeout) next.
+///
+/// Transmits come before actions so that a connection's last frame (the reason
+/// it is closed) is written before the close. Time passed in must never go back.
+///
+/// Peer misbehaviour is never an `Err`: it closes that peer's connection with a
+/// [`CloseReason`] reported in [`Event::ConnectionClosed`], and leaves every
+/// other connection and every local registration untouched. Local API misuse is
+/// an [`ApiError`] that changes nothing. A panic is a bug.
+#[derive(Debug)]
+pub struct Node {
+    pub(crate) cfg: Config,
+    pub(crate) incarnation: u64,
+    pub(crate) rng: ChaCha12Rng,
+    pub(crate) shut_down: bool,
+    pub(crate) conns: BTreeMap<ConnId, Conn>,
+    next_conn: u64,
+    next_monitor: u64,
+    pub(crate) peers: BTreeMap<NodeId, Peer>,
+    pub(crate) mesh: Mesh,
+    pub(crate) groups: Groups,
+    pub(crate) local: Local,
+    pub(crate) nonces: Nonces,
+    /// Connections with bytes waiting, in the order they got them.
+    dirty: VecDeque<ConnId>,
+    /// Last bytes of connections already closed.
+    closing: VecDeque<Transmit>,
+    pub(crate) actions: VecDeque<Action>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) stats: Stats,
+}
+
+impl Node {
+    /// A node from its configuration.
+    ///
+    /// `incarnation` must differ on every start of the same node id (a start
+    /// time in nanoseconds does); `seed` feeds the nonces and jitter and should
+    /// come from the OS in production (tests fix it to replay runs).
+    ///
+    /// Seeds are dialled on the first [`handle_timeout`](Self::handle_timeout)
+    /// (`poll_timeout` returns `now` at once).
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the configuration breaks a rule; nothing is started.
+    pub fn new(
+        cfg: Config,
+        incarnation: u64,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Result<Node, ConfigError> {
+        cfg.validate()?;
+        let mut mesh = Mesh::default();
+        for &addr in &cfg.seeds {
+            mesh.add_seed(addr, now);
+        }
+        Ok(Node {
+            cfg,
+            incarnation,
+            rng: ChaCha12Rng::from_seed(seed),
+            shut_down: false,
+            conns: BTreeMap::new(),
+            next_conn: 0,
+            next_monitor: 0,
+            peers: BTreeMap::new(),
+            mesh,
+            groups: Groups::default(),
+            local: Local::default(),
+            nonces: Nonces::default(),
+            dirty: VecDeque::new(),
+            closing: VecDeque::new(),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &NodeId {
+        &self.cfg.node_id
+    }
+
+    /// This node's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    // ----- (A) queries -------------------------------------------------
+
+    /// The members of `group`, sorted; `None` when it has none. Answered from
+    /// this node's view, without any network round trip.
+    pub fn members(&self, group: &str) -> Option<&[PortId]> {
+        self.groups.members(group)
+    }
+
+    /// Names of the groups that have members, sorted.
+    pub fn group_names(&self) -> impl Iterator<Item = &str> {
+        self.groups.names().map(|g| &**g)
+    }
+
+    /// Nodes with an authenticated connection whose memberships are known.
+    pub fn connected_nodes(&self) -> impl Iterator<Item = &NodeId> {
+        self.peers.iter().filter(|(_, p)| p.up).map(|(n, _)| n)
+    }
+
+    /// Nodes this node knows of (connected or not), with their addresses.
+    pub fn known_nodes(&self) -> impl Iterator<Item = (&NodeId, &[SocketAddr])> {
+        self.mesh.known.iter().map(|(n, k)| (n, k.addrs.as_slice()))
+    }
+
+    /// Counters and sizes, cheap to take.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.connections = self.conns.len();
+        s.authenticated = self.conns.values().filter(|c| c.is_active()).count();
+        s.known_nodes = self.mesh.known.len();
+        s.groups = self.groups.group_count();
+        s.members = self.groups.member_count();
+        s.monitors = self.groups.monitor_count();
+        s.local_ports = self.local.port_count();
+        s
+    }
+
+    // ----- (B) inputs from the driver ----------------------------------
+
+    /// A peer connected to one of our listeners from `addr`.
+    ///
+    /// Returns the connection's id, or `None` when a connection limit is
+    /// reached: then close the socket (an [`Event::InboundRefused`] is queued).
+    pub fn handle_inbound(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnId> {
+        let pending = self.conns.values().filter(|c| !c.is_active()).count();
+        if self.shut_down
+            || self.conns.len() >= self.cfg.limits.max_connections
+            || pending >= self.cfg.limits.max_unauthenticated
+        {
+            self.stats.inbound_refused += 1;
+            tracing::debug!(%addr, "inbound connection refused: connection limit");
+            self.events.push_back(Event::InboundRefused { addr });
+            return None;
+        }
+        let id = self.new_conn(now, Direction::Inbound, addr, DialFor::Nothing);
+        self.greet(now, id);
+        Some(id)
+    }
+
+    /// The dial requested by [`Action::Dial`] for `conn` connected.
+    pub fn handle_dialed(&mut self, now: Instant, conn: ConnId) {
+        if matches!(self.conns.get(&conn), Some(c) if matches!(c.phase, Phase::Dialing)) {
+            self.greet(now, conn);
+        }
+    }
+
+    /// The dial requested by [`Action::Dial`] for `conn` failed.
+    pub fn handle_dial_failed(&mut self, now: Instant, conn: ConnId) {
+        if self.conns.contains_key(&conn) {
+            self.remove_conn(now, conn, CloseReason::DialFailed, false);
+        }
+    }
+
+    /// Bytes arrived on `conn`, split anywhere. Unknown connections are ignored.
+    pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        self.stats.bytes_in += bytes.len() as u64;
+        c.last_recv = now;
+        c.reader.push(bytes);
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            match c.reader.next_frame() {
+                Ok(Some(frame)) => {
+                    self.stats.frames_in += 1;
+                    self.on_frame(now, conn, frame);
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let reason = match e {
+                        crate::wire::DecodeError::Malformed => CloseReason::Malformed,
+                        crate::wire::DecodeError::Version(theirs) => CloseReason::VersionMismatch {
+                            ours: crate::wire::PROTOCOL_VERSION,
+                            theirs,
+                        },
+                        crate::wire::DecodeError::TooLarge { .. } => {
+                            CloseReason::LimitExceeded(crate::event::Limit::FrameSize)
+                        }
+                    };
+                    self.close(now, conn, reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The connection was closed or reset by the peer or the network.
+    pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
+        if self.conns.contains_key(&conn) {
+            self.remove_conn(now, conn, CloseReason::Disconnected, false);
+        }
+    }
+
+    /// The driver's send buffer for `conn` is over its limit: the peer does
+    /// not read. The connection is closed with [`Limit::SendBuffer`](crate::Limit::SendBuffer).
+    pub fn handle_send_overflow(&mut self, now: Instant, conn: ConnId) {
+        if self.conns.contains_key(&conn) {
+            self.remove_conn(
+                now,
+                conn,
+                CloseReason::LimitExceeded(crate::event::Limit::SendBuffer),
+                false,
+            );
+        }
+    }
+
+    /// Time passed. Fires everything due at `now`; calling it early is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.shut_down {
+            return;
+        }
+        let t = self.cfg.timeouts.clone();
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            let Some(c) = self.conns.get(&id) else {
+                continue;
+            };
+            if !c.is_active() {
+                if now.saturating_since(c.opened) >= t.handshake_timeout {
+                    self.close(now, id, CloseReason::HandshakeTimeout);
+                }
+                continue;
+            }
+            if now.saturating_since(c.last_recv) >= t.keepalive_timeout {
+                self.close(now, id, CloseReason::KeepaliveTimeout);
+            } else if now.saturating_since(c.last_send) >= t.ping_interval {
+                self.send(now, id, &Frame::Ping);
+            }
+        }
+        for due in self.mesh.due(now) {
+            match due {
+                DueDial::Seed(i, addr) => {
+                    let id = self.dial(now, addr, DialFor::Seed(i));
+                    self.mesh.seeds[i].dial.in_flight = Some(id);
+                }
+                DueDial::Node(node, addr) => {
+                    let id = self.dial(now, addr, DialFor::Node(node.clone()));
+                    if let Some(k) = self.mesh.known.get_mut(&node) {
+                        k.dial.in_flight = Some(id);
+                    }
+                }
+            }
+        }
+        for node in self.mesh.forget(now, &t) {
+            tracing::debug!(%node, "forgot unreachable node");
+        }
+    }
+
+    // ----- (C) local API -----------------------------------------------
+
+    /// Creates a local port. Its number is never reused by this incarnation.
+    pub fn open_port(&mut self) -> PortId {
+        let n = self.local.open_port();
+        PortId::new(self.cfg.node_id.clone(), self.incarnation, n)
+    }
+
+    /// Destroys a local port: all its registrations end, everywhere.
+    ///
+    /// # Errors
+    /// [`ApiError::NotLocalPort`] if it is not a live port of this node.
+    pub fn close_port(&mut self, port: &PortId) -> Result<(), ApiError> {
+        self.live()?;
+        let n = self.local_number(port)?;
+        let left = self.local.close_port(n).ok_or(ApiError::NotLocalPort)?;
+        for group in left {
+            self.groups
+                .apply(&group, &[], core::slice::from_ref(port), &mut self.events);
+        }
+        Ok(())
+    }
+
+    /// Registers a local port in `group`. The port is a member until its last
+    /// registration in the group ends or the port is closed.
+    ///
+    /// # Errors
+    /// [`ApiError::BadGroupName`], [`ApiError::NotLocalPort`]; nothing changes.
+    pub fn register(&mut self, group: &str, port: &PortId) -> Result<RegId, ApiError> {
+        self.live()?;
+        check_group(group)?;
+        let n = self.local_number(port)?;
+        let group = group_name(group);
+        let (id, joined) = self
+            .local
+            .register(group.clone(), n)
+            .ok_or(ApiError::NotLocalPort)?;
+        if joined {
+            self.groups
+                .apply(&group, core::slice::from_ref(port), &[], &mut self.events);
+        }
+        Ok(id)
+    }
+
+    /// Ends a registration.
+    ///
+    /// # Errors
+    /// [`ApiError::UnknownRegistration`] if it already ended; nothing changes.
+    pub fn unregister(&mut self, reg: RegId) -> Result<(), ApiError> {
+        self.live()?;
+        let (group, n, left) = self
+            .local
+            .unregister(reg)
+            .ok_or(ApiError::UnknownRegistration)?;
+        if left {
+            let port = PortId::new(self.cfg.node_id.clone(), self.incarnation, n);
+            self.groups
+                .apply(&group, &[], core::slice::from_ref(&port), &mut self.events);
+        }
+        Ok(())
+    }
+
+    /// Starts monitoring `group`. If it has members, the first event
+    /// `(members, members, [])` is queued at once.
+    ///
+    /// # Errors
+    /// [`ApiError::BadGroupName`]; nothing changes.
+    pub fn monitor(&mut self, group: &str) -> Result<MonitorId, ApiError> {
+        self.live()?;
+        check_group(group)?;
+        self.next_monitor += 1;
+        let id = MonitorId(self.next_monitor);
+        self.groups.monitor(id, group_name(group), &mut self.events);
+        Ok(id)
+    }
+
+    /// Stops a monitor: no more events for it are queued.
+    ///
+    /// # Errors
+    /// [`ApiError::UnknownMonitor`] if it already ended.
+    pub fn unmonitor(&mut self, monitor: MonitorId) -> Result<(), ApiError> {
+        if self.groups.unmonitor(monitor) {
+            Ok(())
+        } else {
+            Err(ApiError::UnknownMonitor)
+        }
+    }
+
+    /// Adds a seed address, dialled at the next [`handle_timeout`](Self::handle_timeout).
+    pub fn add_seed(&mut self, now: Instant, addr: SocketAddr) {
+        self.mesh.add_seed(addr, now);
+    }
+
+    /// Tells every peer this node is leaving and closes every connection, so
+    /// peers drop its members at once. Afterwards the node does nothing.
+    pub fn shutdown(&mut self, now: Instant) {
+        if self.shut_down {
+            return;
+        }
+        self.flush_local();
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(now, id, CloseReason::Shutdown);
+        }
+        self.shut_down = true;
+    }
+
+    // ----- (D) outputs -------------------------------------------------
+
+    /// Bytes to write to a connection, or `None` when there are none.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(t) = self.closing.pop_front() {
+            self.stats.bytes_out += t.data.len() as u64;
+            return Some(t);
+        }
+        self.flush_local();
+        while let Some(id) = self.dirty.pop_front() {
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            if c.out.is_empty() {
+                continue;
+            }
+            let data = core::mem::take(&mut c.out);
+            self.stats.bytes_out += data.len() as u64;
+            return Some(Transmit { conn: id, data });
+        }
+        None
+    }
+
+    /// A connection to dial or close, or `None`.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// An event for the user, or `None`.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called;
+    /// `None` when nothing is scheduled. Changes after every input.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.shut_down {
+            return None;
+        }
+        let t = &self.cfg.timeouts;
+        let conns = self.conns.values().map(|c| {
+            if c.is_active() {
+                (c.last_recv + t.keepalive_timeout).min(c.last_send + t.ping_interval)
+            } else {
+                c.opened + t.handshake_timeout
+            }
+        });
+        conns.chain(self.mesh.next_timeout(t)).min()
+    }
+
+    // ----- internals shared by the other modules -----------------------
+
+    fn live(&self) -> Result<(), ApiError> {
+        if self.shut_down {
+            Err(ApiError::ShutDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn local_number(&self, port: &PortId) -> Result<u64, ApiError> {
+        if port.node() == &self.cfg.node_id
+            && port.incarnation() == self.incarnation
+            && self.local.is_live(port.number())
+        {
+            Ok(port.number())
+        } else {
+            Err(ApiError::NotLocalPort)
+        }
+    }
+
+    fn new_conn(
+        &mut self,
+        now: Instant,
+        dir: Direction,
+        addr: SocketAddr,
+        dial_for: DialFor,
+    ) -> ConnId {
+        self.next_conn += 1;
+        let id = ConnId(self.next_conn);
+        let conn = Conn::new(id, dir, addr, dial_for, now, self.cfg.limits.max_frame);
+        self.conns.insert(id, conn);
+        id
+    }
+
+    fn dial(&mut self, now: Instant, addr: SocketAddr, dial_for: DialFor) -> ConnId {
+        let id = self.new_conn(now, Direction::Outbound, addr, dial_for);
+        tracing::debug!(conn = %id, %addr, "dialling");
+        self.actions.push_back(Action::Dial { conn: id, addr });
+        id
+    }
+
+    /// Queues one frame on a connection.
+    pub(crate) fn send(&mut self, now: Instant, id: ConnId, frame: &Frame) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            if c.out.is_empty() {
+                self.dirty.push_back(id);
+            }
+            c.send(frame, now);
+            self.stats.frames_out += 1;
+        }
+    }
+
+    /// Queues membership changes on a connection, in as few frames as fit.
+    pub(crate) fn send_batch(
+        &mut self,
+        id: ConnId,
+        kind: BatchKind,
+        changes: impl IntoIterator<Item = crate::local::Change>,
+    ) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            if c.out.is_empty() {
+                self.dirty.push_back(id);
+            }
+            let frames = batch::encode(kind, changes, c.peer_max_frame, &mut c.out);
+            self.stats.frames_out += frames as u64;
+        }
+    }
+
+    /// Sends local changes not yet sent to every peer that has our snapshot.
+    pub(crate) fn flush_local(&mut self) {
+        if !self.local.has_pending() {
+            return;
+        }
+        let changes = self.local.take_pending();
+        let active: Vec<ConnId> = self
+            .conns
+            .values()
+            .filter(|c| c.is_active())
+            .map(|c| c.id)
+            .collect();
+        for id in active {
+            self.send_batch(id, BatchKind::Update, changes.iter().cloned());
+        }
+    }
+
+    /// Closes a connection from our side: tell the peer why, ask the driver
+    /// to close it, forget it.
+    pub(crate) fn close(&mut self, now: Instant, id: ConnId, reason: CloseReason) {
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        if let (Some(wire), false) = (reason.to_wire(), matches!(c.phase, Phase::Dialing)) {
+            self.send(now, id, &Frame::Close { reason: wire });
+        }
+        self.remove_conn(now, id, reason, true);
+    }
+
+    /// Forgets a connection and everything that hangs on it.
+    pub(crate) fn remove_conn(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        reason: CloseReason,
+        ours: bool,
+    ) {
+        let Some(mut c) = self.conns.remove(&id) else {
+            return;
+        };
+        if ours {
+            if !c.out.is_empty() {
+                self.closing.push_back(Transmit {
+                    conn: id,
+                    data: core::mem::take(&mut c.out),
+                });
+            }
+            self.actions.push_back(Action::Close { conn: id });
+        }
+        let authenticated = c.is_active();
+        let node = c.peer();
+        self.stats.count_close(reason);
+        tracing::debug!(conn = %id, addr = %c.addr, node = ?node, %reason, authenticated, "connection closed");
+        self.events.push_back(Event::ConnectionClosed {
+            conn: id,
+            addr: c.addr,
+            node: node.clone(),
+            authenticated,
+            reason,
+        });
+        self.dial_ended(now, &c, reason);
+        if let (true, Some(node)) = (authenticated, node) {
+            self.conn_lost(now, &node, id, reason);
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! A connection's protocol, frame by frame: greeting, authentication, the one
+//! connection per pair, the snapshot and incremental changes, and what losing
+//! a connection does to the view.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use crate::batch::BatchKind;
+use crate::conn::{Conn, DialFor, Phase, RemoteView};
+use crate::event::{CloseReason, Direction, Event, Limit};
+use crate::handshake::{self, check_hello};
+use crate::ids::{group_name, ConnId, GroupName, NodeId, PortId};
+use crate::mesh::{Dial, Known};
+use crate::node::{Node, Peer};
+use crate::time::Instant;
+use crate::wire::{
+    BoundedVec, Frame, GroupChange, GroupPorts, Hello, PeerInfo, WireAddr, WireNodeId,
+    MAX_PEERS_PER_FRAME, PROTOCOL_VERSION,
+};
+
+/// Smallest frame size a peer may ask us to keep to.
+const MIN_PEER_FRAME: usize = 1024;
+
+impl Node {
+    /// Sends our greeting on a freshly connected connection.
+    pub(crate) fn greet(&mut self, now: Instant, id: ConnId) {
+        let mut node = WireNodeId::new();
+        node.push_str(self.cfg.node_id.as_str())
+            .unwrap_or_else(|_| unreachable!("NodeId is at most MAX_NODE_ID bytes"));
+        let nonce = handshake::fresh_nonce(&mut self.rng);
+        self.nonces.insert(nonce);
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            node,
+            incarnation: self.incarnation,
+            addrs: self
+                .cfg
+                .listen_addrs
+                .iter()
+                .map(|a| WireAddr::from(*a))
+                .collect(),
+            nonce,
+            max_frame: u32::try_from(self.cfg.limits.max_frame).unwrap_or(u32::MAX),
+        };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        c.opened = now;
+        c.last_recv = now;
+        let hello = Box::new(hello);
+        c.phase = Phase::Greeting {
+            ours: hello.clone(),
+            theirs: None,
+        };
+        tracing::debug!(conn = %id, addr = %c.addr, dir = ?c.dir, "connection opened");
+        self.send(now, id, &Frame::Hello(hello));
+    }
+
+    pub(crate) fn on_frame(&mut self, now: Instant, id: ConnId, frame: Frame) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        match (&mut c.phase, frame) {
+            (_, Frame::Close { reason }) => {
+                self.remove_conn(now, id, CloseReason::Remote(reason), false)
+            }
+            (Phase::Greeting { ours, theirs }, Frame::Hello(hello)) if theirs.is_none() => {
+                if let Err(reason) = check_hello(ours, &hello, &mut self.nonces) {
+                    if reason == CloseReason::SelfConnection {
+                        if let DialFor::Seed(i) = c.dial_for {
+                            self.mesh.seeds[i].is_self = true;
+                        }
+                    }
+                    self.close(now, id, reason);
+                    return;
+                }
+                let mac = handshake::prove(&self.cfg.secret, ours, &hello);
+                c.peer_max_frame =
+                    (hello.max_frame as usize).clamp(MIN_PEER_FRAME, self.cfg.limits.max_frame);
+                *theirs = Some(hello);
+                self.send(now, id, &Frame::Auth { mac });
+            }
+            (
+                Phase::Greeting {
+                    ours,
+                    theirs: Some(theirs),
+                },
+                Frame::Auth { mac },
+            ) => {
+                if handshake::verify(&self.cfg.secret, ours, theirs, &mac) {
+                    let theirs = theirs.clone();
+                    self.authenticated(now, id, theirs);
+                } else {
+                    self.close(now, id, CloseReason::AuthenticationFailed);
+                }
+            }
+            (Phase::Active { .. }, Frame::Ping) => {}
+            (Phase::Active { .. }, Frame::Peers { nodes }) => self.on_peers(now, id, nodes),
+            (Phase::Active { .. }, Frame::Sync { groups, done }) => {
+                self.on_sync(now, id, groups, done)
+            }
+            (Phase::Active { .. }, Frame::Update { groups }) => self.on_update(now, id, groups),
+            _ => self.close(now, id, CloseReason::UnexpectedFrame),
+        }
+    }
+
+    /// The peer proved the secret. Keep one connection per pair, then send it
+    /// the nodes we are connected to and our snapshot.
+    fn authenticated(&mut self, now: Instant, id: ConnId, hello: Box<Hello>) {
+        let Ok(node) = NodeId::new(&hello.node) else {
+            unreachable!("decoded node ids are 1..=MAX_NODE_ID bytes");
+        };
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        let addrs = resolve_addrs(&hello, c.addr);
+        let dir = c.dir;
+        let dial_for = c.dial_for.clone();
+
+        // One connection per pair.
+        if let Some(old) = self.peers.get(&node).map(|p| p.conn) {
+            if let Some(o) = self.conns.get(&old) {
+                let old_inc = match &o.phase {
+                    Phase::Active { incarnation, .. } => *incarnation,
+                    _ => unreachable!("a peer's connection is active"),
+                };
+                let (keep_new, reason) = if old_inc != hello.incarnation {
+                    (true, CloseReason::Restarted)
+                } else if o.dir == dir {
+                    // Same direction: the dialler only dials again once it
+                    // considers the old one dead, so the newer one is right.
+                    (true, CloseReason::Superseded)
+                } else {
+                    // Both dialled: keep the one the smaller id dialled.
+                    let we_are_smaller = self.cfg.node_id < node;
+                    let new_is_ours = dir == Direction::Outbound;
+                    (we_are_smaller == new_is_ours, CloseReason::Superseded)
+                };
+                if !keep_new {
+                    self.close(now, id, reason);
+                    return;
+                }
+                self.close(now, old, reason);
+            }
+        }
+        tracing::debug!(conn = %id, %node, incarnation = hello.incarnation, "authenticated");
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.phase = Phase::Active {
+                node: node.clone(),
+                incarnation: hello.incarnation,
+                incoming: Some(RemoteView::default()),
+            };
+        }
+        match self.peers.get_mut(&node) {
+            Some(p) => p.conn = id,
+            None => {
+                self.peers.insert(
+                    node.clone(),
+                    Peer {
+                        conn: id,
+                        incarnation: hello.incarnation,
+                        view: RemoteView::default(),
+                        up: false,
+                    },
+                );
+            }
+        }
+
+        // The mesh: remember the node, stop dialling it, tell the others.
+        let known = self
+            .mesh
+            .known
+            .entry(node.clone())
+            .or_insert_with(|| Known {
+                addrs: Vec::new(),
+                dial: Dial::at(now),
+                last_seen: now,
+                connected: false,
+            });
+        known.connected = true;
+        known.last_seen = now;
+        known.dial = Dial::at(now);
+        if !addrs.is_empty() {
+            known.addrs = addrs.clone();
+        }
+        if let DialFor::Seed(i) = dial_for {
+            let seed = &mut self.mesh.seeds[i];
+            seed.node = Some(node.clone());
+            seed.dial = Dial::at(now);
+        }
+
+        // Peers that already have our snapshot get our pending changes first,
+        // so the snapshot below is exactly what they now know too.
+        self.flush_local();
+        let others: Vec<(ConnId, PeerInfo)> = self
+            .peers
+            .iter()
+            .filter(|(n, p)| **n != node && p.conn != id)
+            .filter_map(|(n, p)| {
+                let k = self.mesh.known.get(n)?;
+                Some((p.conn, peer_info(n, &k.addrs)))
+            })
+            .collect();
+        let mut list = BoundedVec::<PeerInfo, MAX_PEERS_PER_FRAME>::new();
+        for (_, info) in &others {
+            if list.try_push(info.clone()).is_err() {
+                break;
+            }
+        }
+        if !list.is_empty() {
+            self.send(now, id, &Frame::Peers { nodes: list });
+        }
+        let snapshot: Vec<_> = self.local.snapshot().collect();
+        self.send_batch(id, BatchKind::Snapshot, snapshot);
+        if !addrs.is_empty() {
+            let mut me = BoundedVec::new();
+            let _ = me.try_push(peer_info(&node, &addrs));
+            let announce = Frame::Peers { nodes: me };
+            for (conn, _) in others {
+                self.send(now, conn, &announce);
+            }
+        }
+    }
+
+    /// A peer told us of nodes it is connected to.
+    fn on_peers(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        nodes: BoundedVec<PeerInfo, MAX_PEERS_PER_FRAME>,
+    ) {
+        let from = self.conns.get(&id).map(|c| c.addr);
+        for info in nodes.iter() {
+            let Ok(node) = NodeId::new(&info.node) else {
+                continue;
+            };
+            if node == self.cfg.node_id {
+                continue;
+            }
+            if let Some(k) = self.mesh.known.get_mut(&node) {
+                k.last_seen = now;
+                if k.addrs.is_empty() {
+                    k.addrs = info.addrs.iter().map(|a| SocketAddr::from(*a)).collect();
+                }
+                continue;
+            }
+            if self.mesh.known.len() >= self.cfg.limits.max_known_nodes {
+                self.close(now, id, CloseReason::LimitExceeded(Limit::KnownNodes));
+                return;
+            }
+            // The smaller id dials first; the other waits to be dialled.
+            let first = if self.cfg.node_id < node {
+                now
+            } else {
+                now + self.cfg.timeouts.gossip_dial_delay
+            };
+            tracing::debug!(%node, from = ?from, "learned of node");
+            self.mesh.known.insert(
+                node,
+                Known {
+                    addrs: info.addrs.iter().map(|a| SocketAddr::from(*a)).collect(),
+                    dial: Dial::at(first),
+                    last_seen: now,
+                    connected: false,
+                },
+            );
+        }
+    }
+
+    /// Part of the peer's snapshot.
+    fn on_sync(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        groups: BoundedVec<GroupPorts, { crate::wire::MAX_GROUPS_PER_FRAME }>,
+        done: bool,
+    ) {
+        let limits = self.cfg.limits.clone();
+        let Some(Conn {
+            phase: Phase::Active { incoming, .. },
+            ..
+        }) = self.conns.get_mut(&id)
+        else {
+            return;
+        };
+        let Some(view) = incoming.as_mut() else {
+            self.close(now, id, CloseReason::UnexpectedFrame);
+            return;
+        };
+        for entry in groups.iter() {
+            let group = group_name(&entry.group);
+            for &port in entry.ports.iter() {
+                view.join(&group, port);
+            }
+            if let Err(limit) = check_limits(view, &limits) {
+                self.close(now, id, CloseReason::LimitExceeded(limit));
+                return;
+            }
+        }
+        if done {
+            self.finish_sync(id);
+        }
+    }
+
+    /// The peer's snapshot is complete: replace what we knew of it, in one
+    /// delta per group.
+    fn finish_sync(&mut self, id: ConnId) {
+        let Some(Conn {
+            phase:
+                Phase::Active {
+                    node,
+                    incarnation,
+                    incoming,
+                },
+            ..
+        }) = self.conns.get_mut(&id)
+        else {
+            return;
+        };
+        let (node, inc) = (node.clone(), *incarnation);
+        let Some(new) = incoming.take() else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&node) else {
+            return;
+        };
+        let old = core::mem::replace(&mut peer.view, new);
+        let old_inc = core::mem::replace(&mut peer.incarnation, inc);
+        let was_up = core::mem::replace(&mut peer.up, true);
+        if was_up && old_inc != inc {
+            self.events.push_back(Event::NodeDown {
+                node: node.clone(),
+                incarnation: old_inc,
+                reason: CloseReason::Restarted,
+            });
+        }
+        if !was_up || old_inc != inc {
+            tracing::debug!(%node, incarnation = inc, "node up");
+            self.events.push_back(Event::NodeUp {
+                node: node.clone(),
+                incarnation: inc,
+            });
+        }
+        let new = &self.peers[&node].view;
+        let port = |inc: u64, n: u64| PortId::new(node.clone(), inc, n);
+        let empty = BTreeSet::new();
+        let names: BTreeSet<&GroupName> = old.groups.keys().chain(new.groups.keys()).collect();
+        let mut deltas = Vec::new();
+        for group in names {
+            let before = old.groups.get(group).unwrap_or(&empty);
+            let after = new.groups.get(group).unwrap_or(&empty);
+            let (added, removed): (Vec<PortId>, Vec<PortId>) = if old_inc == inc {
+                (
+                    after.difference(before).map(|&n| port(inc, n)).collect(),
+                    before.difference(after).map(|&n| port(inc, n)).collect(),
+                )
+            } else {
+                (
+                    after.iter().map(|&n| port(inc, n)).collect(),
+                    before.iter().map(|&n| port(old_inc, n)).collect(),
+                )
+            };
+            deltas.push((group.clone(), added, removed));
+        }
+        for (group, added, removed) in deltas {
+            self.groups
+                .apply(&group, &added, &removed, &mut self.events);
+        }
+    }
+
+    /// Incremental changes from the peer.
+    fn on_update(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        groups: BoundedVec<GroupChange, { crate::wire::MAX_GROUPS_PER_FRAME }>,
+    ) {
+        let limits = self.cfg.limits.clone();
+        let Some(Conn {
+            phase:
+                Phase::Active {
+                    node,
+                    incarnation,
+                    incoming,
+                },
+            ..
+        }) = self.conns.get_mut(&id)
+        else {
+            return;
+        };
+        let inc = *incarnation;
+        if let Some(view) = incoming.as_mut() {
+            // Still in the snapshot: changes apply to it.
+            for entry in groups.iter() {
+                let group = group_name(&entry.group);
+                for &p in entry.joined.iter() {
+                    view.join(&group, p);
+                }
+                for &p in entry.left.iter() {
+                    view.leave(&group, p);
+                }
+                if let Err(limit) = check_limits(view, &limits) {
+                    self.close(now, id, CloseReason::LimitExceeded(limit));
+                    return;
+                }
+            }
+            return;
+        }
+        let node = node.clone();
+        let Some(peer) = self.peers.get_mut(&node).filter(|p| p.conn == id) else {
+            return;
+        };
+        for entry in groups.iter() {
+            let group = group_name(&entry.group);
+            let mut added = BTreeSet::new();
+            let mut removed = Vec::new();
+            for &p in entry.joined.iter() {
+                if peer.view.join(&group, p) {
+                    added.insert(p);
+                }
+            }
+            for &p in entry.left.iter() {
+                if peer.view.leave(&group, p) && !added.remove(&p) {
+                    removed.push(p);
+                }
+            }
+            if let Err(limit) = check_limits(&peer.view, &limits) {
+                self.close(now, id, CloseReason::LimitExceeded(limit));
+                return;
+            }
+            removed.sort_unstable();
+            let added: Vec<PortId> = added
+                .into_iter()
+                .map(|n| PortId::new(node.clone(), inc, n))
+                .collect();
+            let removed: Vec<PortId> = removed
+                .into_iter()
+                .map(|n| PortId::new(node.clone(), inc, n))
+                .collect();
+            self.groups
+                .apply(&group, &added, &removed, &mut self.events);
+        }
+    }
+
+    /// The peer's one connection is gone: its members leave, one delta per group.
+    pub(crate) fn conn_lost(
+        &mut self,
+        now: Instant,
+        node: &NodeId,
+        id: ConnId,
+        reason: CloseReason,
+    ) {
+        if self.peers.get(node).is_none_or(|p| p.conn != id) {
+            return;
+        }
+        let Some(peer) = self.peers.remove(node) else {
+            return;
+        };
+        if peer.up {
+            tracing::debug!(%node, %reason, "node down");
+            self.events.push_back(Event::NodeDown {
+                node: node.clone(),
+                incarnation: peer.incarnation,
+                reason,
+            });
+        }
+        for (group, ports) in &peer.view.groups {
+            let removed: Vec<PortId> = ports
+                .iter()
+                .map(|&n| PortId::new(node.clone(), peer.incarnation, n))
+                .collect();
+            self.groups.apply(group, &[], &removed, &mut self.events);
+        }
+        if let Some(k) = self.mesh.known.get_mut(node) {
+            k.connected = false;
+            k.last_seen = now;
+            if k.dial.in_flight.is_none() {
+                k.dial.back_off(now, &self.cfg.timeouts, &mut self.rng);
+            }
+        }
+    }
+
+    /// A connection we dialled ended: back off its target.
+    pub(crate) fn dial_ended(&mut self, now: Instant, c: &Conn, _reason: CloseReason) {
+        let dial = match &c.dial_for {
+            DialFor::Nothing => return,
+            DialFor::Seed(i) => self.mesh.seeds.get_mut(*i).map(|s| &mut s.dial),
+            DialFor::Node(n) => self.mesh.known.get_mut(n).map(|k| &mut k.dial),
+        };
+        if let Some(dial) = dial.filter(|d| d.in_flight == Some(c.id)) {
+            dial.back_off(now, &self.cfg.timeouts, &mut self.rng);
+        }
+    }
+}
+
+/// A peer's advertised addresses, with an unspecified IP replaced by the one
+/// the connection sees.
+fn resolve_addrs(hello: &Hello, seen: SocketAddr) -> Vec<SocketAddr> {
+    hello
+        .addrs
+        .iter()
+        .map(|a| {
+            let mut a = SocketAddr::from(*a);
+            if a.ip().is_unspecified() {
+                a.set_ip(seen.ip());
+            }
+            a
+        })
+        .collect()
+}
+
+fn peer_info(node: &NodeId, addrs: &[SocketAddr]) -> PeerInfo {
+    let mut id = WireNodeId::new();
+    id.push_str(node.as_str())
+        .unwrap_or_else(|_| unreachable!("NodeId is at most MAX_NODE_ID bytes"));
+    PeerInfo {
+        node: id,
+        addrs: addrs
+            .iter()
+            .take(crate::wire::MAX_ADDRS)
+            .map(|a| WireAddr::from(*a))
+            .collect(),
+    }
+}
+
+fn check_limits(view: &RemoteView, limits: &crate::config::Limits) -> Result<(), Limit> {
+    if view.groups.len() > limits.max_groups_per_peer {
+        Err(Limit::Groups)
+    } else if view.members > limits.max_members_per_peer {
+        Err(Limit::Members)
+    } else {
+        Ok(())
+    }
+}

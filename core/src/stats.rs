@@ -1,0 +1,46 @@
+//! A cheap snapshot of what a node holds and has done.
+
+use alloc::vec::Vec;
+
+use crate::event::CloseReason;
+
+/// Counters and sizes from [`Node::stats`](crate::Node::stats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Open connections, in any phase.
+    pub connections: usize,
+    /// Authenticated connections.
+    pub authenticated: usize,
+    /// Nodes known (connected or not).
+    pub known_nodes: usize,
+    /// Groups with members.
+    pub groups: usize,
+    /// (group, port) memberships in the view, local and remote.
+    pub members: usize,
+    /// Live monitors.
+    pub monitors: usize,
+    /// Live local ports.
+    pub local_ports: usize,
+    /// Frames received.
+    pub frames_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes handed to the driver to send.
+    pub bytes_out: u64,
+    /// Inbound connections turned away by a connection limit.
+    pub inbound_refused: u64,
+    /// Connections closed, by reason.
+    pub closed: Vec<(CloseReason, u64)>,
+}
+
+impl Stats {
+    pub(crate) fn count_close(&mut self, reason: CloseReason) {
+        match self.closed.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += 1,
+            None => self.closed.push((reason, 1)),
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The wire protocol: every frame two nodes exchange, and its encoding.
+//!
+//! A frame on the byte stream is a 4-byte little-endian length followed by that
+//! many bytes of a postcard-encoded [`Frame`]. The length is checked against the
+//! maximum frame size before anything is buffered or decoded, and a body with
+//! trailing bytes is rejected. Every variable-length field is bounded by its type.
+//!
+//! Versioning: [`Frame::Hello`] is variant 0 and its first field is the protocol
+//! version, in every version, so a peer of another version is told apart from a
+//! broken one and refused with [`CloseReason::VersionMismatch`](crate::CloseReason::VersionMismatch).
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+use core::marker::PhantomData;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::event::WireReason;
+use crate::ids::{MAX_GROUP_NAME, MAX_NODE_ID};
+
+/// The protocol version this core speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Most listen addresses a node advertises.
+pub const MAX_ADDRS: usize = 8;
+/// Length of handshake nonces.
+pub const NONCE_LEN: usize = 32;
+/// Length of handshake MACs (HMAC-SHA256).
+pub const MAC_LEN: usize = 32;
+/// Bytes of the length prefix in front of every frame.
+pub const LEN_PREFIX: usize = 4;
+/// Most nodes in one [`Frame::Peers`].
+pub const MAX_PEERS_PER_FRAME: usize = 1024;
+/// Most groups in one [`Frame::Sync`] or [`Frame::Update`].
+pub const MAX_GROUPS_PER_FRAME: usize = 4096;
+/// Most ports in one group entry of a frame.
+pub const MAX_PORTS_PER_ENTRY: usize = 65_536;
+
+/// A node id on the wire.
+pub type WireNodeId = heapless::String<MAX_NODE_ID>;
+/// A group name on the wire.
+pub type WireGroup = heapless::String<MAX_GROUP_NAME>;
+
+/// One protocol frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum Frame {
+    /// The greeting both sides send first. Must stay variant 0.
+    Hello(Box<Hello>),
+    /// Proof of the shared secret: HMAC over both greetings (see `handshake`).
+    Auth {
+        /// The MAC.
+        mac: [u8; MAC_LEN],
+    },
+    /// Nodes the sender is connected to, with their addresses.
+    Peers {
+        /// The nodes.
+        nodes: BoundedVec<PeerInfo, MAX_PEERS_PER_FRAME>,
+    },
+    /// Part of the sender's snapshot of its own memberships; `done` on the last part.
+    Sync {
+        /// Groups and the sender's ports in them.
+        groups: BoundedVec<GroupPorts, MAX_GROUPS_PER_FRAME>,
+        /// This is the last part of the snapshot.
+        done: bool,
+    },
+    /// Incremental changes of the sender's memberships, after its snapshot.
+    Update {
+        /// Groups and the ports that joined and left them.
+        groups: BoundedVec<GroupChange, MAX_GROUPS_PER_FRAME>,
+    },
+    /// Keepalive: sent when nothing else was sent for the ping interval.
+    Ping,
+    /// The sender closes the connection, and says why.
+    Close {
+        /// Why.
+        reason: WireReason,
+    },
+}
+
+/// The greeting. Its first field must stay `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub struct Hello {
+    /// Protocol version of the sender.
+    pub version: u16,
+    /// The sender's node id.
+    pub node: WireNodeId,
+    /// The sender's incarnation.
+    pub incarnation: u64,
+    /// Where the sender can be dialled.
+    pub addrs: heapless::Vec<WireAddr, MAX_ADDRS>,
+    /// A fresh random nonce.
+    pub nonce: [u8; NONCE_LEN],
+    /// Largest frame the sender accepts.
+    pub max_frame: u32,
+}
+
+/// A node and its addresses, in [`Frame::Peers`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub struct PeerInfo {
+    /// The node.
+    pub node: WireNodeId,
+    /// Its addresses.
+    pub addrs: heapless::Vec<WireAddr, MAX_ADDRS>,
+}
+
+/// A group and the sender's ports in it, in [`Frame::Sync`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub struct GroupPorts {
+    /// The group.
+    pub group: WireGroup,
+    /// The sender's port numbers in it.
+    pub ports: BoundedVec<u64, MAX_PORTS_PER_ENTRY>,
+}
+
+/// A group and the sender's ports that joined and left it, in [`Frame::Update`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub struct GroupChange {
+    /// The group.
+    pub group: WireGroup,
+    /// Port numbers that joined.
+    pub joined: BoundedVec<u64, MAX_PORTS_PER_ENTRY>,
+    /// Port numbers that left.
+    pub left: BoundedVec<u64, MAX_PORTS_PER_ENTRY>,
+}
+
+/// A socket address on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum WireAddr {
+    /// IPv4 address and port.
+    V4([u8; 4], u16),
+    /// IPv6 address and port.
+    V6([u8; 16], u16),
+}
+
+impl From<SocketAddr> for WireAddr {
+    fn from(a: SocketAddr) -> Self {
+        match a.ip() {
+            IpAddr::V4(ip) => WireAddr::V4(ip.octets(), a.port()),
+            IpAddr::V6(ip) => WireAddr::V6(ip.octets(), a.port()),
+        }
+    }
+}
+
+impl From<WireAddr> for SocketAddr {
+    fn from(a: WireAddr) -> Self {
+        match a {
+            WireAddr::V4(ip, port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port),
+            WireAddr::V6(ip, port) => SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port),
+        }
+    }
+}
+
+/// A `Vec` that refuses to decode more than `N` elements.
+///
+/// Unlike `heapless::Vec` it does not reserve `N` elements inline, so frames
+/// nest lists of lists without huge stack frames; postcard checks each claimed
+/// length against the bytes left, so a lying length allocates nothing.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct BoundedVec<T, const N: usize>(Vec<T>);
+
+impl<T, const N: usize> BoundedVec<T, N> {
+    /// An empty list.
+    pub const fn new() -> Self {
+        BoundedVec(Vec::new())
+    }
+    /// Wraps `v`, or gives it back if it is longer than `N`.
+    pub fn try_from_vec(v: Vec<T>) -> Result<Self, Vec<T>> {
+        if v.len() > N {
+            Err(v)
+        } else {
+            Ok(BoundedVec(v))
+        }
+    }
+    /// Appends `item`, or gives it back when the list is full.
+    pub fn try_push(&mut self, item: T) -> Result<(), T> {
+        if self.0.len() >= N {
+            return Err(item);
+        }
+        self.0.push(item);
+        Ok(())
+    }
+    /// The elements.
+    pub fn as_slice(&self) -> &[T] {
+        &self.0
+    }
+    /// The elements, owned.
+    pub fn into_vec(self) -> Vec<T> {
+        self.0
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// No elements.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<T, const N: usize> core::ops::Deref for BoundedVec<T, N> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T: fmt::Debug, const N: usize> fmt::Debug for BoundedVec<T, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<T: Serialize, const N: usize> Serialize for BoundedVec<T, N> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for BoundedVec<T, N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T, const N: usize>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for V<T, N> {
+            type Value = BoundedVec<T, N>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a sequence of at most {N} elements")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                // Never trust the claimed length beyond N, nor beyond a modest
+                // preallocation: the elements themselves must be present.
+                let hint = seq.size_hint().unwrap_or(0).min(N).min(1024);
+                let mut v = Vec::with_capacity(hint);
+                while let Some(item) = seq.next_element()? {
+                    if v.len() == N {
+                        return Err(serde::de::Error::invalid_length(N + 1, &self));
+                    }
+                    v.push(item);
+                }
+                Ok(BoundedVec(v))
+            }
+        }
+        d.deserialize_seq(V::<T, N>(PhantomData))
+    }
+}
+
+#[cfg(feature = "fuzzing")]
+impl<'a, T: arbitrary::Arbitrary<'a>, const N: usize> arbitrary::Arbitrary<'a>
+    for BoundedVec<T, N>
+{
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let mut v = Vec::new();
+        for item in u.arbitrary_iter()? {
+            if v.len() == N {
+                break;
+            }
+            v.push(item?);
+        }
+        Ok(BoundedVec(v))
+    }
+}
+
+/// Why bytes did not decode as a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not a valid frame (bad encoding, a bound exceeded, an empty name, trailing bytes).
+    Malformed,
+    /// A greeting of another protocol version.
+    Version(u16),
+    /// The length prefix exceeds the maximum frame size.
+    TooLarge {
+        /// The announced length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+}
+
+impl Frame {
+    /// Appends this frame, length prefix included, to `out`.
+    ///
+    /// # Panics
+    /// Never for frames this crate builds: postcard only fails to encode into a
+    /// full fixed buffer, and `out` grows.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0; LEN_PREFIX]);
+        let mut buf = core::mem::take(out);
+        buf = postcard::to_extend(self, buf).expect("encoding into a Vec cannot fail");
+        *out = buf;
+        let len = u32::try_from(out.len() - start - LEN_PREFIX)
+            .expect("frames are built below max_frame, far under 4 GiB");
+        out[start..start + LEN_PREFIX].copy_from_slice(&len.to_le_bytes());
+    }
+
+    /// Decodes one frame body (without the length prefix). The whole body must
+    /// be one frame: trailing bytes are an error.
+    pub fn decode(body: &[u8]) -> Result<Frame, DecodeError> {
+        match postcard::take_from_bytes::<Frame>(body) {
+            Ok((frame, [])) if frame.is_valid() => Ok(frame),
+            Ok(_) => Err(DecodeError::Malformed),
+            Err(_) => match postcard::take_from_bytes::<(u8, u16)>(body) {
+                Ok(((0, version), _)) if version != PROTOCOL_VERSION => {
+                    Err(DecodeError::Version(version))
+                }
+                _ => Err(DecodeError::Malformed),
+            },
+        }
+    }
+
+    /// Checks what types cannot: names are non-empty.
+    fn is_valid(&self) -> bool {
+        match self {
+            Frame::Hello(h) => !h.node.is_empty(),
+            Frame::Peers { nodes } => nodes.iter().all(|p| !p.node.is_empty()),
+            Frame::Sync { groups, .. } => groups.iter().all(|g| !g.group.is_empty()),
+            Frame::Update { groups } => groups.iter().all(|g| !g.group.is_empty()),
+            Frame::Auth { .. } | Frame::Ping | Frame::Close { .. } => true,
+        }
+    }
+}
