@@ -78,3 +78,6 @@ pub use ids::{ConnId, MonitorId, NodeId, PortId, RegId, MAX_GROUP_NAME, MAX_NODE
 pub use node::Node;
 pub use stats::Stats;
 pub use time::Instant;
+
+#[cfg(test)]
+mod tests;

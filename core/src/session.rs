@@ -142,6 +142,12 @@ impl Node {
                     self.close(now, id, reason);
                     return;
                 }
+                // Hand the peer to the new connection first, so closing the
+                // old one loses nothing: what the old one published stays
+                // until the new snapshot replaces it.
+                if let Some(p) = self.peers.get_mut(&node) {
+                    p.conn = id;
+                }
                 self.close(now, old, reason);
             }
         }

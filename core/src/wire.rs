@@ -163,7 +163,7 @@ impl From<WireAddr> for SocketAddr {
 /// Unlike `heapless::Vec` it does not reserve `N` elements inline, so frames
 /// nest lists of lists without huge stack frames; postcard checks each claimed
 /// length against the bytes left, so a lying length allocates nothing.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct BoundedVec<T, const N: usize>(Vec<T>);
 
 impl<T, const N: usize> BoundedVec<T, N> {
@@ -202,6 +202,12 @@ impl<T, const N: usize> BoundedVec<T, N> {
     /// No elements.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl<T, const N: usize> Default for BoundedVec<T, N> {
+    fn default() -> Self {
+        BoundedVec::new()
     }
 }
 

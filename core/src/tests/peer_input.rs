@@ -1,0 +1,271 @@
+//! What a connected peer's frames do to the view: snapshot, updates, limits,
+//! loss, restarts.
+
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::{hello, new_node, RawPeer, SECRET};
+use crate::event::{CloseReason, Event, GroupDelta, Limit};
+use crate::ids::{NodeId, PortId};
+use crate::wire::{BoundedVec, Frame, GroupChange, GroupPorts, WireGroup};
+use crate::{Config, Instant, Node};
+
+fn g(name: &str) -> WireGroup {
+    let mut s = WireGroup::new();
+    s.push_str(name).expect("short");
+    s
+}
+
+fn sync(entries: &[(&str, &[u64])], done: bool) -> Frame {
+    Frame::Sync {
+        groups: BoundedVec::try_from_vec(
+            entries
+                .iter()
+                .map(|(name, ports)| GroupPorts {
+                    group: g(name),
+                    ports: BoundedVec::try_from_vec(ports.to_vec()).expect("short"),
+                })
+                .collect(),
+        )
+        .expect("short"),
+        done,
+    }
+}
+
+fn update(name: &str, joined: &[u64], left: &[u64]) -> Frame {
+    Frame::Update {
+        groups: BoundedVec::try_from_vec(vec![GroupChange {
+            group: g(name),
+            joined: BoundedVec::try_from_vec(joined.to_vec()).expect("short"),
+            left: BoundedVec::try_from_vec(left.to_vec()).expect("short"),
+        }])
+        .expect("short"),
+    }
+}
+
+fn port(node: &str, inc: u64, n: u64) -> PortId {
+    PortId::new(NodeId::new(node).expect("id"), inc, n)
+}
+
+fn deltas(events: &[Event]) -> Vec<&GroupDelta> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Group(d) => Some(d),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_snapshot_split_over_frames_is_applied_in_one_delta() {
+    let mut node = new_node("n");
+    node.monitor("g").expect("valid");
+    let mut p = RawPeer::authenticated(node, "x");
+    p.send(&sync(&[("g", &[1, 2])], false));
+    assert_eq!(p.node.members("g"), None, "nothing published before `done`");
+    p.send(&sync(&[("g", &[3])], true));
+    let want = vec![port("x", 9, 1), port("x", 9, 2), port("x", 9, 3)];
+    assert_eq!(p.node.members("g"), Some(&want[..]));
+    let d = deltas(&p.events);
+    assert_eq!(d.len(), 1);
+    assert_eq!((&d[0].members, &d[0].added), (&want, &want));
+}
+
+#[test]
+fn updates_after_the_snapshot_are_applied_as_they_come() {
+    let mut p = RawPeer::authenticated(new_node("n"), "x");
+    p.send(&sync(&[], true));
+    p.send(&update("g", &[5, 4], &[]));
+    assert_eq!(
+        p.node.members("g"),
+        Some(&[port("x", 9, 4), port("x", 9, 5)][..])
+    );
+    p.send(&update("g", &[], &[4, 99]));
+    assert_eq!(p.node.members("g"), Some(&[port("x", 9, 5)][..]));
+}
+
+#[test]
+fn a_port_that_joins_and_leaves_in_one_frame_changes_nothing() {
+    let mut node = new_node("n");
+    node.monitor("g").expect("valid");
+    let mut p = RawPeer::authenticated(node, "x");
+    p.send(&sync(&[], true));
+    p.send(&update("g", &[7], &[7]));
+    assert_eq!(p.node.members("g"), None);
+    assert!(deltas(&p.events).is_empty());
+}
+
+#[test]
+fn lost_node_members_vanish_in_one_delta_per_group() {
+    let mut node = new_node("n");
+    let local = node.open_port();
+    node.register("a", &local).expect("local");
+    node.monitor("a").expect("valid");
+    node.monitor("b").expect("valid");
+    let mut p = RawPeer::authenticated(node, "x");
+    p.send(&sync(&[("a", &[1, 2]), ("b", &[3])], true));
+    p.events.clear();
+    let (now, conn) = (p.now, p.conn);
+    p.node.handle_closed(now, conn);
+    p.drain();
+    let d = deltas(&p.events);
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!(d[0].removed, vec![port("x", 9, 1), port("x", 9, 2)]);
+    assert_eq!(d[0].members, vec![local.clone()]);
+    assert_eq!(d[1].removed, vec![port("x", 9, 3)]);
+    assert_eq!(p.node.members("a"), Some(&[local][..]));
+    assert_eq!(p.node.members("b"), None);
+    assert!(p.events.iter().any(|e| matches!(
+        e,
+        Event::NodeDown {
+            reason: CloseReason::Disconnected,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn too_many_groups_from_one_peer_close_it_and_keep_everyone_else() {
+    let mut cfg = Config::new(NodeId::new("n").expect("id"), SECRET);
+    cfg.limits.max_groups_per_peer = 2;
+    let mut node = Node::new(cfg, 1, [1; 32], Instant::ZERO).expect("valid");
+    let mine = node.open_port();
+    node.register("mine", &mine).expect("local");
+    let mut p = RawPeer::authenticated(node, "x");
+    p.send(&sync(&[], true));
+    p.send(&update("g1", &[1], &[]));
+    p.send(&update("g2", &[1], &[]));
+    assert_eq!(p.close_reason(), None);
+    p.send(&update("g3", &[1], &[]));
+    assert_eq!(
+        p.close_reason(),
+        Some(CloseReason::LimitExceeded(Limit::Groups))
+    );
+    assert_eq!(
+        p.node.members("g1"),
+        None,
+        "the closed peer's members are gone"
+    );
+    assert_eq!(
+        p.node.members("mine"),
+        Some(&[mine][..]),
+        "ours are untouched"
+    );
+}
+
+#[test]
+fn too_many_members_in_a_snapshot_close_the_connection() {
+    let mut cfg = Config::new(NodeId::new("n").expect("id"), SECRET);
+    cfg.limits.max_members_per_peer = 3;
+    let node = Node::new(cfg, 1, [1; 32], Instant::ZERO).expect("valid");
+    let mut p = RawPeer::authenticated(node, "x");
+    p.send(&sync(&[("g", &[1, 2, 3, 4])], true));
+    assert_eq!(
+        p.close_reason(),
+        Some(CloseReason::LimitExceeded(Limit::Members))
+    );
+    assert_eq!(p.node.members("g"), None);
+}
+
+#[test]
+fn a_restarted_peer_replaces_its_old_incarnation_in_one_delta() {
+    let mut node = new_node("n");
+    node.monitor("g").expect("valid");
+    let mut old = RawPeer::authenticated(node, "x");
+    old.send(&sync(&[("g", &[1])], true));
+    // The old connection stays half-open; the new incarnation connects.
+    let mut node = old.node;
+    let conn = node
+        .handle_inbound(Instant::ZERO, super::addr(9001))
+        .expect("room");
+    let mut fresh = RawPeer {
+        node,
+        conn,
+        ..RawPeer::connect(new_node("unused"))
+    };
+    fresh.events.clear();
+    fresh.got.clear();
+    fresh.drain();
+    let theirs = fresh.got.iter().find_map(|f| match f {
+        Frame::Hello(h) => Some((**h).clone()),
+        _ => None,
+    });
+    let mut ours = hello("x", 43);
+    ours.incarnation = 10;
+    fresh.send(&Frame::Hello(Box::new(ours.clone())));
+    let mac = crate::handshake::prove(SECRET, &ours, &theirs.expect("greeted"));
+    fresh.send(&Frame::Auth { mac });
+    assert_eq!(
+        fresh.node.members("g"),
+        Some(&[port("x", 9, 1)][..]),
+        "until the new snapshot"
+    );
+    fresh.send(&sync(&[("g", &[1])], true));
+    assert_eq!(fresh.node.members("g"), Some(&[port("x", 10, 1)][..]));
+    let d = deltas(&fresh.events);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].added, vec![port("x", 10, 1)]);
+    assert_eq!(d[0].removed, vec![port("x", 9, 1)]);
+    assert!(fresh.events.iter().any(|e| matches!(
+        e,
+        Event::ConnectionClosed {
+            reason: CloseReason::Restarted,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_peer_announcing_more_nodes_than_the_limit_is_closed() {
+    let mut cfg = Config::new(NodeId::new("n").expect("id"), SECRET);
+    cfg.limits.max_known_nodes = 2;
+    let node = Node::new(cfg, 1, [1; 32], Instant::ZERO).expect("valid");
+    let mut p = RawPeer::authenticated(node, "x");
+    let nodes = (0..3)
+        .map(|i| crate::wire::PeerInfo {
+            node: super::wire_id(&alloc::format!("m{i}")),
+            addrs: heapless::Vec::new(),
+        })
+        .collect();
+    p.send(&Frame::Peers {
+        nodes: BoundedVec::try_from_vec(nodes).expect("short"),
+    });
+    assert_eq!(
+        p.close_reason(),
+        Some(CloseReason::LimitExceeded(Limit::KnownNodes))
+    );
+}
+
+#[test]
+fn a_timeout_before_the_deadline_changes_nothing() {
+    let mut p = RawPeer::authenticated(new_node("n"), "x");
+    p.send(&sync(&[], true));
+    let next = p.node.poll_timeout().expect("keepalive scheduled");
+    let before = p.got.len();
+    p.node
+        .handle_timeout(Instant::from_millis(next.as_millis() - 1));
+    p.drain();
+    assert_eq!(p.got.len(), before);
+    assert_eq!(p.node.poll_timeout(), Some(next));
+    p.node.handle_timeout(next);
+    p.drain();
+    assert_eq!(p.got.last(), Some(&Frame::Ping));
+}
+
+#[test]
+fn a_silent_peer_is_dropped_after_the_keepalive_timeout() {
+    let mut p = RawPeer::authenticated(new_node("n"), "x");
+    p.send(&sync(&[("g", &[1])], true));
+    let timeout = p.node.config().timeouts.keepalive_timeout;
+    let mut now = Instant::ZERO;
+    while p.close_reason().is_none() {
+        now = p.node.poll_timeout().expect("scheduled");
+        p.node.handle_timeout(now);
+        p.drain();
+    }
+    assert_eq!(now, Instant::ZERO + timeout);
+    assert_eq!(p.close_reason(), Some(CloseReason::KeepaliveTimeout));
+    assert_eq!(p.node.members("g"), None);
+}

@@ -1,0 +1,176 @@
+//! Frames: round trips, bounds, trailing bytes, versions.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use proptest::prelude::*;
+
+use super::{framed, hello};
+use crate::event::{Limit, WireReason};
+use crate::wire::{
+    BoundedVec, DecodeError, Frame, GroupChange, GroupPorts, Hello, PeerInfo, WireAddr, WireGroup,
+    WireNodeId, LEN_PREFIX, PROTOCOL_VERSION,
+};
+
+fn wire_str<const N: usize>(s: &str) -> heapless::String<N> {
+    let mut out = heapless::String::new();
+    out.push_str(s).expect("strategy keeps names short enough");
+    out
+}
+
+fn node_id() -> impl Strategy<Value = WireNodeId> {
+    "[a-z0-9:.-]{1,64}".prop_map(|s| wire_str(&s))
+}
+
+fn group() -> impl Strategy<Value = WireGroup> {
+    "\\PC{1,40}".prop_filter_map("fits 255 bytes", |s: String| {
+        (s.len() <= 255).then(|| wire_str(&s))
+    })
+}
+
+fn addr() -> impl Strategy<Value = WireAddr> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, p)| WireAddr::V4(ip, p)),
+        (any::<[u8; 16]>(), any::<u16>()).prop_map(|(ip, p)| WireAddr::V6(ip, p)),
+    ]
+}
+
+fn addrs() -> impl Strategy<Value = heapless::Vec<WireAddr, 8>> {
+    proptest::collection::vec(addr(), 0..=8).prop_map(|v| v.into_iter().collect())
+}
+
+fn ports() -> impl Strategy<Value = BoundedVec<u64, 65536>> {
+    proptest::collection::vec(any::<u64>(), 0..20)
+        .prop_map(|v| BoundedVec::try_from_vec(v).expect("short"))
+}
+
+fn bounded<T: core::fmt::Debug, const N: usize>(v: Vec<T>) -> BoundedVec<T, N> {
+    BoundedVec::try_from_vec(v).expect("short")
+}
+
+fn reason() -> impl Strategy<Value = WireReason> {
+    prop_oneof![
+        Just(WireReason::Malformed),
+        Just(WireReason::AuthenticationFailed),
+        Just(WireReason::Shutdown),
+        Just(WireReason::LimitExceeded(Limit::Groups)),
+        Just(WireReason::Other),
+    ]
+}
+
+pub(crate) fn frame() -> impl Strategy<Value = Frame> {
+    let hello = (
+        node_id(),
+        any::<u64>(),
+        addrs(),
+        any::<[u8; 32]>(),
+        any::<u32>(),
+    )
+        .prop_map(|(node, incarnation, addrs, nonce, max_frame)| {
+            Frame::Hello(Box::new(Hello {
+                version: PROTOCOL_VERSION,
+                node,
+                incarnation,
+                addrs,
+                nonce,
+                max_frame,
+            }))
+        });
+    let peers = proptest::collection::vec(
+        (node_id(), addrs()).prop_map(|(node, addrs)| PeerInfo { node, addrs }),
+        0..5,
+    )
+    .prop_map(|v| Frame::Peers { nodes: bounded(v) });
+    let sync = (
+        proptest::collection::vec(
+            (group(), ports()).prop_map(|(group, ports)| GroupPorts { group, ports }),
+            0..5,
+        ),
+        any::<bool>(),
+    )
+        .prop_map(|(v, done)| Frame::Sync {
+            groups: bounded(v),
+            done,
+        });
+    let update = proptest::collection::vec(
+        (group(), ports(), ports()).prop_map(|(group, joined, left)| GroupChange {
+            group,
+            joined,
+            left,
+        }),
+        0..5,
+    )
+    .prop_map(|v| Frame::Update { groups: bounded(v) });
+    prop_oneof![
+        hello,
+        any::<[u8; 32]>().prop_map(|mac| Frame::Auth { mac }),
+        peers,
+        sync,
+        update,
+        Just(Frame::Ping),
+        reason().prop_map(|reason| Frame::Close { reason }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn every_frame_round_trips(f in frame()) {
+        let bytes = framed(&f);
+        let len = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
+        prop_assert_eq!(len, bytes.len() - LEN_PREFIX);
+        prop_assert_eq!(Frame::decode(&bytes[LEN_PREFIX..]), Ok(f));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Frame::decode(&bytes);
+    }
+
+    #[test]
+    fn any_trailing_byte_makes_a_frame_malformed(f in frame(), extra in any::<u8>()) {
+        let mut bytes = framed(&f);
+        bytes.push(extra);
+        prop_assert_eq!(Frame::decode(&bytes[LEN_PREFIX..]), Err(DecodeError::Malformed));
+    }
+}
+
+#[test]
+fn a_group_name_over_255_bytes_does_not_decode() {
+    // Encode by hand: a Sync with one group whose name is 256 bytes.
+    let long = "g".repeat(256);
+    let body = postcard::to_allocvec(&(3u8, 1u8, long.as_str(), 0u8, true)).expect("encodes");
+    assert_eq!(Frame::decode(&body), Err(DecodeError::Malformed));
+    let ok = "g".repeat(255);
+    let body = postcard::to_allocvec(&(3u8, 1u8, ok.as_str(), 0u8, true)).expect("encodes");
+    assert!(Frame::decode(&body).is_ok());
+}
+
+#[test]
+fn an_empty_node_id_is_malformed() {
+    let mut h = hello("x", 1);
+    h.node = WireNodeId::new();
+    let bytes = framed(&Frame::Hello(Box::new(h)));
+    assert_eq!(
+        Frame::decode(&bytes[LEN_PREFIX..]),
+        Err(DecodeError::Malformed)
+    );
+}
+
+#[test]
+fn a_hello_of_another_version_is_told_apart_from_garbage() {
+    // Version 2 with a body this version cannot parse.
+    let body = postcard::to_allocvec(&(0u8, 2u16, [0xffu8; 3])).expect("encodes");
+    assert_eq!(Frame::decode(&body), Err(DecodeError::Version(2)));
+    assert_eq!(
+        Frame::decode(&[0xff, 0xff, 0xff]),
+        Err(DecodeError::Malformed)
+    );
+}
+
+#[test]
+fn a_list_claiming_more_elements_than_bytes_allocates_nothing_and_fails() {
+    // Update with a group list claiming 2^28 entries.
+    let body = [4u8, 0x80, 0x80, 0x80, 0x80, 0x01];
+    assert_eq!(Frame::decode(&body), Err(DecodeError::Malformed));
+}
