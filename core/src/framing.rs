@@ -9,6 +9,9 @@ use alloc::vec::Vec;
 
 use crate::wire::{DecodeError, Frame, LEN_PREFIX};
 
+/// Buffer capacity kept between frames; more is given back once drained.
+const KEEP_CAPACITY: usize = 8 * 1024;
+
 /// Reassembles frames from a byte stream.
 #[derive(Debug)]
 pub struct FrameReader {
@@ -39,6 +42,10 @@ impl FrameReader {
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
+            // An idle connection does not keep a large frame's buffer.
+            if self.buf.capacity() > KEEP_CAPACITY {
+                self.buf.shrink_to(KEEP_CAPACITY);
+            }
         } else if self.pos > self.buf.len() / 2 {
             self.buf.drain(..self.pos);
             self.pos = 0;

@@ -1,0 +1,1437 @@
+//! A deterministic network simulator for `groupmesh-core`.
+//!
+//! [`Sim`] drives many [`Node`]s through a seeded virtual network: virtual time
+//! in milliseconds, TCP-like connections with random latency (per-direction
+//! FIFO), every transmit split into random chunks, dials that connect, fail or
+//! hang, and faults: connections reset, partitions (reset, silent or stalled),
+//! crashes (the peers see a reset or silence) and restarts with a new
+//! incarnation. Node `i` listens on `10.0.0.i:7000`; nothing touches a real
+//! socket.
+//!
+//! After every input to a node, all of its outputs are drained (transmits,
+//! actions, events, timeout) and checked: every monitor's deltas are replayed
+//! and must keep the rules of the design contract, and the replayed set must
+//! equal the node's own view after every drain. A reference model of each live
+//! node's registrations gives the membership every node must converge to
+//! ([`Sim::check_converged`]).
+//!
+//! The whole run is a pure function of the seed: every collection is ordered,
+//! every random draw comes from one `SmallRng`, and simultaneous deliveries are
+//! ordered by a sequence number.
+//!
+//! Shared by several test crates, each of which uses only part of it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::panic::{self, AssertUnwindSafe};
+use std::time::Duration;
+
+use groupmesh_core::{
+    Action, ApiError, CloseReason, Config, ConnId, Event, GroupDelta, Instant, MonitorId, Node,
+    NodeId, PortId, RegId, Timeouts, Transmit,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// The port every simulated node listens on.
+pub const LISTEN_PORT: u16 = 7000;
+/// The mesh's shared secret.
+pub const SECRET: &[u8] = b"simulated shared secret";
+
+/// The listen address of node `i`: `10.0.0.i:7000`.
+pub fn addr_of(i: usize) -> SocketAddr {
+    let octet = u8::try_from(i).expect("at most 255 simulated nodes");
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, octet)), LISTEN_PORT)
+}
+
+/// The node listening at `addr`, if any.
+fn index_of(addr: SocketAddr) -> Option<usize> {
+    match addr.ip() {
+        IpAddr::V4(ip) if addr.port() == LISTEN_PORT && ip.octets()[..3] == [10, 0, 0] => {
+            Some(usize::from(ip.octets()[3]))
+        }
+        _ => None,
+    }
+}
+
+/// The id of node `i`: `n00`, `n01`, ...
+pub fn node_id(i: usize) -> NodeId {
+    NodeId::new(&format!("n{i:02}")).expect("short id")
+}
+
+/// Short timeouts so that a simulated run covers many keepalive periods.
+pub fn sim_timeouts() -> Timeouts {
+    let mut t = Timeouts::default();
+    t.ping_interval = Duration::from_millis(250);
+    t.keepalive_timeout = Duration::from_millis(800);
+    t.handshake_timeout = Duration::from_millis(1000);
+    t.backoff_min = Duration::from_millis(20);
+    t.backoff_max = Duration::from_millis(400);
+    t.forget_after = Duration::from_secs(10);
+    t.gossip_dial_delay = Duration::from_millis(100);
+    t
+}
+
+/// What the simulated network and its nodes look like.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// The nodes every node has as seeds (its own address included, if listed).
+    pub seeds: Vec<usize>,
+    /// Every node's timeouts.
+    pub timeouts: Timeouts,
+    /// Every node's `max_unauthenticated` limit (`None`: the default).
+    pub max_unauthenticated: Option<usize>,
+    /// One-way latency of each delivery, in ms (inclusive range).
+    pub latency_ms: (u64, u64),
+    /// Each transmit is cut into 1..=max_chunks pieces.
+    pub max_chunks: usize,
+}
+
+impl SimOptions {
+    /// `nodes` nodes seeded with nodes 0, 1 and 2, short timeouts, 1-20 ms latency.
+    pub fn new(nodes: usize) -> Self {
+        SimOptions {
+            nodes,
+            seeds: (0..nodes.min(3)).collect(),
+            timeouts: sim_timeouts(),
+            max_unauthenticated: None,
+            latency_ms: (1, 20),
+            max_chunks: 4,
+        }
+    }
+
+    /// How long the network must stay converged before a run is judged.
+    pub fn hold(&self) -> Duration {
+        self.timeouts.keepalive_timeout * 2 + self.timeouts.backoff_max
+    }
+}
+
+/// How the connections between two nodes fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutMode {
+    /// Reset: both sides see `handle_closed` after a latency.
+    Reset,
+    /// Silent: every byte (and the close) vanishes, for good; only the
+    /// keepalive timeout can tell.
+    Silent,
+    /// Stalled: bytes are held in the network and delivered, in order, when the
+    /// partition heals (TCP retransmission). Only for partitions.
+    Stall,
+}
+
+/// What a node's registrations are, kept beside the core as the reference.
+#[derive(Debug, Clone, Default)]
+pub struct LocalModel {
+    /// Live ports of the current incarnation.
+    pub ports: BTreeSet<PortId>,
+    /// Live registrations.
+    pub regs: BTreeMap<RegId, (String, PortId)>,
+}
+
+impl LocalModel {
+    /// group -> ports with at least one registration.
+    pub fn memberships(&self) -> BTreeMap<String, BTreeSet<PortId>> {
+        let mut m: BTreeMap<String, BTreeSet<PortId>> = BTreeMap::new();
+        for (g, p) in self.regs.values() {
+            m.entry(g.clone()).or_default().insert(p.clone());
+        }
+        m
+    }
+}
+
+/// A monitor as replayed from its deltas.
+#[derive(Debug, Clone)]
+pub struct MonitorTrack {
+    pub group: String,
+    /// The members replayed from its deltas.
+    pub members: BTreeSet<PortId>,
+    /// Deltas received.
+    pub deltas: usize,
+    /// Unmonitored: no event may come any more.
+    pub ended: bool,
+}
+
+/// One simulated node: its configuration, the running core (if alive), and
+/// what the simulator recorded about it.
+#[derive(Debug)]
+pub struct SimNode {
+    pub index: usize,
+    pub id: NodeId,
+    pub addr: SocketAddr,
+    pub cfg: Config,
+    /// The running core; `None` while crashed or after a shutdown.
+    pub node: Option<Node>,
+    /// The incarnation of the current (or last) core.
+    pub incarnation: u64,
+    /// The core's last `poll_timeout`.
+    pub wake: Option<Instant>,
+    /// Every event, with when it was polled and the incarnation that emitted it.
+    pub events: Vec<(Instant, u64, Event)>,
+    /// The current incarnation's registrations.
+    pub model: LocalModel,
+    /// The current incarnation's monitors.
+    pub monitors: BTreeMap<MonitorId, MonitorTrack>,
+    /// `handle_timeout` calls in a row after which `poll_timeout` was still <= now.
+    stale_wakes: u32,
+}
+
+impl SimNode {
+    pub fn alive(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// The running core. Panics if the node is down.
+    pub fn core(&self) -> &Node {
+        self.node.as_ref().expect("node is alive")
+    }
+}
+
+/// One endpoint of a connection: a node's incarnation and the core's id for it.
+type EndKey = (usize, u64, ConnId);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    Open,
+    /// Reset: only the resets already queued are delivered.
+    Cut,
+    /// Everything vanishes.
+    Blackholed,
+}
+
+/// A TCP connection between two ends; side 0 dialled.
+#[derive(Debug)]
+struct Link {
+    ends: [EndKey; 2],
+    /// Whether each side's core still has the connection.
+    open: [bool; 2],
+    state: LinkState,
+}
+
+#[derive(Debug)]
+enum Segment {
+    /// The dial connected (delivered to the dialler as `handle_dialed`).
+    Connected,
+    Bytes(Vec<u8>),
+    /// The other side closed or reset (`handle_closed`).
+    Fin,
+}
+
+/// One direction of a link: pipe `2 * link + s` carries from side `s` to side `1 - s`.
+#[derive(Debug, Default)]
+struct Pipe {
+    queue: VecDeque<(Instant, Segment)>,
+    /// Delivery time of the last segment pushed (keeps FIFO order).
+    last: Instant,
+    paused: bool,
+    /// The key of its front segment in `Sim::heads`.
+    head: Option<(Instant, u64)>,
+}
+
+#[derive(Debug)]
+enum Misc {
+    /// A dial reaches the listener.
+    Syn { from: EndKey, addr: SocketAddr },
+    /// A dial fails.
+    DialFailed(EndKey),
+}
+
+/// The simulator. See the module documentation.
+pub struct Sim {
+    pub now: Instant,
+    pub rng: SmallRng,
+    pub opts: SimOptions,
+    pub nodes: Vec<SimNode>,
+    links: Vec<Link>,
+    pipes: Vec<Pipe>,
+    /// Open ends: the link and side each is on.
+    ends: BTreeMap<EndKey, (usize, usize)>,
+    /// Dials requested and not yet at the listener.
+    dials: BTreeSet<EndKey>,
+    /// Front segments of unpaused pipes: (time, seq, pipe).
+    heads: BTreeSet<(Instant, u64, usize)>,
+    misc: BTreeMap<(Instant, u64), Misc>,
+    seq: u64,
+    /// Pairs (smaller, larger) that cannot reach each other, and how.
+    partitions: BTreeMap<(usize, usize), CutMode>,
+    next_incarnation: u64,
+    next_ephemeral: u16,
+    /// Steps taken at the current instant (livelock guard).
+    steps_at_now: u64,
+    pub steps: u64,
+}
+
+impl Sim {
+    /// A network of `opts.nodes` nodes, all started at time zero.
+    pub fn new(opts: SimOptions, seed: u64) -> Sim {
+        assert!(opts.nodes >= 1 && opts.nodes <= 250);
+        let mut sim = Sim {
+            now: Instant::ZERO,
+            rng: SmallRng::seed_from_u64(seed),
+            nodes: Vec::new(),
+            links: Vec::new(),
+            pipes: Vec::new(),
+            ends: BTreeMap::new(),
+            dials: BTreeSet::new(),
+            heads: BTreeSet::new(),
+            misc: BTreeMap::new(),
+            seq: 0,
+            partitions: BTreeMap::new(),
+            next_incarnation: 1,
+            next_ephemeral: 0,
+            steps_at_now: 0,
+            steps: 0,
+            opts,
+        };
+        for i in 0..sim.opts.nodes {
+            let mut cfg = Config::new(node_id(i), SECRET);
+            cfg.listen_addrs = vec![addr_of(i)];
+            cfg.seeds = sim.opts.seeds.iter().map(|&s| addr_of(s)).collect();
+            cfg.timeouts = sim.opts.timeouts.clone();
+            if let Some(m) = sim.opts.max_unauthenticated {
+                cfg.limits.max_unauthenticated = m;
+            }
+            sim.nodes.push(SimNode {
+                index: i,
+                id: node_id(i),
+                addr: addr_of(i),
+                cfg,
+                node: None,
+                incarnation: 0,
+                wake: None,
+                events: Vec::new(),
+                model: LocalModel::default(),
+                monitors: BTreeMap::new(),
+                stale_wakes: 0,
+            });
+            sim.start(i);
+        }
+        sim
+    }
+
+    fn start(&mut self, i: usize) {
+        let inc = self.next_incarnation;
+        self.next_incarnation += 1;
+        let mut seed = [0u8; 32];
+        self.rng.fill(&mut seed);
+        let n = &mut self.nodes[i];
+        let node = Node::new(n.cfg.clone(), inc, seed, self.now).expect("valid config");
+        tracing::debug!(target: "sim", t = self.now.as_millis(), node = i, inc, "node started");
+        n.wake = node.poll_timeout();
+        n.node = Some(node);
+        n.incarnation = inc;
+        n.model = LocalModel::default();
+        n.monitors.clear();
+        n.stale_wakes = 0;
+    }
+
+    // ----- queries -----------------------------------------------------
+
+    pub fn alive(&self, i: usize) -> bool {
+        self.nodes[i].alive()
+    }
+
+    pub fn live_nodes(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|&i| self.alive(i)).collect()
+    }
+
+    pub fn dead_nodes(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|&i| !self.alive(i)).collect()
+    }
+
+    /// The running core of node `i`.
+    pub fn core(&self, i: usize) -> &Node {
+        self.nodes[i].core()
+    }
+
+    /// Node `i`'s view of `group`, as a sorted list (empty when `None`).
+    pub fn members(&self, i: usize, group: &str) -> Vec<PortId> {
+        self.core(i)
+            .members(group)
+            .map(<[PortId]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// What every live node of `among` should list: the union of their registrations.
+    pub fn expected_among(&self, among: &[usize]) -> BTreeMap<String, BTreeSet<PortId>> {
+        let mut all: BTreeMap<String, BTreeSet<PortId>> = BTreeMap::new();
+        for &i in among {
+            if !self.alive(i) {
+                continue;
+            }
+            for (g, ports) in self.nodes[i].model.memberships() {
+                all.entry(g).or_default().extend(ports);
+            }
+        }
+        all
+    }
+
+    /// What every live node should list once converged.
+    pub fn expected(&self) -> BTreeMap<String, BTreeSet<PortId>> {
+        self.expected_among(&self.live_nodes())
+    }
+
+    /// Whether two nodes are partitioned.
+    pub fn partitioned(&self, a: usize, b: usize) -> bool {
+        self.partitions.contains_key(&(a.min(b), a.max(b)))
+    }
+
+    /// Number of events node `i` has recorded so far (a mark for [`Sim::events_since`]).
+    pub fn mark(&self, i: usize) -> usize {
+        self.nodes[i].events.len()
+    }
+
+    /// Node `i`'s events after `mark`.
+    pub fn events_since(&self, i: usize, mark: usize) -> Vec<Event> {
+        self.nodes[i].events[mark..]
+            .iter()
+            .map(|(_, _, e)| e.clone())
+            .collect()
+    }
+
+    /// Open connections (both ends still held) between live `a` and `b`, in any state.
+    pub fn links_between(&self, a: usize, b: usize) -> usize {
+        self.links
+            .iter()
+            .filter(|l| l.open == [true, true])
+            .filter(|l| {
+                let (x, y) = (l.ends[0].0, l.ends[1].0);
+                (x, y) == (a, b) || (x, y) == (b, a)
+            })
+            .count()
+    }
+
+    // ----- running -------------------------------------------------------
+
+    /// Does the next thing due at or before `deadline`: a delivery, a dial
+    /// outcome or a node's timer. False when nothing is due by then.
+    pub fn step(&mut self, deadline: Instant) -> bool {
+        let pipe = self.heads.first().map(|&(t, s, p)| (t, s, p));
+        let misc = self.misc.keys().next().copied();
+        let net = match (pipe, misc) {
+            (Some((t, s, _)), Some((mt, ms))) => Some(if (t, s) < (mt, ms) {
+                (t, true)
+            } else {
+                (mt, false)
+            }),
+            (Some((t, _, _)), None) => Some((t, true)),
+            (None, Some((mt, _))) => Some((mt, false)),
+            (None, None) => None,
+        };
+        let wake = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.wake.map(|w| (w, n.index)))
+            .min();
+        let net_first = match (net, wake) {
+            (Some((t, _)), Some((w, _))) => t <= w,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let t = if net_first {
+            net.map(|(t, _)| t)
+        } else {
+            wake.map(|(w, _)| w)
+        };
+        let Some(t) = t else {
+            return false;
+        };
+        if t > deadline {
+            return false;
+        }
+        self.advance_to(t);
+        if net_first {
+            if net.is_some_and(|(_, from_pipe)| from_pipe) {
+                self.deliver_head();
+            } else {
+                self.run_misc();
+            }
+        } else if let Some((_, i)) = wake {
+            self.fire_timer(i);
+        }
+        true
+    }
+
+    fn advance_to(&mut self, t: Instant) {
+        if t > self.now {
+            self.now = t;
+            self.steps_at_now = 0;
+        }
+        self.steps += 1;
+        self.steps_at_now += 1;
+        assert!(
+            self.steps_at_now < 1_000_000,
+            "livelock: a million steps at {:?} without time moving",
+            self.now
+        );
+    }
+
+    /// Runs everything due up to `t`, then sets the clock to `t`.
+    pub fn run_until(&mut self, t: Instant) {
+        while self.step(t) {}
+        if t > self.now {
+            self.now = t;
+            self.steps_at_now = 0;
+        }
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let t = self.now + d;
+        self.run_until(t);
+    }
+
+    fn fire_timer(&mut self, i: usize) {
+        let now = self.now;
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            self.nodes[i].wake = None;
+            return;
+        };
+        {
+            let _s = tracing::debug_span!("node", t = now.as_millis(), n = i).entered();
+            node.handle_timeout(now);
+        }
+        self.drain(i);
+        let n = &mut self.nodes[i];
+        match n.wake {
+            Some(w) if w <= now => {
+                n.stale_wakes += 1;
+                assert!(
+                    n.stale_wakes < 50,
+                    "livelock: node {i}: poll_timeout() = {w:?} <= now = {now:?} \
+                     even after handle_timeout(now), {} times in a row",
+                    n.stale_wakes
+                );
+            }
+            _ => n.stale_wakes = 0,
+        }
+    }
+
+    fn run_misc(&mut self) {
+        let Some((_, m)) = self.misc.pop_first() else {
+            return;
+        };
+        match m {
+            Misc::Syn { from, addr } => self.syn(from, addr),
+            Misc::DialFailed(end) => {
+                let (i, inc, conn) = end;
+                if self.is_current(i, inc) {
+                    tracing::debug!(target: "sim", t = self.now.as_millis(), node = i, %conn, "dial failed");
+                    self.input(i, |node, now| node.handle_dial_failed(now, conn));
+                }
+            }
+        }
+    }
+
+    fn is_current(&self, i: usize, inc: u64) -> bool {
+        self.nodes[i].alive() && self.nodes[i].incarnation == inc
+    }
+
+    fn latency(&mut self) -> u64 {
+        let (lo, hi) = self.opts.latency_ms;
+        self.rng.random_range(lo..=hi)
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn schedule(&mut self, delay_ms: u64, m: Misc) {
+        let t = self.now + Duration::from_millis(delay_ms);
+        let s = self.next_seq();
+        self.misc.insert((t, s), m);
+    }
+
+    /// A dial reaches its target (or does not).
+    fn syn(&mut self, from: EndKey, addr: SocketAddr) {
+        if !self.dials.remove(&from) {
+            return; // the dialler gave up (or crashed) first
+        }
+        let target = index_of(addr).filter(|&j| j < self.nodes.len());
+        let Some(j) = target.filter(|&j| self.alive(j)) else {
+            // Nothing listens there: connection refused.
+            let d = self.latency();
+            self.schedule(d, Misc::DialFailed(from));
+            return;
+        };
+        if self.partitioned(from.0, j) {
+            // Unreachable: fails after a while, or hangs until the core gives up.
+            if self.rng.random_bool(0.5) {
+                let d = self.rng.random_range(50..=500);
+                self.schedule(d, Misc::DialFailed(from));
+            }
+            return;
+        }
+        self.next_ephemeral = self.next_ephemeral.wrapping_add(1);
+        let src = SocketAddr::new(addr_of(from.0).ip(), 40_000 + self.next_ephemeral % 20_000);
+        let now = self.now;
+        let accepted = {
+            let _s = tracing::debug_span!("node", t = now.as_millis(), n = j).entered();
+            self.nodes[j]
+                .node
+                .as_mut()
+                .expect("alive")
+                .handle_inbound(now, src)
+        };
+        let inc_j = self.nodes[j].incarnation;
+        let link = self.links.len();
+        let (to_end, open) = match accepted {
+            Some(c) => ((j, inc_j, c), true),
+            None => ((j, inc_j, ConnId(u64::MAX)), false),
+        };
+        tracing::debug!(target: "sim", t = now.as_millis(), from = from.0, to = j, accepted = open, "connected");
+        self.links.push(Link {
+            ends: [from, to_end],
+            open: [true, open],
+            state: LinkState::Open,
+        });
+        self.pipes.push(Pipe::default());
+        self.pipes.push(Pipe::default());
+        self.ends.insert(from, (link, 0));
+        if open {
+            self.ends.insert(to_end, (link, 1));
+        }
+        // The SYN-ACK travels the listener-to-dialler direction, ahead of its greeting.
+        let d = self.latency();
+        self.push(2 * link + 1, Segment::Connected, d);
+        if !open {
+            let d = self.latency();
+            self.push(2 * link + 1, Segment::Fin, d);
+        }
+        self.drain(j);
+    }
+
+    fn push(&mut self, pipe: usize, seg: Segment, delay_ms: u64) {
+        let t = self.now + Duration::from_millis(delay_ms);
+        let p = &mut self.pipes[pipe];
+        let t = t.max(p.last);
+        p.last = t;
+        p.queue.push_back((t, seg));
+        if p.queue.len() == 1 && !p.paused {
+            self.set_head(pipe);
+        }
+    }
+
+    fn set_head(&mut self, pipe: usize) {
+        let Some(&(t, _)) = self.pipes[pipe].queue.front() else {
+            return;
+        };
+        let t = t.max(self.now);
+        let s = self.next_seq();
+        self.pipes[pipe].head = Some((t, s));
+        self.heads.insert((t, s, pipe));
+    }
+
+    fn clear_head(&mut self, pipe: usize) {
+        if let Some((t, s)) = self.pipes[pipe].head.take() {
+            self.heads.remove(&(t, s, pipe));
+        }
+    }
+
+    fn clear_pipe(&mut self, pipe: usize) {
+        self.clear_head(pipe);
+        self.pipes[pipe].queue.clear();
+    }
+
+    fn deliver_head(&mut self) {
+        let Some((_, _, pipe)) = self.heads.pop_first() else {
+            return;
+        };
+        self.pipes[pipe].head = None;
+        let Some((_, seg)) = self.pipes[pipe].queue.pop_front() else {
+            return;
+        };
+        if !self.pipes[pipe].paused {
+            self.set_head(pipe);
+        }
+        let (link, to) = (pipe / 2, 1 - pipe % 2);
+        if !self.links[link].open[to] {
+            return;
+        }
+        let (i, inc, conn) = self.links[link].ends[to];
+        debug_assert!(self.is_current(i, inc));
+        match seg {
+            Segment::Connected => self.input(i, |node, now| node.handle_dialed(now, conn)),
+            Segment::Bytes(b) => self.input(i, |node, now| node.handle_bytes(now, conn, &b)),
+            Segment::Fin => {
+                self.links[link].open[to] = false;
+                self.ends.remove(&(i, inc, conn));
+                tracing::debug!(target: "sim", t = self.now.as_millis(), node = i, %conn, "peer closed");
+                self.input(i, |node, now| node.handle_closed(now, conn));
+            }
+        }
+    }
+
+    /// Feeds one input to live node `i`, then drains it.
+    fn input(&mut self, i: usize, f: impl FnOnce(&mut Node, Instant)) {
+        let now = self.now;
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            return;
+        };
+        {
+            let _s = tracing::debug_span!("node", t = now.as_millis(), n = i).entered();
+            f(node, now);
+        }
+        self.drain(i);
+    }
+
+    /// Drains every output of node `i` and checks its monitors.
+    fn drain(&mut self, i: usize) {
+        loop {
+            let Some(node) = self.nodes[i].node.as_mut() else {
+                return;
+            };
+            let mut transmits = Vec::new();
+            while let Some(t) = node.poll_transmit() {
+                transmits.push(t);
+            }
+            let mut actions = Vec::new();
+            while let Some(a) = node.poll_action() {
+                actions.push(a);
+            }
+            let mut events = Vec::new();
+            while let Some(e) = node.poll_event() {
+                events.push(e);
+            }
+            self.nodes[i].wake = node.poll_timeout();
+            if transmits.is_empty() && actions.is_empty() && events.is_empty() {
+                break;
+            }
+            for t in transmits {
+                self.on_transmit(i, t);
+            }
+            for a in actions {
+                self.on_action(i, a);
+            }
+            for e in events {
+                self.on_event(i, e);
+            }
+        }
+        self.check_monitors(i);
+    }
+
+    fn on_transmit(&mut self, i: usize, t: Transmit) {
+        let key = (i, self.nodes[i].incarnation, t.conn);
+        let Some(&(link, side)) = self.ends.get(&key) else {
+            panic!(
+                "node {i} transmitted on {} which is not connected (dialling: {})",
+                t.conn,
+                self.dials.contains(&key)
+            );
+        };
+        if self.links[link].state != LinkState::Open || t.data.is_empty() {
+            return;
+        }
+        let pipe = 2 * link + side;
+        let max = self.opts.max_chunks.clamp(1, t.data.len());
+        let pieces = self.rng.random_range(1..=max);
+        let mut cuts: Vec<usize> = (0..pieces - 1)
+            .map(|_| self.rng.random_range(1..t.data.len()))
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut start = 0;
+        for end in cuts.into_iter().chain([t.data.len()]) {
+            let d = self.latency();
+            self.push(pipe, Segment::Bytes(t.data[start..end].to_vec()), d);
+            start = end;
+        }
+    }
+
+    fn on_action(&mut self, i: usize, a: Action) {
+        let inc = self.nodes[i].incarnation;
+        match a {
+            Action::Dial { conn, addr } => {
+                let key = (i, inc, conn);
+                assert!(
+                    !self.ends.contains_key(&key) && self.dials.insert(key),
+                    "node {i} dialled with {conn} which it already uses"
+                );
+                tracing::debug!(target: "sim", t = self.now.as_millis(), node = i, %conn, %addr, "dial");
+                let d = self.latency();
+                self.schedule(d, Misc::Syn { from: key, addr });
+            }
+            Action::Close { conn } => {
+                let key = (i, inc, conn);
+                if self.dials.remove(&key) {
+                    return; // connect aborted before it reached the listener
+                }
+                let Some((link, side)) = self.ends.remove(&key) else {
+                    return; // a dial that never connected
+                };
+                self.links[link].open[side] = false;
+                if self.links[link].state == LinkState::Open {
+                    let d = self.latency();
+                    self.push(2 * link + side, Segment::Fin, d);
+                }
+            }
+            other => panic!("unknown action {other:?}"),
+        }
+    }
+
+    fn on_event(&mut self, i: usize, e: Event) {
+        let inc = self.nodes[i].incarnation;
+        if let Event::Group(d) = &e {
+            if let Err(msg) = check_delta(&mut self.nodes[i].monitors, d) {
+                panic!("node {i} at {:?}: monitor rule broken: {msg}\n{d:?}", self.now);
+            }
+        }
+        self.nodes[i].events.push((self.now, inc, e));
+    }
+
+    /// Every live monitor's replayed members equal the node's view.
+    fn check_monitors(&self, i: usize) {
+        let n = &self.nodes[i];
+        let Some(node) = n.node.as_ref() else {
+            return;
+        };
+        for (id, m) in &n.monitors {
+            if m.ended {
+                continue;
+            }
+            let view = node.members(&m.group).unwrap_or(&[]);
+            if !m.members.iter().eq(view.iter()) {
+                panic!(
+                    "node {i} at {:?}: monitor {id} of {:?} replays to {:?} but members() is {view:?}",
+                    self.now, m.group, m.members
+                );
+            }
+        }
+    }
+
+    // ----- the local API, with the reference model --------------------
+
+    fn api<T>(&mut self, i: usize, f: impl FnOnce(&mut Node) -> T) -> T {
+        let now = self.now;
+        let node = self.nodes[i].node.as_mut().expect("API call on a live node");
+        let r = {
+            let _s = tracing::debug_span!("node", t = now.as_millis(), n = i).entered();
+            f(node)
+        };
+        self.drain(i);
+        r
+    }
+
+    /// Opens a port on node `i`.
+    pub fn open_port(&mut self, i: usize) -> PortId {
+        let p = self.api(i, Node::open_port);
+        assert_eq!(p.node(), &self.nodes[i].id);
+        assert_eq!(p.incarnation(), self.nodes[i].incarnation);
+        assert!(self.nodes[i].model.ports.insert(p.clone()), "port reused");
+        p
+    }
+
+    /// Registers `port` of node `i` in `group`; it must succeed.
+    pub fn register(&mut self, i: usize, group: &str, port: &PortId) -> RegId {
+        let r = self
+            .api(i, |n| n.register(group, port))
+            .expect("register a live local port");
+        self.nodes[i]
+            .model
+            .regs
+            .insert(r, (group.to_owned(), port.clone()));
+        self.check_local(i);
+        r
+    }
+
+    /// Tries a call that must be refused with `want` and change nothing.
+    pub fn register_refused(&mut self, i: usize, group: &str, port: &PortId, want: ApiError) {
+        let before = self.nodes[i].events.len();
+        let r = self.api(i, |n| n.register(group, port));
+        assert_eq!(r, Err(want), "node {i}: register({group:?}, {port:?})");
+        assert_eq!(self.nodes[i].events.len(), before, "a refused call emitted events");
+        self.check_local(i);
+    }
+
+    /// Ends a registration of node `i`.
+    pub fn unregister(&mut self, i: usize, reg: RegId) {
+        self.api(i, |n| n.unregister(reg))
+            .expect("unregister a live registration");
+        self.nodes[i].model.regs.remove(&reg);
+        assert_eq!(
+            self.api(i, |n| n.unregister(reg)),
+            Err(ApiError::UnknownRegistration),
+            "a registration ends once"
+        );
+        self.check_local(i);
+    }
+
+    /// Closes a port of node `i`: all its registrations end.
+    pub fn close_port(&mut self, i: usize, port: &PortId) {
+        self.api(i, |n| n.close_port(port))
+            .expect("close a live port");
+        let m = &mut self.nodes[i].model;
+        m.ports.remove(port);
+        m.regs.retain(|_, (_, p)| p != port);
+        assert_eq!(
+            self.api(i, |n| n.close_port(port)),
+            Err(ApiError::NotLocalPort)
+        );
+        self.check_local(i);
+    }
+
+    /// Starts a monitor on node `i`; checks its first event.
+    pub fn monitor(&mut self, i: usize, group: &str) -> MonitorId {
+        let now = self.now;
+        let node = self.nodes[i].node.as_mut().expect("live");
+        let id = {
+            let _s = tracing::debug_span!("node", t = now.as_millis(), n = i).entered();
+            node.monitor(group).expect("valid group")
+        };
+        let view = node.members(group).map(<[PortId]>::to_vec);
+        self.nodes[i].monitors.insert(
+            id,
+            MonitorTrack {
+                group: group.to_owned(),
+                members: BTreeSet::new(),
+                deltas: 0,
+                ended: false,
+            },
+        );
+        let mark = self.nodes[i].events.len();
+        self.drain(i);
+        let first: Vec<&GroupDelta> = self.nodes[i].events[mark..]
+            .iter()
+            .filter_map(|(_, _, e)| match e {
+                Event::Group(d) if d.monitor == id => Some(d),
+                _ => None,
+            })
+            .collect();
+        match view {
+            None => assert!(first.is_empty(), "first event of an empty group: {first:?}"),
+            Some(m) => {
+                assert_eq!(first.len(), 1, "one first event right away");
+                assert_eq!(
+                    (&first[0].members, &first[0].added, first[0].removed.is_empty()),
+                    (&m, &m, true),
+                    "first event is (members, members, [])"
+                );
+            }
+        }
+        id
+    }
+
+    /// Ends a monitor of node `i`.
+    pub fn unmonitor(&mut self, i: usize, mon: MonitorId) {
+        self.api(i, |n| n.unmonitor(mon)).expect("live monitor");
+        if let Some(m) = self.nodes[i].monitors.get_mut(&mon) {
+            m.ended = true;
+        }
+        assert_eq!(
+            self.api(i, |n| n.unmonitor(mon)),
+            Err(ApiError::UnknownMonitor)
+        );
+    }
+
+    /// Node `i`'s own ports in its view are exactly its model's.
+    fn check_local(&self, i: usize) {
+        let n = &self.nodes[i];
+        let node = n.core();
+        let want = n.model.memberships();
+        let mut groups: BTreeSet<String> = want.keys().cloned().collect();
+        groups.extend(node.group_names().map(str::to_owned));
+        for g in groups {
+            let mine: BTreeSet<PortId> = node
+                .members(&g)
+                .unwrap_or(&[])
+                .iter()
+                .filter(|p| p.node() == &n.id && p.incarnation() == n.incarnation)
+                .cloned()
+                .collect();
+            let w = want.get(&g).cloned().unwrap_or_default();
+            assert_eq!(mine, w, "node {i}: own ports in {g:?}");
+        }
+    }
+
+    // ----- faults ------------------------------------------------------
+
+    /// Open ends of node `i`'s current incarnation.
+    fn ends_of(&self, i: usize) -> Vec<(EndKey, usize, usize)> {
+        let inc = self.nodes[i].incarnation;
+        self.ends
+            .range((i, inc, ConnId(0))..=(i, inc, ConnId(u64::MAX)))
+            .map(|(&k, &(l, s))| (k, l, s))
+            .collect()
+    }
+
+    /// Links with an open end at both `a` and `b`... or at least one of them.
+    fn links_of_pair(&self, a: usize, b: usize) -> Vec<usize> {
+        let mut ls: Vec<usize> = self
+            .ends_of(a)
+            .into_iter()
+            .map(|(_, l, _)| l)
+            .filter(|&l| {
+                let [x, y] = self.links[l].ends;
+                (x.0, y.0) == (a, b) || (x.0, y.0) == (b, a)
+            })
+            .collect();
+        if a != b {
+            ls.extend(self.ends_of(b).into_iter().map(|(_, l, _)| l).filter(|&l| {
+                let [x, y] = self.links[l].ends;
+                (x.0, y.0) == (a, b) || (x.0, y.0) == (b, a)
+            }));
+        }
+        ls.sort_unstable();
+        ls.dedup();
+        ls
+    }
+
+    /// Resets a link: what is in flight is lost, both sides see `handle_closed`.
+    fn reset_link(&mut self, l: usize) {
+        if self.links[l].state != LinkState::Open {
+            return;
+        }
+        self.links[l].state = LinkState::Cut;
+        self.clear_pipe(2 * l);
+        self.clear_pipe(2 * l + 1);
+        for to in 0..2 {
+            if self.links[l].open[to] {
+                let d = self.latency();
+                self.push(2 * l + (1 - to), Segment::Fin, d);
+            }
+        }
+    }
+
+    /// Makes a link silent for good.
+    fn blackhole_link(&mut self, l: usize) {
+        self.links[l].state = LinkState::Blackholed;
+        self.clear_pipe(2 * l);
+        self.clear_pipe(2 * l + 1);
+    }
+
+    /// Resets every connection between `a` and `b`.
+    pub fn cut(&mut self, a: usize, b: usize) {
+        tracing::debug!(target: "sim", t = self.now.as_millis(), a, b, "cut");
+        for l in self.links_of_pair(a, b) {
+            self.reset_link(l);
+        }
+    }
+
+    /// `a` and `b` can no longer reach each other; their connections fail as `mode` says.
+    pub fn partition(&mut self, a: usize, b: usize, mode: CutMode) {
+        if a == b {
+            return;
+        }
+        tracing::debug!(target: "sim", t = self.now.as_millis(), a, b, ?mode, "partition");
+        let key = (a.min(b), a.max(b));
+        if self.partitions.contains_key(&key) {
+            return;
+        }
+        self.partitions.insert(key, mode);
+        for l in self.links_of_pair(a, b) {
+            match mode {
+                CutMode::Reset => self.reset_link(l),
+                CutMode::Silent => self.blackhole_link(l),
+                CutMode::Stall => {
+                    for p in [2 * l, 2 * l + 1] {
+                        self.clear_head(p);
+                        self.pipes[p].paused = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Partitions every node of `side` from every node not in it.
+    pub fn split(&mut self, side: &[usize], mode: CutMode) {
+        for a in side.iter().copied() {
+            for b in 0..self.nodes.len() {
+                if !side.contains(&b) {
+                    self.partition(a, b, mode);
+                }
+            }
+        }
+    }
+
+    /// Ends the partition between `a` and `b`; stalled bytes flow again.
+    pub fn heal(&mut self, a: usize, b: usize) {
+        let key = (a.min(b), a.max(b));
+        if self.partitions.remove(&key).is_none() {
+            return;
+        }
+        tracing::debug!(target: "sim", t = self.now.as_millis(), a, b, "heal");
+        for l in 0..self.links.len() {
+            let [x, y] = self.links[l].ends;
+            if (x.0.min(y.0), x.0.max(y.0)) != key {
+                continue;
+            }
+            for p in [2 * l, 2 * l + 1] {
+                if self.pipes[p].paused {
+                    self.pipes[p].paused = false;
+                    self.set_head(p);
+                }
+            }
+        }
+    }
+
+    /// Ends every partition.
+    pub fn heal_all(&mut self) {
+        let keys: Vec<(usize, usize)> = self.partitions.keys().copied().collect();
+        for (a, b) in keys {
+            self.heal(a, b);
+        }
+    }
+
+    /// The partitioned pairs.
+    pub fn partitions(&self) -> Vec<(usize, usize)> {
+        self.partitions.keys().copied().collect()
+    }
+
+    /// Node `i` dies at once. Its peers see a reset, or (`silent`) nothing at all.
+    pub fn crash(&mut self, i: usize, silent: bool) {
+        tracing::debug!(target: "sim", t = self.now.as_millis(), node = i, silent, "crash");
+        for (key, l, side) in self.ends_of(i) {
+            self.ends.remove(&key);
+            self.links[l].open[side] = false;
+            if silent {
+                self.blackhole_link(l);
+            } else if self.links[l].state == LinkState::Open {
+                let d = self.latency();
+                self.push(2 * l + side, Segment::Fin, d);
+            }
+        }
+        let inc = self.nodes[i].incarnation;
+        self.dials.retain(|k| (k.0, k.1) != (i, inc));
+        let n = &mut self.nodes[i];
+        n.node = None;
+        n.wake = None;
+        n.model = LocalModel::default();
+        n.monitors.clear();
+    }
+
+    /// Node `i` shuts down gracefully (its peers are told), then stops.
+    pub fn shutdown(&mut self, i: usize) {
+        tracing::debug!(target: "sim", t = self.now.as_millis(), node = i, "shutdown");
+        let now = self.now;
+        self.api(i, |n| n.shutdown(now));
+        let left = self.core(i).stats().connections;
+        assert_eq!(left, 0, "node {i} keeps {left} connections after shutdown");
+        assert_eq!(self.nodes[i].wake, None, "a shut down node wants no timer");
+        self.crash(i, false);
+    }
+
+    /// Starts node `i` again: same id, address and seeds, a new incarnation.
+    pub fn restart(&mut self, i: usize) {
+        assert!(!self.alive(i), "restart of a live node");
+        self.start(i);
+    }
+
+    // ----- convergence -------------------------------------------------
+
+    /// Whether the network is healed, every node alive, the mesh full with one
+    /// connection per pair, and every node lists exactly the expected members.
+    pub fn check_converged(&self) -> Result<(), String> {
+        if let Some(d) = self.dead_nodes().first() {
+            return Err(format!("node {d} is down"));
+        }
+        if !self.partitions.is_empty() {
+            return Err("partitions remain".into());
+        }
+        self.check_mesh(&self.live_nodes())?;
+        self.check_views(&self.live_nodes(), &self.expected())
+    }
+
+    /// Every node of `among` is connected to every other one of `among`,
+    /// exactly once, and to nothing else.
+    pub fn check_mesh(&self, among: &[usize]) -> Result<(), String> {
+        for &i in among {
+            let node = self.core(i);
+            let want: BTreeSet<&NodeId> = among
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| &self.nodes[j].id)
+                .collect();
+            let got: BTreeSet<&NodeId> = node.connected_nodes().collect();
+            if got != want {
+                return Err(format!("node {i} is connected to {got:?}, want {want:?}"));
+            }
+            let s = node.stats();
+            if s.authenticated != want.len() || s.connections != want.len() {
+                return Err(format!(
+                    "node {i} has {} connections ({} authenticated), want {}",
+                    s.connections,
+                    s.authenticated,
+                    want.len()
+                ));
+            }
+            let ends = self.ends_of(i);
+            if ends.len() != want.len() {
+                return Err(format!(
+                    "node {i} holds {} connection ends in the network, want {}",
+                    ends.len(),
+                    want.len()
+                ));
+            }
+            for (_, l, side) in ends {
+                let link = &self.links[l];
+                let other = link.ends[1 - side].0;
+                if link.state != LinkState::Open || !link.open[1 - side] {
+                    return Err(format!(
+                        "node {i}'s connection to node {other} is half-open ({:?})",
+                        link.state
+                    ));
+                }
+            }
+        }
+        for (x, &a) in among.iter().enumerate() {
+            for &b in &among[x + 1..] {
+                let n = self.links_between(a, b);
+                if n != 1 {
+                    return Err(format!("{n} connections between nodes {a} and {b}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every live node of `among` lists exactly `want` for every group, and no
+    /// port of a node other than the current incarnations of `among`.
+    pub fn check_views(
+        &self,
+        among: &[usize],
+        want: &BTreeMap<String, BTreeSet<PortId>>,
+    ) -> Result<(), String> {
+        for &i in among {
+            let node = self.core(i);
+            let mut groups: BTreeSet<String> = want.keys().cloned().collect();
+            groups.extend(node.group_names().map(str::to_owned));
+            for g in &groups {
+                let view = node.members(g);
+                if view.is_some_and(|v| v.is_empty()) {
+                    return Err(format!("node {i}: members({g:?}) is Some([])"));
+                }
+                let view = view.unwrap_or(&[]);
+                if !view.windows(2).all(|w| w[0] < w[1]) {
+                    return Err(format!("node {i}: members({g:?}) not sorted: {view:?}"));
+                }
+                for p in view {
+                    let owner = among
+                        .iter()
+                        .find(|&&j| &self.nodes[j].id == p.node())
+                        .map(|&j| &self.nodes[j]);
+                    match owner {
+                        Some(o) if o.alive() && o.incarnation == p.incarnation() => {}
+                        Some(o) => {
+                            return Err(format!(
+                                "node {i}: {g:?} lists {p:?} of a dead incarnation (now {})",
+                                o.incarnation
+                            ))
+                        }
+                        None => {
+                            return Err(format!(
+                                "node {i}: {g:?} lists {p:?} of an unreachable node"
+                            ))
+                        }
+                    }
+                }
+                let w = want.get(g).cloned().unwrap_or_default();
+                if !view.iter().eq(w.iter()) {
+                    return Err(format!(
+                        "node {i}: members({g:?}) = {view:?}, want {:?}",
+                        w
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until converged (at most `max`), then `hold` longer, and checks
+    /// again. Returns how long convergence took.
+    pub fn settle_with(&mut self, max: Duration, hold: Duration) -> Result<Duration, String> {
+        let start = self.now;
+        loop {
+            self.run_for(Duration::from_millis(100));
+            if self.check_converged().is_ok() {
+                let took = self.now - start;
+                self.run_for(hold);
+                return self.check_converged().map(|()| took).map_err(|e| {
+                    format!("converged after {took:?}, then diverged within {hold:?}: {e}")
+                });
+            }
+            if self.now - start > max {
+                let e = self.check_converged().expect_err("not converged");
+                return Err(format!("not converged after {max:?}: {e}"));
+            }
+        }
+    }
+
+    /// [`Sim::settle_with`] with a 60 s limit and the default hold.
+    pub fn settle(&mut self) -> Result<Duration, String> {
+        let hold = self.opts.hold();
+        self.settle_with(Duration::from_secs(60), hold)
+    }
+
+    /// Settles, or panics with the reason and a dump of the network.
+    pub fn settle_or_panic(&mut self) -> Duration {
+        match self.settle() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}\n{}", self.dump()),
+        }
+    }
+
+    /// A readable picture of every node and connection, for failure reports.
+    pub fn dump(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "--- network at {:?} ---", self.now);
+        for n in &self.nodes {
+            let Some(node) = &n.node else {
+                let _ = writeln!(s, "node {} ({}) DOWN (last incarnation {})", n.index, n.id, n.incarnation);
+                continue;
+            };
+            let st = node.stats();
+            let connected: Vec<&NodeId> = node.connected_nodes().collect();
+            let _ = writeln!(
+                s,
+                "node {} ({}) inc {} wake {:?}: {} conns ({} auth), known {}, connected {:?}",
+                n.index,
+                n.id,
+                n.incarnation,
+                n.wake,
+                st.connections,
+                st.authenticated,
+                st.known_nodes,
+                connected
+            );
+            for g in node.group_names() {
+                let _ = writeln!(s, "    {g:?}: {:?}", node.members(g).unwrap_or(&[]));
+            }
+            let model = n.model.memberships();
+            if !model.is_empty() {
+                let _ = writeln!(s, "    own registrations: {model:?}");
+            }
+            let _ = writeln!(s, "    closes: {:?}", st.closed);
+        }
+        for (l, link) in self.links.iter().enumerate() {
+            if link.open == [false, false] {
+                continue;
+            }
+            let [a, b] = link.ends;
+            let _ = writeln!(
+                s,
+                "link {l}: {}/{}:{} -> {}/{}:{} open {:?} {:?} queued {}/{}",
+                a.0,
+                a.1,
+                a.2,
+                b.0,
+                b.1,
+                b.2,
+                link.open,
+                link.state,
+                self.pipes[2 * l].queue.len(),
+                self.pipes[2 * l + 1].queue.len()
+            );
+        }
+        let _ = writeln!(s, "partitions: {:?}", self.partitions);
+        s
+    }
+}
+
+/// Checks one monitor delta against the replayed state, and replays it.
+fn check_delta(
+    monitors: &mut BTreeMap<MonitorId, MonitorTrack>,
+    d: &GroupDelta,
+) -> Result<(), String> {
+    let m = monitors
+        .get_mut(&d.monitor)
+        .ok_or("event for a monitor never started")?;
+    if m.ended {
+        return Err("event after unmonitor".into());
+    }
+    if *d.group != *m.group {
+        return Err(format!("event for group {:?}, monitor is of {:?}", d.group, m.group));
+    }
+    for (name, list) in [("members", &d.members), ("added", &d.added), ("removed", &d.removed)] {
+        if !list.windows(2).all(|w| w[0] < w[1]) {
+            return Err(format!("{name} not sorted and unique"));
+        }
+    }
+    if d.added.is_empty() && d.removed.is_empty() {
+        return Err("empty delta".into());
+    }
+    let members: BTreeSet<PortId> = d.members.iter().cloned().collect();
+    let added: BTreeSet<PortId> = d.added.iter().cloned().collect();
+    let removed: BTreeSet<PortId> = d.removed.iter().cloned().collect();
+    if !added.is_subset(&members) {
+        return Err("added not a subset of members".into());
+    }
+    if !removed.is_disjoint(&members) {
+        return Err("removed members still listed".into());
+    }
+    if !added.is_disjoint(&m.members) {
+        return Err(format!(
+            "added ports already members: {:?}",
+            added.intersection(&m.members).collect::<Vec<_>>()
+        ));
+    }
+    if !removed.is_subset(&m.members) {
+        return Err(format!(
+            "removed ports that were not members: {:?}",
+            removed.difference(&m.members).collect::<Vec<_>>()
+        ));
+    }
+    let replay: BTreeSet<PortId> = m
+        .members
+        .union(&added)
+        .filter(|p| !removed.contains(*p))
+        .cloned()
+        .collect();
+    if replay != members {
+        return Err(format!("replay gives {replay:?}"));
+    }
+    m.members = replay;
+    m.deltas += 1;
+    Ok(())
+}
+
+/// Installs a tracing subscriber writing to the test output when `SIM_TRACE` is set.
+pub fn init_tracing() {
+    if std::env::var_os("SIM_TRACE").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_test_writer()
+            .without_time()
+            .try_init();
+    }
+}
+
+/// Runs `run(seed)` for many seeds and reports the first failure with a replay
+/// command. `SIM_SEED=n` runs only seed `n` (with `SIM_TRACE=1`, logging);
+/// `<count_var>=k` (e.g. `SIM_SEEDS=100000`) runs seeds `0..k` instead of `0..default_count`.
+pub fn run_seeds(test: &str, count_var: &str, default_count: u64, run: impl Fn(u64)) {
+    init_tracing();
+    let env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .map(|v| v.parse::<u64>().unwrap_or_else(|_| panic!("{k} is not a number")))
+    };
+    let seeds: Vec<u64> = match env("SIM_SEED") {
+        Some(s) => vec![s],
+        None => (0..env(count_var).unwrap_or(default_count)).collect(),
+    };
+    for seed in seeds {
+        if let Err(e) = panic::catch_unwind(AssertUnwindSafe(|| run(seed))) {
+            eprintln!(
+                "\n*** {test} failed with seed {seed}. Replay it with:\n\
+                 SIM_SEED={seed} cargo test -p groupmesh-core --test simulation {test} -- --nocapture\n\
+                 (add SIM_TRACE=1 for the core's debug log)\n"
+            );
+            panic::resume_unwind(e);
+        }
+    }
+}
+
+/// The reason of node `i`'s `ConnectionClosed` events since `mark`.
+pub fn close_reasons(events: &[Event]) -> Vec<CloseReason> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ConnectionClosed { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect()
+}
