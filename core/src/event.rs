@@ -49,7 +49,7 @@ pub enum Direction {
 
 /// A limit that a peer went past.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
 #[non_exhaustive]
 pub enum Limit {
     /// A frame longer than the maximum frame size.
@@ -69,7 +69,7 @@ pub enum Limit {
 /// Why a connection ended. Sent to the peer in a close frame where it can be,
 /// and reported to the user in [`Event::ConnectionClosed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
 #[non_exhaustive]
 pub enum CloseReason {
     /// The socket was closed or reset without a reason (the driver reported it).
@@ -116,7 +116,7 @@ pub type RemoteReason = WireReason;
 
 /// A close reason as it travels on the wire (no nesting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
 #[non_exhaustive]
 pub enum WireReason {
     /// See [`CloseReason::Malformed`].

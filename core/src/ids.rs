@@ -118,7 +118,7 @@ macro_rules! handle {
     ($(#[$doc:meta])* $name:ident, $fmt:literal) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        #[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+        #[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
         pub struct $name(pub u64);
 
         impl fmt::Debug for $name {

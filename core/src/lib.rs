@@ -50,6 +50,9 @@
 #![cfg_attr(not(fuzzing), warn(missing_docs))]
 
 extern crate alloc;
+// `arbitrary` (tests and the `fuzzing` feature only) needs std.
+#[cfg(any(test, feature = "fuzzing"))]
+extern crate std;
 
 mod batch;
 mod config;
@@ -67,6 +70,9 @@ mod session;
 mod stats;
 mod time;
 pub mod wire;
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 
 pub use config::{Config, Limits, Timeouts};
 pub use error::{ApiError, ConfigError};

@@ -13,7 +13,7 @@ use core::time::Duration;
 /// their start; tests and fuzzers simply make up values. Time passed to the core
 /// must never go backwards.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
 pub struct Instant(u64);
 
 impl Instant {

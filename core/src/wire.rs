@@ -45,7 +45,7 @@ pub type WireGroup = heapless::String<MAX_GROUP_NAME>;
 
 /// One protocol frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
 pub enum Frame {
     /// The greeting both sides send first. Must stay variant 0.
     Hello(Box<Hello>),
@@ -82,15 +82,17 @@ pub enum Frame {
 
 /// The greeting. Its first field must stay `version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
 pub struct Hello {
     /// Protocol version of the sender.
     pub version: u16,
     /// The sender's node id.
+    #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_heapless_str))]
     pub node: WireNodeId,
     /// The sender's incarnation.
     pub incarnation: u64,
     /// Where the sender can be dialled.
+    #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_heapless_vec))]
     pub addrs: heapless::Vec<WireAddr, MAX_ADDRS>,
     /// A fresh random nonce.
     pub nonce: [u8; NONCE_LEN],
@@ -100,19 +102,22 @@ pub struct Hello {
 
 /// A node and its addresses, in [`Frame::Peers`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
 pub struct PeerInfo {
     /// The node.
+    #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_heapless_str))]
     pub node: WireNodeId,
     /// Its addresses.
+    #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_heapless_vec))]
     pub addrs: heapless::Vec<WireAddr, MAX_ADDRS>,
 }
 
 /// A group and the sender's ports in it, in [`Frame::Sync`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
 pub struct GroupPorts {
     /// The group.
+    #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_heapless_str))]
     pub group: WireGroup,
     /// The sender's port numbers in it.
     pub ports: BoundedVec<u64, MAX_PORTS_PER_ENTRY>,
@@ -120,9 +125,10 @@ pub struct GroupPorts {
 
 /// A group and the sender's ports that joined and left it, in [`Frame::Update`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
 pub struct GroupChange {
     /// The group.
+    #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_heapless_str))]
     pub group: WireGroup,
     /// Port numbers that joined.
     pub joined: BoundedVec<u64, MAX_PORTS_PER_ENTRY>,
@@ -132,7 +138,7 @@ pub struct GroupChange {
 
 /// A socket address on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
 pub enum WireAddr {
     /// IPv4 address and port.
     V4([u8; 4], u16),
@@ -256,7 +262,7 @@ impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for BoundedVec<T
     }
 }
 
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 impl<'a, T: arbitrary::Arbitrary<'a>, const N: usize> arbitrary::Arbitrary<'a>
     for BoundedVec<T, N>
 {
@@ -270,6 +276,33 @@ impl<'a, T: arbitrary::Arbitrary<'a>, const N: usize> arbitrary::Arbitrary<'a>
         }
         Ok(BoundedVec(v))
     }
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+fn arb_heapless_str<const N: usize>(
+    u: &mut arbitrary::Unstructured<'_>,
+) -> arbitrary::Result<heapless::String<N>> {
+    let s: &str = u.arbitrary()?;
+    let mut out = heapless::String::new();
+    for c in s.chars() {
+        if out.push(c).is_err() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+fn arb_heapless_vec<'a, T: arbitrary::Arbitrary<'a>, const N: usize>(
+    u: &mut arbitrary::Unstructured<'a>,
+) -> arbitrary::Result<heapless::Vec<T, N>> {
+    let mut out = heapless::Vec::new();
+    for item in u.arbitrary_iter()? {
+        if out.push(item?).is_err() {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// Why bytes did not decode as a frame.

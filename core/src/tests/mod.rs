@@ -3,6 +3,7 @@
 //! out-of-order input can be written down exactly.
 
 mod framing;
+mod fuzz_bodies;
 mod handshake;
 mod local_api;
 mod peer_input;

@@ -1,0 +1,50 @@
+//! The fuzz harness bodies, run on random bytes in the normal test run, and
+//! on every input a fuzzer ever crashed the core with (`regressions`).
+
+use alloc::vec::Vec;
+
+use proptest::prelude::*;
+
+use crate::fuzzing;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    #[test]
+    fn decoding_any_bytes_is_sound(data in proptest::collection::vec(any::<u8>(), 0..256)) {
+        fuzzing::decode(&data);
+    }
+
+    #[test]
+    fn any_stream_in_any_chunks_gives_the_same_node(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+        fuzzing::stream(&data);
+    }
+
+    #[test]
+    fn any_input_sequence_keeps_the_node_sound(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        fuzzing::node(&data);
+    }
+
+    #[test]
+    fn no_hostile_handshake_authenticates(data in proptest::collection::vec(any::<u8>(), 0..1024)) {
+        fuzzing::handshake(&data);
+    }
+}
+
+/// Inputs that once broke a harness body (found by cargo-fuzz), kept forever.
+const REGRESSIONS: &[(&str, &[u8])] = &[];
+
+#[test]
+fn past_fuzz_crashes_stay_fixed() {
+    for (target, input) in REGRESSIONS {
+        let run: fn(&[u8]) = match *target {
+            "decode" => fuzzing::decode,
+            "stream" => fuzzing::stream,
+            "node" => fuzzing::node,
+            "handshake" => fuzzing::handshake,
+            other => panic!("unknown target {other}"),
+        };
+        run(input);
+    }
+    let _: Vec<u8> = Vec::new();
+}

@@ -1,0 +1,542 @@
+//! Deterministic simulation of whole meshes (see `common/mod.rs`).
+//!
+//! `random_faults_keep_views_consistent` runs 500 seeds of random faults and
+//! API calls, then heals the network and checks the contract's consistency,
+//! mesh and monitor rules. A failing seed is printed with its replay command:
+//!
+//! ```text
+//! SIM_SEED=1234 cargo test -p groupmesh-core --test simulation random_faults -- --nocapture
+//! SIM_SEEDS=100000 cargo test -p groupmesh-core --test simulation random_faults   # more seeds
+//! SIM_SEED=1234 SIM_TRACE=1 cargo test ...                                        # with the core's log
+//! ```
+//!
+//! The other tests are focused scenarios, named after what they show.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use common::{close_reasons, init_tracing, run_seeds, CutMode, Sim, SimOptions};
+use groupmesh_core::{ApiError, CloseReason, Event, Instant, MonitorId, PortId, RegId};
+use rand::rngs::SmallRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+
+const GROUPS: [&str; 4] = ["alpha", "beta", "gamma", "delta"];
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// One random local API call on live node `i`, on the first `groups` groups.
+fn random_api_call(sim: &mut Sim, i: usize, groups: usize) {
+    let group = GROUPS[sim.rng.random_range(0..groups)];
+    let n = &sim.nodes[i];
+    let ports: Vec<PortId> = n.model.ports.iter().cloned().collect();
+    let regs: Vec<RegId> = n.model.regs.keys().copied().collect();
+    let monitors: Vec<MonitorId> = n
+        .monitors
+        .iter()
+        .filter(|(_, m)| !m.ended)
+        .map(|(id, _)| *id)
+        .collect();
+    match sim.rng.random_range(0..100) {
+        0..40 => {
+            let port = match ports.choose(&mut sim.rng) {
+                Some(p) if sim.rng.random_ratio(2, 3) => p.clone(),
+                _ => sim.open_port(i),
+            };
+            sim.register(i, group, &port);
+        }
+        40..60 => {
+            if let Some(&r) = regs.choose(&mut sim.rng) {
+                sim.unregister(i, r);
+            }
+        }
+        60..68 => {
+            if let Some(p) = ports.choose(&mut sim.rng) {
+                sim.close_port(i, p);
+            }
+        }
+        68..83 => {
+            sim.monitor(i, group);
+        }
+        83..90 => {
+            if let Some(&m) = monitors.choose(&mut sim.rng) {
+                sim.unmonitor(i, m);
+            }
+        }
+        90..95 => {
+            sim.open_port(i);
+        }
+        _ => {
+            // Misuse: a port of another node or of an earlier incarnation, a
+            // bad group name. Refused, and nothing changes.
+            let remote: Vec<PortId> = sim
+                .core(i)
+                .group_names()
+                .flat_map(|g| sim.core(i).members(g).unwrap_or(&[]).to_vec())
+                .filter(|p| p.node() != &sim.nodes[i].id)
+                .collect();
+            if let Some(p) = remote.choose(&mut sim.rng) {
+                sim.register_refused(i, group, p, ApiError::NotLocalPort);
+            }
+            let me = &sim.nodes[i];
+            let stale = PortId::new(me.id.clone(), me.incarnation - 1, 1);
+            sim.register_refused(i, group, &stale, ApiError::NotLocalPort);
+            if let Some(p) = ports.first() {
+                sim.register_refused(i, "", p, ApiError::BadGroupName { len: 0 });
+            }
+        }
+    }
+}
+
+fn random_mode(rng: &mut SmallRng) -> CutMode {
+    *[CutMode::Reset, CutMode::Silent, CutMode::Stall]
+        .choose(rng)
+        .expect("non-empty")
+}
+
+/// One random fault, API call or pause.
+fn random_step(sim: &mut Sim, groups: usize) {
+    let n = sim.nodes.len();
+    let live = sim.live_nodes();
+    let dead = sim.dead_nodes();
+    match sim.rng.random_range(0..100) {
+        0..55 => {
+            if let Some(&i) = live.choose(&mut sim.rng) {
+                random_api_call(sim, i, groups);
+            }
+        }
+        55..62 => {
+            let (a, b) = (sim.rng.random_range(0..n), sim.rng.random_range(0..n));
+            sim.cut(a, b);
+        }
+        62..68 => {
+            let mode = random_mode(&mut sim.rng);
+            if sim.rng.random_bool(0.5) {
+                let (a, b) = (sim.rng.random_range(0..n), sim.rng.random_range(0..n));
+                sim.partition(a, b, mode);
+            } else {
+                let side: Vec<usize> = (0..n).filter(|_| sim.rng.random_bool(0.5)).collect();
+                sim.split(&side, mode);
+            }
+        }
+        68..74 => {
+            let parts = sim.partitions();
+            if sim.rng.random_bool(0.5) {
+                if let Some(&(a, b)) = parts.choose(&mut sim.rng) {
+                    sim.heal(a, b);
+                }
+            } else {
+                sim.heal_all();
+            }
+        }
+        74..79 => {
+            if let Some(&i) = live.choose(&mut sim.rng) {
+                let silent = sim.rng.random_bool(0.5);
+                sim.crash(i, silent);
+            }
+        }
+        79..86 => {
+            if let Some(&i) = dead.choose(&mut sim.rng) {
+                sim.restart(i);
+            }
+        }
+        86..88 => {
+            if let Some(&i) = live.choose(&mut sim.rng) {
+                sim.shutdown(i);
+            }
+        }
+        88..93 => {
+            let d = sim.rng.random_range(500..=2000);
+            sim.run_for(ms(d));
+        }
+        _ => {}
+    }
+}
+
+/// A random run: options drawn from the seed, a phase of random faults and API
+/// calls, then everything healed and restarted, and the network must converge.
+fn random_run(seed: u64, nodes: RangeInclusive<usize>, fault_ms: RangeInclusive<u64>) -> Sim {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let n = rng.random_range(nodes);
+    let mut opts = SimOptions::new(n);
+    opts.max_chunks = rng.random_range(1..=8);
+    opts.timeouts.forget_after = ms(rng.random_range(2_000..=20_000));
+    if rng.random_ratio(1, 10) {
+        opts.max_unauthenticated = Some(rng.random_range(2..=4));
+    }
+    if rng.random_ratio(1, 5) {
+        let k = rng.random_range(1..=n.min(3));
+        opts.seeds = rand::seq::index::sample(&mut rng, n, k).into_vec();
+    }
+    let groups = rng.random_range(1..=GROUPS.len());
+    let fault_end = Instant::from_millis(rng.random_range(fault_ms));
+    let mut sim = Sim::new(opts, rng.random());
+
+    while sim.now < fault_end {
+        let gap = sim.rng.random_range(0..=300);
+        sim.run_for(ms(gap));
+        random_step(&mut sim, groups);
+    }
+    sim.heal_all();
+    for i in sim.dead_nodes() {
+        let d = sim.rng.random_range(0..=100);
+        sim.run_for(ms(d));
+        sim.restart(i);
+    }
+    // A few calls on the healed network before it goes quiet.
+    for _ in 0..sim.rng.random_range(0..4) {
+        let i = sim.rng.random_range(0..n);
+        random_api_call(&mut sim, i, groups);
+    }
+    let took = sim.settle_or_panic();
+    if std::env::var_os("SIM_VERBOSE").is_some() {
+        eprintln!(
+            "seed {seed}: {n} nodes, converged in {took:?}, {} steps, {:?}",
+            sim.steps, sim.counts
+        );
+    }
+    sim
+}
+
+#[test]
+fn random_faults_keep_views_consistent() {
+    run_seeds(
+        "random_faults_keep_views_consistent",
+        "SIM_SEEDS",
+        500,
+        |seed| {
+            random_run(seed, 2..=12, 1_000..=5_000);
+        },
+    );
+}
+
+#[test]
+fn random_faults_in_a_fifty_node_mesh_keep_views_consistent() {
+    run_seeds(
+        "random_faults_in_a_fifty_node_mesh",
+        "SIM_SEEDS_50",
+        1,
+        |seed| {
+            random_run(seed, 50..=50, 1_000..=2_000);
+        },
+    );
+}
+
+#[test]
+fn replaying_a_seed_gives_the_same_run() {
+    let fingerprint = |sim: &Sim| {
+        let events: Vec<_> = sim.nodes.iter().map(|n| format!("{:?}", n.events)).collect();
+        (sim.now, sim.steps, events)
+    };
+    let a = random_run(7, 5..=5, 2_000..=2_000);
+    let b = random_run(7, 5..=5, 2_000..=2_000);
+    assert!(fingerprint(&a) == fingerprint(&b), "same seed, different runs");
+}
+
+#[test]
+fn mesh_of_fifty_nodes_becomes_full() {
+    init_tracing();
+    let mut sim = Sim::new(SimOptions::new(50), 50);
+    for i in 0..50 {
+        let p = sim.open_port(i);
+        sim.register(i, "all", &p);
+        sim.register(i, &format!("g{}", i % 5), &p);
+    }
+    sim.monitor(7, "all");
+    let took = sim.settle_or_panic();
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    for i in 0..50 {
+        assert_eq!(sim.core(i).connected_nodes().count(), 49);
+        assert_eq!(sim.members(i, "all").len(), 50);
+        assert_eq!(sim.members(i, "g3").len(), 10);
+    }
+}
+
+#[test]
+fn own_address_in_the_seed_list_is_harmless() {
+    init_tracing();
+    let mut opts = SimOptions::new(1);
+    opts.seeds = vec![0];
+    let mut sim = Sim::new(opts, 1);
+    sim.run_for(Duration::from_secs(30));
+    let node = sim.core(0);
+    let st = node.stats();
+    let closes: u64 = st.closed.iter().map(|(_, n)| n).sum();
+    assert!(closes <= 2, "dialled itself more than once: {:?}", st.closed);
+    assert_eq!(st.connections, 0);
+    assert_eq!(sim.nodes[0].wake, None, "a lone node goes idle");
+
+    // And in a mesh where every node seeds every node (itself included).
+    let mut opts = SimOptions::new(4);
+    opts.seeds = (0..4).collect();
+    let mut sim = Sim::new(opts, 2);
+    sim.settle_or_panic();
+}
+
+/// Node 3 has ports in "a" (one registered twice) and "b"; node 0 one in "a".
+/// When node 3 is lost, each other node's monitors get exactly one delta per
+/// group, removing all of node 3's ports at once.
+#[test]
+fn lost_node_members_vanish_in_one_delta() {
+    init_tracing();
+    for silent in [false, true] {
+        for seed in 0..5 {
+            let mut sim = Sim::new(SimOptions::new(4), seed);
+            let p: Vec<PortId> = (0..3).map(|_| sim.open_port(3)).collect();
+            sim.register(3, "a", &p[0]);
+            sim.register(3, "a", &p[0]);
+            sim.register(3, "a", &p[1]);
+            sim.register(3, "b", &p[1]);
+            sim.register(3, "b", &p[2]);
+            let q = sim.open_port(0);
+            sim.register(0, "a", &q);
+            let mut monitors = Vec::new();
+            for i in 0..3 {
+                for g in ["a", "b", "c"] {
+                    monitors.push((i, g, sim.monitor(i, g)));
+                }
+            }
+            sim.settle_or_panic();
+            let marks: Vec<usize> = (0..3).map(|i| sim.mark(i)).collect();
+            sim.crash(3, silent);
+            let t = sim.opts.timeouts.keepalive_timeout * 2;
+            sim.run_for(t);
+            for (i, g, mon) in monitors {
+                let deltas: Vec<_> = sim
+                    .events_since(i, marks[i])
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        Event::Group(d) if d.monitor == mon => Some(d),
+                        _ => None,
+                    })
+                    .collect();
+                let (members, removed) = match g {
+                    "a" => (vec![q.clone()], vec![p[0].clone(), p[1].clone()]),
+                    "b" => (vec![], vec![p[1].clone(), p[2].clone()]),
+                    _ => {
+                        assert!(deltas.is_empty(), "node {i} {g}: {deltas:?}");
+                        continue;
+                    }
+                };
+                assert_eq!(deltas.len(), 1, "node {i} {g} (silent {silent}): {deltas:?}");
+                assert_eq!(deltas[0].members, members);
+                assert_eq!(deltas[0].removed, removed);
+                assert!(deltas[0].added.is_empty());
+            }
+            for i in 0..3 {
+                let downs = sim
+                    .events_since(i, marks[i])
+                    .into_iter()
+                    .filter(|e| matches!(e, Event::NodeDown { .. }))
+                    .count();
+                assert_eq!(downs, 1, "node {i}: one node down");
+                assert_eq!(sim.core(i).connected_nodes().count(), 2);
+            }
+        }
+    }
+}
+
+/// Node 2 crashes silently, so nodes 0 and 1 keep a half-open connection to
+/// it (keepalive 60 s), and restarts at once. Its new incarnation replaces the
+/// old one everywhere as soon as it connects: no old port survives NodeUp.
+#[test]
+fn restarted_node_replaces_its_old_incarnation_even_with_half_open_connection() {
+    init_tracing();
+    for seed in 0..5 {
+        let mut opts = SimOptions::new(3);
+        opts.timeouts.ping_interval = Duration::from_secs(1);
+        opts.timeouts.keepalive_timeout = Duration::from_secs(60);
+        let mut sim = Sim::new(opts, seed);
+        let old = sim.open_port(2);
+        sim.register(2, "svc", &old);
+        let mons = [sim.monitor(0, "svc"), sim.monitor(1, "svc")];
+        sim.settle_with(Duration::from_secs(30), Duration::from_secs(2))
+            .expect("converges");
+        let marks: Vec<usize> = (0..2).map(|i| sim.mark(i)).collect();
+        let crashed_at = sim.now;
+        sim.crash(2, true);
+        sim.run_for(ms(100));
+        assert_eq!(sim.members(0, "svc"), vec![old.clone()], "half-open: still listed");
+        sim.restart(2);
+        let new_inc = sim.nodes[2].incarnation;
+        let new = sim.open_port(2);
+        sim.register(2, "svc", &new);
+        sim.settle_with(Duration::from_secs(10), Duration::from_secs(1))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", sim.dump()));
+        assert!(
+            sim.now - crashed_at < Duration::from_secs(30),
+            "replaced before any keepalive timeout"
+        );
+        for i in 0..2 {
+            assert_eq!(sim.members(i, "svc"), vec![new.clone()]);
+            let events = sim.events_since(i, marks[i]);
+            assert!(
+                close_reasons(&events).contains(&CloseReason::Restarted),
+                "node {i}: {events:?}"
+            );
+            // Replay the monitor up to the step of the new incarnation's
+            // NodeUp: the old port is gone by then.
+            let timed = &sim.nodes[i].events[marks[i]..];
+            let up_at = timed
+                .iter()
+                .find_map(|(t, _, e)| match e {
+                    Event::NodeUp { incarnation, .. } if *incarnation == new_inc => Some(*t),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("node {i} saw the new incarnation come up"));
+            let mut view: BTreeSet<PortId> = BTreeSet::from([old.clone()]);
+            for (_, _, e) in timed.iter().take_while(|(t, _, _)| *t <= up_at) {
+                if let Event::Group(d) = e {
+                    if d.monitor == mons[i] {
+                        view.extend(d.added.iter().cloned());
+                        for p in &d.removed {
+                            view.remove(p);
+                        }
+                    }
+                }
+            }
+            assert!(!view.contains(&old), "node {i}: old port after NodeUp: {events:?}");
+        }
+    }
+}
+
+/// Six nodes split 3/3 (connections reset, silent or stalled). Each side ends
+/// up listing exactly its own side's members, keeps working, and after the
+/// heal every node lists everything again.
+#[test]
+fn partition_heals_and_views_converge() {
+    init_tracing();
+    let (left, right) = ([0, 1, 2], [3, 4, 5]);
+    for (k, mode) in [CutMode::Reset, CutMode::Silent, CutMode::Stall]
+        .into_iter()
+        .enumerate()
+    {
+        for seed in 0..3 {
+            let mut sim = Sim::new(SimOptions::new(6), 10 * seed + k as u64);
+            for i in 0..6 {
+                let p = sim.open_port(i);
+                sim.register(i, "all", &p);
+                sim.register(i, if i < 3 { "left" } else { "right" }, &p);
+                sim.monitor(i, "all");
+            }
+            sim.settle_or_panic();
+            sim.split(&left, mode);
+            let t = sim.opts.timeouts.keepalive_timeout * 2;
+            sim.run_for(t);
+            for i in 0..6 {
+                let p = sim.open_port(i);
+                sim.register(i, "all", &p);
+                sim.register(i, "during", &p);
+            }
+            sim.run_for(Duration::from_secs(2));
+            for side in [&left[..], &right[..]] {
+                let want = sim.expected_among(side);
+                sim.check_views(side, &want)
+                    .unwrap_or_else(|e| panic!("{mode:?}/{seed}: {e}\n{}", sim.dump()));
+                for &i in side {
+                    assert_eq!(sim.core(i).connected_nodes().count(), 2);
+                }
+            }
+            sim.heal_all();
+            sim.settle_or_panic();
+            assert_eq!(sim.members(0, "all").len(), 12);
+        }
+    }
+}
+
+/// Every node seeds every node, so all dial each other at once. One
+/// connection per pair survives.
+#[test]
+fn simultaneous_dials_leave_one_connection_per_pair() {
+    init_tracing();
+    let mut superseded = 0;
+    for seed in 0..20 {
+        let n = 2 + (seed as usize) % 4;
+        let mut opts = SimOptions::new(n);
+        opts.seeds = (0..n).collect();
+        let mut sim = Sim::new(opts, seed);
+        for i in 0..n {
+            let p = sim.open_port(i);
+            sim.register(i, "g", &p);
+        }
+        sim.settle_or_panic();
+        superseded += (0..n)
+            .flat_map(|i| sim.core(i).stats().closed)
+            .filter(|(r, _)| {
+                matches!(
+                    r,
+                    CloseReason::Superseded | CloseReason::Remote(groupmesh_core::WireReason::Superseded)
+                )
+            })
+            .map(|(_, c)| c)
+            .sum::<u64>();
+    }
+    assert!(superseded > 0, "no dials crossed: the test tested nothing");
+}
+
+/// A node that shuts down tells its peers: its members are gone at once,
+/// long before any keepalive timeout, in one delta per group.
+#[test]
+fn graceful_shutdown_removes_members_without_timeout() {
+    init_tracing();
+    for seed in 0..5 {
+        let mut opts = SimOptions::new(3);
+        opts.timeouts.ping_interval = Duration::from_secs(1);
+        opts.timeouts.keepalive_timeout = Duration::from_secs(60);
+        let mut sim = Sim::new(opts, seed);
+        let p = sim.open_port(2);
+        sim.register(2, "svc", &p);
+        let mons = [sim.monitor(0, "svc"), sim.monitor(1, "svc")];
+        sim.settle_with(Duration::from_secs(30), Duration::from_secs(2))
+            .expect("converges");
+        let marks: Vec<usize> = (0..2).map(|i| sim.mark(i)).collect();
+        sim.shutdown(2);
+        sim.run_for(ms(100));
+        for i in 0..2 {
+            assert_eq!(sim.members(i, "svc"), Vec::<PortId>::new());
+            let events = sim.events_since(i, marks[i]);
+            let deltas: Vec<_> = events
+                .iter()
+                .filter(|e| matches!(e, Event::Group(d) if d.monitor == mons[i]))
+                .collect();
+            assert_eq!(deltas.len(), 1, "node {i}: {events:?}");
+            assert!(
+                events.iter().any(|e| matches!(
+                    e,
+                    Event::NodeDown {
+                        reason: CloseReason::Remote(groupmesh_core::WireReason::Shutdown),
+                        ..
+                    }
+                )),
+                "node {i}: {events:?}"
+            );
+        }
+    }
+}
+
+/// Once the mesh is full and quiet, nobody dials anybody: in particular a seed
+/// whose dial lost the one-connection-per-pair rule is known to be connected.
+#[test]
+#[ignore = "core bug: a seed whose dial loses the one-connection-per-pair rule never learns its node (session.rs authenticated() returns before setting seed.node), so it is re-dialled every backoff_max forever"]
+fn connected_seeds_are_not_redialled() {
+    init_tracing();
+    for seed in 0..5 {
+        let n = 2 + seed as usize;
+        let mut opts = SimOptions::new(n);
+        opts.seeds = (0..n).collect();
+        opts.strict_mesh = true;
+        let mut sim = Sim::new(opts, seed);
+        sim.settle_or_panic();
+        let marks: Vec<usize> = (0..n).map(|i| sim.mark(i)).collect();
+        sim.run_for(Duration::from_secs(10));
+        for i in 0..n {
+            let events = sim.events_since(i, marks[i]);
+            assert!(events.is_empty(), "seed {seed} node {i}: {events:?}");
+        }
+    }
+}
