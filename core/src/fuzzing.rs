@@ -500,7 +500,6 @@ impl Harness {
                             r.open = false;
                         }
                     }
-                    _ => {}
                 }
                 continue;
             }
