@@ -6,8 +6,8 @@
 use std::fs;
 
 use groupmesh_core::wire::{
-    BoundedVec, Frame, GroupChange, GroupPorts, Hello, PeerInfo, WireAddr, WireGroup,
-    WireNodeId, LEN_PREFIX, PROTOCOL_VERSION,
+    BoundedVec, Frame, GroupChange, GroupPorts, Hello, PeerInfo, WireAddr, WireGroup, WireNodeId,
+    LEN_PREFIX, PROTOCOL_VERSION,
 };
 use groupmesh_core::{Limit, WireReason};
 
@@ -24,7 +24,11 @@ fn ports(v: &[u64]) -> BoundedVec<u64, 65536> {
 fn frames() -> Vec<Frame> {
     let mut addrs = heapless::Vec::new();
     addrs
-        .push(WireAddr::from("127.0.0.1:7000".parse::<std::net::SocketAddr>().expect("addr")))
+        .push(WireAddr::from(
+            "127.0.0.1:7000"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr"),
+        ))
         .expect("room");
     let hello = Hello {
         version: PROTOCOL_VERSION,
@@ -88,7 +92,10 @@ fn main() -> std::io::Result<()> {
             b
         })
         .collect();
-    fs::write(format!("{dir}/stream/seed-00"), [&[0u8][..], &after_auth].concat())?;
+    fs::write(
+        format!("{dir}/stream/seed-00"),
+        [&[0u8][..], &after_auth].concat(),
+    )?;
     fs::write(
         format!("{dir}/stream/seed-01"),
         [&[1u8, 3, 0, 1, 9, 0, 0][..], &after_auth].concat(),

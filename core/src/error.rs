@@ -46,7 +46,9 @@ impl fmt::Display for ApiError {
             ),
             ApiError::UnknownRegistration => f.write_str("that registration has already ended"),
             ApiError::UnknownMonitor => f.write_str("that monitor has already ended"),
-            ApiError::ShutDown => f.write_str("the node has been shut down"),
+            ApiError::ShutDown => {
+                f.write_str("the node has been shut down; start a new node to rejoin the mesh")
+            }
         }
     }
 }

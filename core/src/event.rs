@@ -31,7 +31,10 @@ pub enum Action {
         addr: SocketAddr,
     },
     /// Write what was transmitted for `conn`, then close it. The core has
-    /// already forgotten it: do not report its closing.
+    /// already forgotten it: do not report its closing. Asked for every
+    /// connection the core ends itself (protocol errors, limits, timeouts,
+    /// a peer's close frame, send overflow, shutdown); not for those the
+    /// driver reported closed or failed.
     Close {
         /// The connection to close.
         conn: ConnId,

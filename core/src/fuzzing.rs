@@ -298,7 +298,11 @@ impl Harness {
         let mut addrs = heapless::Vec::new();
         let _ = addrs.push(WireAddr::from(addr(8000 + u16::from(incarnation % 4))));
         let hello = Hello {
-            version: if other { PROTOCOL_VERSION + 1 } else { PROTOCOL_VERSION },
+            version: if other {
+                PROTOCOL_VERSION + 1
+            } else {
+                PROTOCOL_VERSION
+            },
             node,
             incarnation: u64::from(incarnation),
             addrs,
@@ -400,7 +404,9 @@ impl Harness {
             Op::Unmonitor(i) => {
                 let ids: Vec<MonitorId> = self.monitors.keys().copied().collect();
                 if let Some(m) = pick(&ids, i) {
-                    self.node.unmonitor(m).expect("the harness only ends live monitors");
+                    self.node
+                        .unmonitor(m)
+                        .expect("the harness only ends live monitors");
                     self.monitors.remove(&m);
                 }
             }
@@ -461,7 +467,11 @@ impl Harness {
                 self.node.handle_timeout(self.now);
                 self.drain();
                 if let Some(t) = self.node.poll_timeout() {
-                    assert!(t > self.now, "a fired timer must not stay due ({t:?} <= {:?})", self.now);
+                    assert!(
+                        t > self.now,
+                        "a fired timer must not stay due ({t:?} <= {:?})",
+                        self.now
+                    );
                 }
             }
         }
@@ -552,7 +562,12 @@ impl Harness {
     fn view(&self) -> Vec<(String, Vec<PortId>)> {
         self.node
             .group_names()
-            .map(|g| (String::from(g), self.node.members(g).unwrap_or_default().to_vec()))
+            .map(|g| {
+                (
+                    String::from(g),
+                    self.node.members(g).unwrap_or_default().to_vec(),
+                )
+            })
             .collect()
     }
 
@@ -562,9 +577,12 @@ impl Harness {
         let stats = self.node.stats();
         for (group, members) in self.view() {
             assert!(!members.is_empty(), "a listed group has members");
-            assert!(members.windows(2).all(|w| w[0] < w[1]), "{group}: sorted, once");
+            assert!(
+                members.windows(2).all(|w| w[0] < w[1]),
+                "{group}: sorted, once"
+            );
         }
-        for (_, (group, seen)) in &self.monitors {
+        for (group, seen) in self.monitors.values() {
             let now: BTreeSet<PortId> = self
                 .node
                 .members(group)
@@ -572,9 +590,16 @@ impl Harness {
                 .iter()
                 .cloned()
                 .collect();
-            assert_eq!(seen.clone().unwrap_or_default(), now, "monitor of {group} is current");
+            assert_eq!(
+                seen.clone().unwrap_or_default(),
+                now,
+                "monitor of {group} is current"
+            );
         }
-        assert!(stats.connections <= limits.max_connections + 1, "connections bounded");
+        assert!(
+            stats.connections <= limits.max_connections + 1,
+            "connections bounded"
+        );
         let remote = stats.members.saturating_sub(self.regs.len());
         assert!(
             remote <= limits.max_members_per_peer * stats.authenticated.max(1),

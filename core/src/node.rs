@@ -252,14 +252,16 @@ impl Node {
     }
 
     /// The driver's send buffer for `conn` is over its limit: the peer does
-    /// not read. The connection is closed with [`Limit::SendBuffer`](crate::Limit::SendBuffer).
+    /// not read. The connection is forgotten with
+    /// [`Limit::SendBuffer`](crate::Limit::SendBuffer) and an [`Action::Close`]
+    /// follows (no close frame: the peer is not reading).
     pub fn handle_send_overflow(&mut self, now: Instant, conn: ConnId) {
         if self.conns.contains_key(&conn) {
             self.remove_conn(
                 now,
                 conn,
                 CloseReason::LimitExceeded(crate::event::Limit::SendBuffer),
-                false,
+                true,
             );
         }
     }

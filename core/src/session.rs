@@ -63,8 +63,10 @@ impl Node {
             return;
         };
         match (&mut c.phase, frame) {
+            // The peer said why it closes: forget the connection and have
+            // the driver close the socket, without a close frame back.
             (_, Frame::Close { reason }) => {
-                self.remove_conn(now, id, CloseReason::Remote(reason), false)
+                self.remove_conn(now, id, CloseReason::Remote(reason), true)
             }
             (Phase::Greeting { ours, theirs }, Frame::Hello(hello)) if theirs.is_none() => {
                 if let Err(reason) = check_hello(ours, &hello, &mut self.nonces) {

@@ -18,10 +18,10 @@ fn addr(i: usize) -> SocketAddr {
 }
 
 fn node(i: usize, secret: &[u8], seed: Option<usize>) -> Node {
-    let mut cfg = Config::new(NodeId::new(&format!("n{i}")).unwrap(), secret);
+    let mut cfg = Config::new(NodeId::new(&format!("n{i}")).expect("valid id"), secret);
     cfg.listen_addrs = vec![addr(i)];
     cfg.seeds = seed.map(addr).into_iter().collect();
-    Node::new(cfg, 1, [i as u8; 32], Instant::ZERO).unwrap()
+    Node::new(cfg, 1, [i as u8; 32], Instant::ZERO).expect("valid config")
 }
 
 impl Pair {
@@ -59,7 +59,9 @@ impl Pair {
                     match a {
                         Action::Dial { conn, addr: to } => {
                             assert_eq!(to, addr(1 - i));
-                            let remote = self.nodes[1 - i].handle_inbound(now, addr(i)).unwrap();
+                            let remote = self.nodes[1 - i]
+                                .handle_inbound(now, addr(i))
+                                .expect("room");
                             let (a, b) = if i == 0 {
                                 (conn, remote)
                             } else {
@@ -102,8 +104,8 @@ fn two_nodes_see_each_others_registrations() {
     let mut p = Pair::new(b"secret");
     let a = p.nodes[0].open_port();
     let b = p.nodes[1].open_port();
-    p.nodes[0].register("workers", &a).unwrap();
-    p.nodes[1].register("workers", &b).unwrap();
+    p.nodes[0].register("workers", &a).expect("local port");
+    p.nodes[1].register("workers", &b).expect("local port");
     p.tick(0);
     for n in &p.nodes {
         assert_eq!(n.members("workers"), Some(&[a.clone(), b.clone()][..]));
@@ -120,7 +122,7 @@ fn two_nodes_see_each_others_registrations() {
 fn wrong_secret_is_refused_with_a_reason_on_both_sides() {
     let mut p = Pair::new(b"other secret");
     let b = p.nodes[1].open_port();
-    p.nodes[1].register("workers", &b).unwrap();
+    p.nodes[1].register("workers", &b).expect("local port");
     p.tick(0);
     assert_eq!(p.nodes[0].members("workers"), None);
     assert_eq!(p.nodes[0].connected_nodes().count(), 0);
@@ -138,7 +140,7 @@ fn wrong_secret_is_refused_with_a_reason_on_both_sides() {
 fn keepalive_keeps_an_idle_pair_connected_and_shutdown_ends_it() {
     let mut p = Pair::new(b"secret");
     let b = p.nodes[1].open_port();
-    p.nodes[1].register("g", &b).unwrap();
+    p.nodes[1].register("g", &b).expect("local port");
     p.tick(0);
     for _ in 0..100 {
         p.tick(250);
@@ -161,7 +163,12 @@ fn the_readme_example_runs() -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg_b = Config::new(NodeId::new("b")?, b"secret");
     cfg_b.listen_addrs = vec!["127.0.0.1:7001".parse()?];
     let (mut a, mut b) = (
-        Node::new(cfg_a, /* incarnation */ 1, /* rng seed */ [1; 32], Instant::ZERO)?,
+        Node::new(
+            cfg_a,
+            /* incarnation */ 1,
+            /* rng seed */ [1; 32],
+            Instant::ZERO,
+        )?,
         Node::new(cfg_b, 1, [2; 32], Instant::ZERO)?,
     );
     let port = b.open_port();

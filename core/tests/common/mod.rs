@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use groupmesh_core::{
     Action, ApiError, CloseReason, Config, ConnId, Event, GroupDelta, Instant, MonitorId, Node,
-    NodeId, PortId, RegId, Timeouts, Transmit,
+    NodeId, PortId, RegId, Timeouts, Transmit, WireReason,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -95,6 +95,12 @@ pub struct SimOptions {
     /// keeps re-dialling seeds whose dial lost the one-connection-per-pair
     /// rule (see `connected_seeds_are_not_redialled` in simulation.rs).
     pub strict_mesh: bool,
+    /// The driver also closes a socket when the core reports
+    /// `ConnectionClosed` for it. Off by default: a driver only closes on
+    /// `Action::Close`, and the core forgets a connection whose peer sent a
+    /// close frame without asking for that (the socket then leaks if the
+    /// peer's FIN never comes). `SIM_DRIVER_CLOSES=1` turns it on.
+    pub driver_closes_on_event: bool,
 }
 
 impl SimOptions {
@@ -108,6 +114,7 @@ impl SimOptions {
             latency_ms: (1, 20),
             max_chunks: 4,
             strict_mesh: false,
+            driver_closes_on_event: std::env::var_os("SIM_DRIVER_CLOSES").is_some(),
         }
     }
 
@@ -291,6 +298,9 @@ pub struct Counts {
     pub api_calls: u64,
     pub deltas: u64,
     pub node_downs: u64,
+    /// NodeDown events caused by the one-connection-per-pair rule (a flap:
+    /// the node never went away).
+    pub superseded_downs: u64,
 }
 
 impl Sim {
@@ -723,6 +733,7 @@ impl Sim {
 
     /// Drains every output of node `i` and checks its monitors.
     fn drain(&mut self, i: usize) {
+        let mut comings_and_goings = Vec::new();
         loop {
             let Some(node) = self.nodes[i].node.as_mut() else {
                 return;
@@ -750,10 +761,37 @@ impl Sim {
                 self.on_action(i, a);
             }
             for e in events {
+                match &e {
+                    Event::NodeUp { node, incarnation } => {
+                        comings_and_goings.push((node.clone(), *incarnation, true));
+                    }
+                    Event::NodeDown {
+                        node, incarnation, ..
+                    } => comings_and_goings.push((node.clone(), *incarnation, false)),
+                    _ => {}
+                }
                 self.on_event(i, e);
             }
         }
         self.check_monitors(i);
+        // A node that went down has no member left here; a node that came up
+        // has no member of another incarnation left.
+        let Some(core) = self.nodes[i].node.as_ref() else {
+            return;
+        };
+        for (peer, inc, up) in comings_and_goings {
+            for g in core.group_names() {
+                for p in core.members(g).unwrap_or(&[]) {
+                    let stale = p.node() == &peer && (p.incarnation() == inc) != up;
+                    assert!(
+                        !stale,
+                        "node {i} at {:?}: {p:?} still in {g:?} after {} of {peer}@{inc}",
+                        self.now,
+                        if up { "NodeUp" } else { "NodeDown" }
+                    );
+                }
+            }
+        }
     }
 
     fn on_transmit(&mut self, i: usize, t: Transmit) {
@@ -818,13 +856,28 @@ impl Sim {
 
     fn on_event(&mut self, i: usize, e: Event) {
         let inc = self.nodes[i].incarnation;
-        if matches!(e, Event::NodeDown { .. }) {
+        if let (true, Event::ConnectionClosed { conn, .. }) = (self.opts.driver_closes_on_event, &e)
+        {
+            if self.ends.contains_key(&(i, inc, *conn)) {
+                self.on_action(i, Action::Close { conn: *conn });
+            }
+        }
+        if let Event::NodeDown { reason, .. } = &e {
             self.counts.node_downs += 1;
+            if matches!(
+                reason,
+                CloseReason::Superseded | CloseReason::Remote(WireReason::Superseded)
+            ) {
+                self.counts.superseded_downs += 1;
+            }
         }
         if let Event::Group(d) = &e {
             self.counts.deltas += 1;
             if let Err(msg) = check_delta(&mut self.nodes[i].monitors, d) {
-                panic!("node {i} at {:?}: monitor rule broken: {msg}\n{d:?}", self.now);
+                panic!(
+                    "node {i} at {:?}: monitor rule broken: {msg}\n{d:?}",
+                    self.now
+                );
             }
         }
         self.nodes[i].events.push((self.now, inc, e));
@@ -855,7 +908,10 @@ impl Sim {
     fn api<T>(&mut self, i: usize, f: impl FnOnce(&mut Node) -> T) -> T {
         let now = self.now;
         self.counts.api_calls += 1;
-        let node = self.nodes[i].node.as_mut().expect("API call on a live node");
+        let node = self.nodes[i]
+            .node
+            .as_mut()
+            .expect("API call on a live node");
         let r = {
             let _s = tracing::debug_span!("node", t = now.as_millis(), n = i).entered();
             f(node)
@@ -891,7 +947,11 @@ impl Sim {
         let before = self.nodes[i].events.len();
         let r = self.api(i, |n| n.register(group, port));
         assert_eq!(r, Err(want), "node {i}: register({group:?}, {port:?})");
-        assert_eq!(self.nodes[i].events.len(), before, "a refused call emitted events");
+        assert_eq!(
+            self.nodes[i].events.len(),
+            before,
+            "a refused call emitted events"
+        );
         self.check_local(i);
     }
 
@@ -954,7 +1014,11 @@ impl Sim {
             Some(m) => {
                 assert_eq!(first.len(), 1, "one first event right away");
                 assert_eq!(
-                    (&first[0].members, &first[0].added, first[0].removed.is_empty()),
+                    (
+                        &first[0].members,
+                        &first[0].added,
+                        first[0].removed.is_empty()
+                    ),
                     (&m, &m, true),
                     "first event is (members, members, [])"
                 );
@@ -1049,6 +1113,30 @@ impl Sim {
         self.links[l].state = LinkState::Blackholed;
         self.clear_pipe(2 * l);
         self.clear_pipe(2 * l + 1);
+    }
+
+    /// Loses the FINs (closes) in flight between `a` and `b`, as when a host
+    /// vanishes right after writing its last bytes: the bytes arrive, the
+    /// close never does.
+    pub fn lose_fins(&mut self, a: usize, b: usize) {
+        for l in 0..self.links.len() {
+            let [x, y] = self.links[l].ends;
+            if (x.0.min(y.0), x.0.max(y.0)) != (a.min(b), a.max(b)) {
+                continue;
+            }
+            for p in [2 * l, 2 * l + 1] {
+                let pipe = &mut self.pipes[p];
+                pipe.queue.retain(|(_, s)| !matches!(s, Segment::Fin));
+                if pipe.queue.is_empty() {
+                    self.clear_head(p);
+                }
+            }
+        }
+    }
+
+    /// Connection ends node `i` holds in the network (sockets its driver has open).
+    pub fn open_ends(&self, i: usize) -> usize {
+        self.ends_of(i).len()
     }
 
     /// Resets every connection between `a` and `b`.
@@ -1305,10 +1393,7 @@ impl Sim {
                 }
                 let w = want.get(g).cloned().unwrap_or_default();
                 if !view.iter().eq(w.iter()) {
-                    return Err(format!(
-                        "node {i}: members({g:?}) = {view:?}, want {:?}",
-                        w
-                    ));
+                    return Err(format!("node {i}: members({g:?}) = {view:?}, want {:?}", w));
                 }
             }
         }
@@ -1355,7 +1440,11 @@ impl Sim {
         let _ = writeln!(s, "--- network at {:?} ---", self.now);
         for n in &self.nodes {
             let Some(node) = &n.node else {
-                let _ = writeln!(s, "node {} ({}) DOWN (last incarnation {})", n.index, n.id, n.incarnation);
+                let _ = writeln!(
+                    s,
+                    "node {} ({}) DOWN (last incarnation {})",
+                    n.index, n.id, n.incarnation
+                );
                 continue;
             };
             let st = node.stats();
@@ -1418,9 +1507,16 @@ fn check_delta(
         return Err("event after unmonitor".into());
     }
     if *d.group != *m.group {
-        return Err(format!("event for group {:?}, monitor is of {:?}", d.group, m.group));
+        return Err(format!(
+            "event for group {:?}, monitor is of {:?}",
+            d.group, m.group
+        ));
     }
-    for (name, list) in [("members", &d.members), ("added", &d.added), ("removed", &d.removed)] {
+    for (name, list) in [
+        ("members", &d.members),
+        ("added", &d.added),
+        ("removed", &d.removed),
+    ] {
         if !list.windows(2).all(|w| w[0] < w[1]) {
             return Err(format!("{name} not sorted and unique"));
         }
@@ -1480,9 +1576,10 @@ pub fn init_tracing() {
 pub fn run_seeds(test: &str, count_var: &str, default_count: u64, run: impl Fn(u64)) {
     init_tracing();
     let env = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .map(|v| v.parse::<u64>().unwrap_or_else(|_| panic!("{k} is not a number")))
+        std::env::var(k).ok().map(|v| {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| panic!("{k} is not a number"))
+        })
     };
     let seeds: Vec<u64> = match env("SIM_SEED") {
         Some(s) => vec![s],
@@ -1497,6 +1594,14 @@ pub fn run_seeds(test: &str, count_var: &str, default_count: u64, run: impl Fn(u
             );
             panic::resume_unwind(e);
         }
+    }
+}
+
+/// The seeds a focused test loops over: `default`, or only `SIM_SEED` when set.
+pub fn seeds(default: std::ops::Range<u64>) -> Vec<u64> {
+    match std::env::var("SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("SIM_SEED is a number")],
+        Err(_) => default.collect(),
     }
 }
 

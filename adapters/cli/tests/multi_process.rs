@@ -1,0 +1,263 @@
+//! Multi-process tests: real `groupmesh node` processes on loopback, killed
+//! with SIGKILL, frozen with SIGSTOP and thawed with SIGCONT, restarted with
+//! the same id. Every wait is bounded, and every process is killed by its pid
+//! when its guard drops, whatever the test's outcome.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// One `groupmesh node` process and the JSON lines it prints.
+struct Proc {
+    child: Child,
+    lines: Receiver<Value>,
+    /// The latest members of each watched group, from its group events.
+    members: std::collections::BTreeMap<String, BTreeSet<String>>,
+    addr: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn secret_file() -> tempfile_path::Path {
+    tempfile_path::Path::new(b"multi-process test secret\n")
+}
+
+/// A tiny temp-file helper (no extra crate): removed on drop.
+mod tempfile_path {
+    pub(crate) struct Path(pub(crate) std::path::PathBuf);
+    impl Path {
+        pub(crate) fn new(contents: &[u8]) -> Path {
+            let p = std::env::temp_dir().join(format!(
+                "groupmesh-secret-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ));
+            std::fs::write(&p, contents).expect("temp dir is writable");
+            Path(p)
+        }
+    }
+    impl Drop for Path {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+impl Proc {
+    fn start(id: &str, seed: Option<&str>, secret: &tempfile_path::Path) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_groupmesh"));
+        cmd.args(["node", "--id", id, "--bind", "127.0.0.1:0", "--json"])
+            .args([
+                "--register",
+                "svc",
+                "--ping-ms",
+                "100",
+                "--keepalive-ms",
+                "500",
+            ])
+            .arg("--secret-file")
+            .arg(&secret.0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(s) = seed {
+            cmd.args(["--seed", s]);
+        }
+        let mut child = cmd.spawn().expect("the groupmesh binary runs");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut p = Proc {
+            child,
+            lines,
+            members: Default::default(),
+            addr: String::new(),
+        };
+        let started = p.next_where(|v| v["event"] == "started");
+        p.addr = started["addrs"][0]
+            .as_str()
+            .expect("an address")
+            .to_string();
+        p
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn absorb(&mut self, v: &Value) {
+        if v["event"] == "group" {
+            let group = v["group"].as_str().unwrap_or_default().to_string();
+            let set = v["members"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| m.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.members.insert(group, set);
+        }
+    }
+
+    /// Reads lines until one matches (bounded by WAIT).
+    fn next_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no matching line within {WAIT:?}"));
+            self.absorb(&v);
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+
+    /// Waits until the members of `svc` satisfy `pred`; returns how long it took.
+    fn until_members(&mut self, pred: impl Fn(&BTreeSet<String>) -> bool) -> Duration {
+        let start = Instant::now();
+        let deadline = start + WAIT;
+        while !pred(self.members.get("svc").unwrap_or(&BTreeSet::new())) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => self.absorb(&v),
+                Err(_) => panic!(
+                    "members of svc never matched within {WAIT:?}; last: {:?}",
+                    self.members.get("svc")
+                ),
+            }
+        }
+        start.elapsed()
+    }
+}
+
+fn signal(p: &Proc, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &p.pid()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill {sig} {}", p.pid());
+}
+
+fn nodes_of(members: &BTreeSet<String>) -> BTreeSet<String> {
+    members
+        .iter()
+        .filter_map(|m| m.split('#').next().map(String::from))
+        .collect()
+}
+
+fn mesh(n: usize, secret: &tempfile_path::Path) -> Vec<Proc> {
+    let mut procs = vec![Proc::start("p0", None, secret)];
+    let seed = procs[0].addr.clone();
+    for i in 1..n {
+        procs.push(Proc::start(&format!("p{i}"), Some(&seed), secret));
+    }
+    for p in &mut procs {
+        p.until_members(|m| m.len() == n);
+    }
+    procs
+}
+
+#[test]
+fn a_killed_process_vanishes_from_every_other_node() {
+    let secret = secret_file();
+    let mut procs = mesh(4, &secret);
+    let victim = procs.pop().expect("four");
+    signal(&victim, "-KILL");
+    for p in &mut procs {
+        let took = p.until_members(|m| !nodes_of(m).contains("p3") && m.len() == 3);
+        assert!(took < WAIT);
+    }
+    drop(victim);
+}
+
+#[test]
+fn a_stopped_process_vanishes_after_the_keepalive_timeout_and_returns_when_continued() {
+    let secret = secret_file();
+    let mut procs = mesh(3, &secret);
+    let frozen = procs.pop().expect("three");
+    signal(&frozen, "-STOP");
+    let start = Instant::now();
+    for p in &mut procs {
+        p.until_members(|m| !nodes_of(m).contains("p2"));
+    }
+    let detected = start.elapsed();
+    assert!(
+        detected >= Duration::from_millis(400),
+        "a frozen node is only detected by the keepalive timeout (500 ms), not sooner: {detected:?}"
+    );
+    signal(&frozen, "-CONT");
+    for p in &mut procs {
+        p.until_members(|m| nodes_of(m).contains("p2") && m.len() == 3);
+    }
+    drop(frozen);
+}
+
+#[test]
+fn a_restarted_process_leaves_no_stale_port() {
+    let secret = secret_file();
+    let mut procs = mesh(3, &secret);
+    let old = procs.pop().expect("three");
+    let seed = procs[0].addr.clone();
+    signal(&old, "-KILL");
+    drop(old);
+    for p in &mut procs {
+        p.until_members(|m| m.len() == 2);
+    }
+    let _new = Proc::start("p2", Some(&seed), &secret);
+    for p in &mut procs {
+        // The new incarnation's port numbering starts again at #1: same text,
+        // a new port; what matters is exactly one p2 port, listed once.
+        p.until_members(|m| m.len() == 3 && m.iter().filter(|x| x.starts_with("p2#")).count() == 1);
+    }
+}
+
+#[test]
+fn a_wrong_secret_is_refused_with_a_visible_reason() {
+    let secret = secret_file();
+    let mut good = Proc::start("good", None, &secret);
+    let wrong = tempfile_path::Path::new(b"another secret");
+    let seed = good.addr.clone();
+    let mut bad = Proc::start("bad", Some(&seed), &wrong);
+    let refused = bad.next_where(|v| v["event"] == "connection_closed");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("authentication"),
+        "{refused}"
+    );
+    let seen = good.next_where(|v| v["event"] == "connection_closed");
+    assert!(
+        seen["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("authentication"),
+        "{seen}"
+    );
+    assert_eq!(good.members.get("svc").map(|m| m.len()), Some(1));
+}

@@ -1,0 +1,72 @@
+//! [`NodeConfig`]: what a node is started with.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use groupmesh_core::{Limits, Timeouts};
+
+/// Default per-connection send buffer limit: 8 MiB.
+pub const DEFAULT_SEND_BUFFER: usize = 8 * 1024 * 1024;
+/// Default number of notices an [`Events`](crate::Events) stream holds for a
+/// slow reader before it drops the oldest.
+pub const DEFAULT_EVENT_BUFFER: usize = 1024;
+
+/// Everything [`Node::start`](crate::Node::start) needs.
+///
+/// ```
+/// use groupmesh_driver::NodeConfig;
+///
+/// let mut cfg = NodeConfig::new("worker-1", b"32 random bytes, shared by all nodes");
+/// cfg.bind.push("127.0.0.1:0".parse().unwrap());
+/// cfg.seeds.push("127.0.0.1:4369".parse().unwrap());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NodeConfig {
+    /// This node's id: UTF-8, 1..=64 bytes, unique in the mesh.
+    pub node_id: String,
+    /// The shared secret every node of the mesh proves it knows (1..=1024 bytes).
+    pub secret: Vec<u8>,
+    /// Addresses to listen on; port 0 picks a free port. The bound addresses
+    /// ([`Node::local_addrs`](crate::Node::local_addrs)) are advertised to
+    /// peers. Empty: the node only dials out.
+    pub bind: Vec<SocketAddr>,
+    /// Addresses of nodes to join through, dialled until a connection is up.
+    pub seeds: Vec<SocketAddr>,
+    /// Keepalive, handshake, backoff and forgetting times.
+    pub timeouts: Timeouts,
+    /// Limits on what peers may make this node hold.
+    pub limits: Limits,
+    /// Most bytes queued for one connection and not yet written to its socket.
+    /// Past it the peer is too slow: its connection is closed with
+    /// [`CloseReason::LimitExceeded`](crate::CloseReason::LimitExceeded)`(`[`Limit::SendBuffer`](crate::Limit::SendBuffer)`)`.
+    /// Must be at least `limits.max_frame`, and should exceed the largest burst
+    /// this node sends at once (the snapshot of all its registrations).
+    /// Default [`DEFAULT_SEND_BUFFER`].
+    pub send_buffer: usize,
+    /// Notices an [`Events`](crate::Events) stream keeps for a slow reader;
+    /// past it the oldest are dropped and counted in
+    /// [`NodeEvent::Lagged`](crate::NodeEvent::Lagged). Default [`DEFAULT_EVENT_BUFFER`].
+    pub event_buffer: usize,
+    /// How long a closing connection may take to write its last bytes and see
+    /// the peer close, and so how long [`Node::shutdown`](crate::Node::shutdown)
+    /// waits at most. Default 2 s.
+    pub linger: Duration,
+}
+
+impl NodeConfig {
+    /// A configuration with default timeouts and limits, no bind address and no seeds.
+    pub fn new(node_id: impl Into<String>, secret: impl AsRef<[u8]>) -> Self {
+        NodeConfig {
+            node_id: node_id.into(),
+            secret: secret.as_ref().to_vec(),
+            bind: Vec::new(),
+            seeds: Vec::new(),
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            send_buffer: DEFAULT_SEND_BUFFER,
+            event_buffer: DEFAULT_EVENT_BUFFER,
+            linger: Duration::from_secs(2),
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The task of one TCP connection: dial it (or take it accepted), then read
+//! into the core and write what the core sent, until one side closes. Also
+//! the accept loop that feeds the listeners' connections in.
+//!
+//! Generic over any `AsyncRead + AsyncWrite` stream: only the runtime's
+//! `connect`/`accept` produce it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_channel::Receiver;
+use async_io::Timer;
+use futures_lite::{future, io as fio, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use groupmesh_core::ConnId;
+
+use crate::runtime::Runtime;
+use crate::shared::Shared;
+
+/// Bytes read from a socket at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Removes the connection's slot when its task ends, however it ends
+/// (finished, aborted or killed).
+struct SlotGuard<'a, R: Runtime> {
+    shared: &'a Shared<R>,
+    id: ConnId,
+}
+
+impl<R: Runtime> Drop for SlotGuard<'_, R> {
+    fn drop(&mut self) {
+        tracing::trace!(conn = %self.id, "connection task ended");
+        self.shared.task_ended(self.id);
+    }
+}
+
+/// Dials `addr` for connection `id`, then runs it.
+pub(crate) async fn dial<R: Runtime>(
+    shared: &Shared<R>,
+    id: ConnId,
+    addr: SocketAddr,
+    out: Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+) {
+    let _guard = SlotGuard { shared, id };
+    match shared.rt.connect(addr).await {
+        Ok(stream) => {
+            if shared.dialed(id) {
+                tracing::debug!(conn = %id, %addr, "tcp connection established");
+                serve(shared, id, stream, out, queued).await;
+            }
+        }
+        Err(e) => {
+            tracing::debug!(conn = %id, %addr, error = %e, "dial failed");
+            shared.dial_failed(id);
+        }
+    }
+}
+
+/// Runs an accepted connection.
+pub(crate) async fn run<R: Runtime>(
+    shared: &Shared<R>,
+    id: ConnId,
+    stream: R::Stream,
+    out: Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+) {
+    let _guard = SlotGuard { shared, id };
+    serve(shared, id, stream, out, queued).await;
+}
+
+/// How a connection's reading and writing ended.
+enum End {
+    /// The peer closed (or the socket failed while reading).
+    Read,
+    /// Our side closed it: the writer wrote everything and shut its half.
+    Written,
+    /// Writing failed.
+    WriteFailed(io::Error),
+}
+
+async fn serve<R: Runtime, S>(
+    shared: &Shared<R>,
+    id: ConnId,
+    stream: S,
+    out: Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut reader, mut writer) = fio::split(stream);
+    let reading = async {
+        read_loop(shared, id, &mut reader).await;
+        End::Read
+    };
+    let writing = async {
+        match write_loop(&mut writer, &out, &queued).await {
+            Ok(()) => End::Written,
+            Err(e) => End::WriteFailed(e),
+        }
+    };
+    match future::or(reading, writing).await {
+        End::Read => shared.closed(id),
+        End::WriteFailed(e) => {
+            tracing::debug!(conn = %id, error = %e, "write failed");
+            shared.closed(id);
+        }
+        End::Written => {
+            tracing::trace!(conn = %id, "written and closed, waiting for the peer to close");
+            // Let the peer read our last bytes and close its side, so that
+            // closing ours does not reset the connection under them.
+            let linger = async {
+                Timer::after(shared.linger).await;
+            };
+            future::or(discard_to_eof(&mut reader), linger).await;
+        }
+    }
+}
+
+/// Feeds everything read to the core, until end of stream or an error.
+async fn read_loop<R: Runtime>(
+    shared: &Shared<R>,
+    id: ConnId,
+    reader: &mut (impl AsyncRead + Unpin),
+) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(n) => shared.bytes(id, buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::debug!(conn = %id, error = %e, "read failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Writes what the core sends until the connection is closed on our side
+/// (the channel's sender dropped), then shuts the write half.
+async fn write_loop(
+    writer: &mut (impl AsyncWrite + Unpin),
+    out: &Receiver<Vec<u8>>,
+    queued: &AtomicUsize,
+) -> io::Result<()> {
+    while let Ok(data) = out.recv().await {
+        writer.write_all(&data).await?;
+        queued.fetch_sub(data.len(), Ordering::AcqRel);
+        if out.is_empty() {
+            writer.flush().await?;
+        }
+    }
+    writer.close().await
+}
+
+async fn discard_to_eof(reader: &mut (impl AsyncRead + Unpin)) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = reader.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+/// Accepts connections until the node halts. Accept errors (e.g. out of
+/// file descriptors) are logged and retried after a pause.
+pub(crate) async fn accept_loop<R: Runtime>(shared: Arc<Shared<R>>, listener: R::Listener) {
+    loop {
+        match R::accept(&listener).await {
+            Ok((stream, addr)) => shared.inbound(stream, addr),
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! [`Node`]: the user's handle on a running node.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use groupmesh_core::{ApiError, Config as CoreConfig, Node as Core, NodeId, PortId, Stats};
+
+use crate::config::NodeConfig;
+use crate::conn::accept_loop;
+use crate::error::StartError;
+use crate::events::Events;
+use crate::monitor::{Mailbox, Monitor};
+use crate::port::{Port, Registration};
+use crate::runtime::Runtime;
+use crate::shared::{Control, Shared};
+use crate::timer::{self, Clock};
+
+/// A running groupmesh node on runtime `R`.
+///
+/// The runtime crates name it for their runtime (`groupmesh_smol::Node`,
+/// `groupmesh_async_std::Node`). Every method but [`start`](Self::start) and
+/// [`shutdown`](Self::shutdown) answers at once, from this node's own view.
+///
+/// Dropping the node shuts it down gracefully in the background (as
+/// [`shutdown`](Self::shutdown), without waiting). Its [`Port`]s,
+/// [`Registration`]s, [`Monitor`]s and [`Events`] may outlive it: they then do
+/// nothing, and the streams end.
+pub struct Node<R: Runtime> {
+    shared: Arc<Shared<R>>,
+    id: NodeId,
+    incarnation: u64,
+    local_addrs: Vec<SocketAddr>,
+}
+
+impl<R: Runtime + Default> Node<R> {
+    /// Binds the listeners, starts the node and begins dialling its seeds.
+    ///
+    /// # Errors
+    /// [`StartError`] when the configuration is invalid or an address cannot
+    /// be bound; nothing is left running then.
+    pub async fn start(cfg: NodeConfig) -> Result<Self, StartError> {
+        Self::start_on(R::default(), cfg).await
+    }
+}
+
+impl<R: Runtime> Node<R> {
+    /// [`start`](Self::start) on a given runtime value.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn start_on(rt: R, cfg: NodeConfig) -> Result<Self, StartError> {
+        let id = NodeId::new(&cfg.node_id).map_err(|_| StartError::BadNodeId {
+            len: cfg.node_id.len(),
+        })?;
+        if cfg.send_buffer < cfg.limits.max_frame {
+            return Err(StartError::SendBufferTooSmall {
+                send_buffer: cfg.send_buffer,
+                max_frame: cfg.limits.max_frame,
+            });
+        }
+        let mut listeners = Vec::with_capacity(cfg.bind.len());
+        let mut local_addrs = Vec::with_capacity(cfg.bind.len());
+        for &addr in &cfg.bind {
+            let bind_err = |source| StartError::Bind { addr, source };
+            let listener = rt.bind(addr).await.map_err(bind_err)?;
+            local_addrs.push(R::local_addr(&listener).map_err(bind_err)?);
+            listeners.push(listener);
+        }
+
+        let incarnation = new_incarnation();
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| StartError::Entropy(io::Error::from(e)))?;
+        let mut core_cfg = CoreConfig::new(id.clone(), &cfg.secret);
+        core_cfg.listen_addrs = local_addrs.clone();
+        core_cfg.seeds = cfg.seeds.clone();
+        core_cfg.timeouts = cfg.timeouts.clone();
+        core_cfg.limits = cfg.limits.clone();
+        let clock = Clock::start();
+        let core = Core::new(core_cfg, incarnation, seed, clock.now())?;
+
+        let shared = Shared::new(rt, clock, core, &cfg);
+        for listener in listeners {
+            shared.spawn_haltable(accept_loop(shared.clone(), listener));
+        }
+        shared.spawn_haltable(timer::run(shared.clone()));
+        tracing::info!(parent: &shared.span, incarnation, addrs = ?local_addrs, "node started");
+        Ok(Node {
+            shared,
+            id,
+            incarnation,
+            local_addrs,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &NodeId {
+        &self.id
+    }
+
+    /// This start's incarnation: nanoseconds since the UNIX epoch at start,
+    /// so a restarted node is told apart from its past.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// The addresses the node listens on, with their real ports; these are
+    /// advertised to peers.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// Opens a local port. Dropping the [`Port`] destroys it.
+    pub fn open_port(&self) -> Port {
+        let id = self.shared.lock().core.open_port();
+        Port {
+            id,
+            ctl: self.control(),
+        }
+    }
+
+    /// Registers `port` in `group`: every node lists it until the
+    /// [`Registration`] is dropped or ended, or the port is destroyed.
+    ///
+    /// # Errors
+    /// [`ApiError::BadGroupName`] for a name outside 1..=255 bytes,
+    /// [`ApiError::NotLocalPort`] for a port of another node,
+    /// [`ApiError::ShutDown`] once the node stopped. Nothing changes then.
+    pub fn register(&self, group: &str, port: &Port) -> Result<Registration, ApiError> {
+        let id = self.shared.with(|st, _| {
+            if st.stopped {
+                return Err(ApiError::ShutDown);
+            }
+            st.core.register(group, &port.id)
+        })?;
+        Ok(Registration {
+            id,
+            port: port.id.clone(),
+            group: Arc::from(group),
+            ctl: self.control(),
+        })
+    }
+
+    /// The members of `group`, sorted; `None` when it has none. Answered from
+    /// this node's view, without any network round trip.
+    pub fn members(&self, group: &str) -> Option<Vec<PortId>> {
+        self.shared.lock().core.members(group).map(<[_]>::to_vec)
+    }
+
+    /// Names of the groups that have members, sorted.
+    pub fn groups(&self) -> Vec<String> {
+        let st = self.shared.lock();
+        st.core.group_names().map(str::to_owned).collect()
+    }
+
+    /// Watches `group`: the [`Monitor`] stream yields every change, starting
+    /// with `(members, members, [])` if the group has members.
+    ///
+    /// # Errors
+    /// [`ApiError::BadGroupName`], [`ApiError::ShutDown`]; nothing changes.
+    pub fn monitor(&self, group: &str) -> Result<Monitor, ApiError> {
+        let id = self.shared.with(|st, _| {
+            if st.stopped {
+                return Err(ApiError::ShutDown);
+            }
+            let id = st.core.monitor(group)?;
+            // The mailbox must exist before the first change is drained.
+            st.monitors.insert(id, Mailbox::default());
+            Ok(id)
+        })?;
+        Ok(Monitor {
+            id,
+            group: Arc::from(group),
+            ctl: self.control(),
+        })
+    }
+
+    /// Notices about the mesh from now on: nodes up and down, connections
+    /// closed with their reason.
+    pub fn events(&self) -> Events {
+        Events {
+            id: self.shared.subscribe(),
+            ctl: self.control(),
+        }
+    }
+
+    /// Nodes connected, authenticated and synchronised, sorted.
+    pub fn connected_nodes(&self) -> Vec<NodeId> {
+        self.shared.lock().core.connected_nodes().cloned().collect()
+    }
+
+    /// Nodes known, connected or not, with their addresses.
+    pub fn known_nodes(&self) -> Vec<(NodeId, Vec<SocketAddr>)> {
+        let st = self.shared.lock();
+        st.core
+            .known_nodes()
+            .map(|(n, a)| (n.clone(), a.to_vec()))
+            .collect()
+    }
+
+    /// Counters and sizes, cheap to take.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().core.stats()
+    }
+
+    /// Adds a seed address, dialled from now on while no connection to the
+    /// node behind it is up.
+    pub fn add_seed(&self, addr: SocketAddr) {
+        self.shared.with(|st, now| st.core.add_seed(now, addr));
+    }
+
+    /// Leaves the mesh gracefully: tells every peer (which drop this node's
+    /// members at once), writes the last bytes, closes every connection and
+    /// stops listening. Waits at most [`NodeConfig::linger`] for the peers to
+    /// close. Afterwards the local API returns [`ApiError::ShutDown`] and the
+    /// streams end. Calling it again does nothing.
+    pub async fn shutdown(&self) {
+        if self.shared.begin_shutdown() {
+            self.shared.finish_shutdown().await;
+            tracing::info!(parent: &self.shared.span, "node shut down");
+        }
+    }
+
+    /// Stops the node at once without telling its peers, as a crash would:
+    /// every socket is dropped, nothing more is sent. Peers notice the closed
+    /// connections (or, for a lost host, the keepalive timeout). Meant for
+    /// tests of failure handling; use [`shutdown`](Self::shutdown) otherwise.
+    pub fn kill(&self) {
+        self.shared.kill();
+        tracing::info!(parent: &self.shared.span, "node killed");
+    }
+
+    fn control(&self) -> Arc<dyn Control> {
+        self.shared.clone()
+    }
+}
+
+impl<R: Runtime> Drop for Node<R> {
+    fn drop(&mut self) {
+        if self.shared.begin_shutdown() {
+            let shared = self.shared.clone();
+            self.shared.rt.spawn(async move {
+                shared.finish_shutdown().await;
+            });
+        }
+    }
+}
+
+impl<R: Runtime> std::fmt::Debug for Node<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.id)
+            .field("incarnation", &self.incarnation)
+            .field("local_addrs", &self.local_addrs)
+            .finish()
+    }
+}
+
+/// Nanoseconds since the UNIX epoch, made strictly increasing within this
+/// process so that two nodes started in the same nanosecond differ too.
+fn new_incarnation() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last.saturating_add(1));
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}

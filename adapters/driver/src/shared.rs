@@ -1,0 +1,331 @@
+//! [`Shared`]: the core behind a mutex, and the drain that carries out what it
+//! asks after every input (write bytes, dial, close, tell monitors, wake me).
+//!
+//! Every input (bytes read, a connection accepted, dialled or lost, a timer,
+//! a local API call) locks the core, reads the clock, feeds the core and
+//! drains all its outputs before unlocking, as the core's contract requires.
+//! Nothing here blocks or awaits with the lock held: bytes go to per-connection
+//! writer tasks through channels, dials are spawned, events land in bounded
+//! mailboxes.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use event_listener::Event as Notify;
+use futures_lite::future;
+use groupmesh_core::{ConnId, Instant, MonitorId, Node as Core};
+use tracing::Instrument;
+
+mod control;
+mod output;
+
+pub(crate) use control::Control;
+
+use crate::config::NodeConfig;
+use crate::conn;
+use crate::events::Inbox;
+use crate::monitor::Mailbox;
+use crate::runtime::Runtime;
+use crate::stop::{tripwire, Trigger, Tripwire};
+use crate::timer::Clock;
+
+/// The driver side of one connection.
+#[derive(Debug)]
+struct Slot {
+    /// Still connecting: closing it aborts the dial.
+    dialing: bool,
+    /// Bytes for the writer; `None` once the connection is closing (the
+    /// writer then writes what it has and closes the socket).
+    out: Option<Sender<Vec<u8>>>,
+    /// Bytes handed to the writer and not yet written.
+    queued: Arc<AtomicUsize>,
+    /// Dropping it ends the connection's task at once, dropping the socket.
+    _abort: Trigger,
+}
+
+/// Everything behind the lock.
+pub(crate) struct State {
+    pub(crate) core: Core,
+    slots: HashMap<ConnId, Slot>,
+    /// The deadline the timer task sleeps until.
+    armed: Option<Instant>,
+    pub(crate) monitors: HashMap<MonitorId, Mailbox>,
+    inboxes: HashMap<u64, Inbox>,
+    next_inbox: u64,
+    /// Shut down or killed: the local API refuses, streams end.
+    pub(crate) stopped: bool,
+}
+
+/// One node's driver state, shared by its tasks and handles.
+pub(crate) struct Shared<R: Runtime> {
+    /// Itself, for the tasks it spawns.
+    me: Weak<Shared<R>>,
+    pub(crate) rt: R,
+    /// The node's tracing span: every log line of its tasks carries its id.
+    pub(crate) span: tracing::Span,
+    pub(crate) clock: Clock,
+    send_buffer: usize,
+    event_buffer: usize,
+    pub(crate) linger: Duration,
+    state: Mutex<State>,
+    /// Wakes the timer task when its deadline moved closer.
+    pub(crate) wake_timer: Notify,
+    /// Notified when the last connection task ended.
+    idle: Notify,
+    /// Stops the listeners and the timer (graceful shutdown).
+    halt: Trigger,
+    halted: Tripwire,
+    /// Stops every task (kill, or the end of a shutdown).
+    kill: Trigger,
+    killed: Tripwire,
+}
+
+impl<R: Runtime> Shared<R> {
+    pub(crate) fn new(rt: R, clock: Clock, core: Core, cfg: &NodeConfig) -> Arc<Self> {
+        let span = tracing::info_span!("node", id = %core.id());
+        let (halt, halted) = tripwire();
+        let (kill, killed) = tripwire();
+        Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
+            rt,
+            span,
+            clock,
+            send_buffer: cfg.send_buffer,
+            event_buffer: cfg.event_buffer,
+            linger: cfg.linger,
+            state: Mutex::new(State {
+                core,
+                slots: HashMap::new(),
+                armed: None,
+                monitors: HashMap::new(),
+                inboxes: HashMap::new(),
+                next_inbox: 0,
+                stopped: false,
+            }),
+            wake_timer: Notify::new(),
+            idle: Notify::new(),
+            halt,
+            halted,
+            kill,
+            killed,
+        })
+    }
+
+    /// Locks the state. A panic while it was held is a bug that was already
+    /// reported; carry on with the state as it is rather than panic again.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Feeds one input to the core (`f` gets the time, read under the lock),
+    /// then drains every output.
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut State, Instant) -> T) -> T {
+        let _entered = self.span.enter();
+        let mut st = self.lock();
+        let now = self.clock.now();
+        let out = f(&mut st, now);
+        self.drain(&mut st);
+        out
+    }
+
+    // ----- tasks -------------------------------------------------------
+
+    /// Spawns `task`, ending it early when the node is killed.
+    fn spawn_killable(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let killed = self.killed.clone();
+        let task = future::or(task, killed.wait()).instrument(self.span.clone());
+        self.rt.spawn(task);
+    }
+
+    /// Spawns `task`, ending it early when the node halts (shuts down or is killed).
+    pub(crate) fn spawn_haltable(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let halted = self.halted.clone();
+        self.spawn_killable(future::or(task, halted.wait()));
+    }
+
+    /// Registers a connection and spawns its task, ended early by `abort`
+    /// (the slot dropped) or a kill.
+    fn open_slot<F>(
+        &self,
+        st: &mut State,
+        id: ConnId,
+        dialing: bool,
+        task: impl FnOnce(Arc<Self>, Receiver<Vec<u8>>, Arc<AtomicUsize>) -> F,
+    ) where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Some(me) = self.me.upgrade() else {
+            return; // the node is being dropped: nothing to connect for
+        };
+        let (tx, rx) = async_channel::unbounded();
+        let (abort, aborted) = tripwire();
+        let queued = Arc::new(AtomicUsize::new(0));
+        st.slots.insert(
+            id,
+            Slot {
+                dialing,
+                out: Some(tx),
+                queued: queued.clone(),
+                _abort: abort,
+            },
+        );
+        let task = task(me, rx, queued);
+        self.spawn_killable(future::or(task, aborted.wait()));
+    }
+
+    /// Closes a connection's socket: a dial is aborted; an open connection
+    /// writes what it was given, then closes.
+    fn close_slot(&self, st: &mut State, id: ConnId) {
+        match st.slots.get_mut(&id) {
+            Some(slot) if slot.dialing => self.remove_slot(st, id),
+            Some(slot) => slot.out = None,
+            None => {}
+        }
+    }
+
+    /// Forgets a connection; its task, if still running, ends at once.
+    fn remove_slot(&self, st: &mut State, id: ConnId) {
+        if st.slots.remove(&id).is_some() && st.slots.is_empty() {
+            self.idle.notify(usize::MAX);
+        }
+    }
+
+    // ----- inputs from the network and the clock -----------------------
+
+    /// A listener accepted `stream` from `addr`.
+    pub(crate) fn inbound(&self, stream: R::Stream, addr: std::net::SocketAddr) {
+        self.with(|st, now| {
+            if st.stopped {
+                return;
+            }
+            match st.core.handle_inbound(now, addr) {
+                Some(id) => {
+                    tracing::debug!(conn = %id, %addr, "tcp connection accepted");
+                    self.open_slot(st, id, false, move |shared, out, queued| async move {
+                        conn::run(&shared, id, stream, out, queued).await;
+                    });
+                }
+                None => tracing::debug!(%addr, "tcp connection refused: connection limit"),
+            }
+        });
+    }
+
+    /// The dial of `id` connected. False if the connection was given up meanwhile.
+    pub(crate) fn dialed(&self, id: ConnId) -> bool {
+        self.with(|st, now| match st.slots.get_mut(&id) {
+            Some(slot) if slot.dialing => {
+                slot.dialing = false;
+                st.core.handle_dialed(now, id);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// The dial of `id` failed.
+    pub(crate) fn dial_failed(&self, id: ConnId) {
+        self.with(|st, now| {
+            self.remove_slot(st, id);
+            st.core.handle_dial_failed(now, id);
+        });
+    }
+
+    /// Bytes arrived on `id`.
+    pub(crate) fn bytes(&self, id: ConnId, bytes: &[u8]) {
+        self.with(|st, now| st.core.handle_bytes(now, id, bytes));
+    }
+
+    /// The socket of `id` was closed or reset, or failed.
+    pub(crate) fn closed(&self, id: ConnId) {
+        self.with(|st, now| st.core.handle_closed(now, id));
+    }
+
+    /// The task of `id` ended.
+    pub(crate) fn task_ended(&self, id: ConnId) {
+        let mut st = self.lock();
+        self.remove_slot(&mut st, id);
+    }
+
+    /// Fires the core's timers if due; returns the deadline to sleep until.
+    pub(crate) fn tick(&self) -> Option<Instant> {
+        let mut st = self.lock();
+        let now = self.clock.now();
+        if st.core.poll_timeout().is_some_and(|at| at <= now) {
+            st.core.handle_timeout(now);
+            self.drain(&mut st);
+        }
+        // Whatever is still due now was just handled: never spin on it.
+        let next = st
+            .core
+            .poll_timeout()
+            .map(|at| at.max(now + Duration::from_millis(1)));
+        st.armed = next;
+        next
+    }
+
+    // ----- the node's life -----------------------------------------------
+
+    pub(crate) fn subscribe(&self) -> u64 {
+        let mut st = self.lock();
+        st.next_inbox += 1;
+        let id = st.next_inbox;
+        st.inboxes.insert(id, Inbox::new(self.event_buffer));
+        id
+    }
+
+    /// Stops the local API and ends every stream (their readers are woken).
+    fn stop(&self, st: &mut State) {
+        st.stopped = true;
+        st.monitors.values_mut().for_each(Mailbox::wake);
+        st.inboxes.values_mut().for_each(Inbox::wake);
+    }
+
+    /// Starts a graceful shutdown: peers are told, connections write their
+    /// last bytes and close, listeners and the timer stop. False if the node
+    /// was already stopped.
+    pub(crate) fn begin_shutdown(&self) -> bool {
+        let started = self.with(|st, now| {
+            if st.stopped {
+                return false;
+            }
+            self.stop(st);
+            st.core.shutdown(now);
+            true
+        });
+        if started {
+            self.halt.fire();
+        }
+        started
+    }
+
+    /// Waits until every connection closed, for at most `linger`, then kills
+    /// whatever is left.
+    pub(crate) async fn finish_shutdown(&self) {
+        let idle = async {
+            loop {
+                let changed = self.idle.listen();
+                if self.lock().slots.is_empty() {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        let late = async {
+            async_io::Timer::after(self.linger).await;
+        };
+        future::or(idle, late).await;
+        self.kill.fire();
+    }
+
+    /// Stops everything at once, without telling peers (as a crash would).
+    pub(crate) fn kill(&self) {
+        let mut st = self.lock();
+        self.stop(&mut st);
+        self.halt.fire();
+        self.kill.fire();
+    }
+}

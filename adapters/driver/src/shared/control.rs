@@ -1,0 +1,73 @@
+//! The handles' side of the node: what [`Port`](crate::Port),
+//! [`Registration`](crate::Registration), [`Monitor`](crate::Monitor) and
+//! [`Events`](crate::Events) call, through [`Control`], without naming the runtime.
+
+use std::task::{Context, Poll};
+
+use groupmesh_core::{MonitorId, PortId, RegId};
+
+use super::Shared;
+use crate::events::NodeEvent;
+use crate::monitor::GroupChange;
+use crate::runtime::Runtime;
+
+/// What the user-facing handles need from their node.
+pub(crate) trait Control: Send + Sync {
+    fn close_port(&self, port: &PortId);
+    fn unregister(&self, reg: RegId);
+    fn unmonitor(&self, monitor: MonitorId);
+    fn poll_monitor(&self, monitor: MonitorId, cx: &Context<'_>) -> Poll<Option<GroupChange>>;
+    fn poll_events(&self, inbox: u64, cx: &Context<'_>) -> Poll<Option<NodeEvent>>;
+    fn unsubscribe(&self, inbox: u64);
+}
+
+impl<R: Runtime> Control for Shared<R> {
+    fn close_port(&self, port: &PortId) {
+        let mut st = self.lock();
+        if !st.stopped {
+            // Only fails for a port already gone: nothing to do then.
+            let _ = st.core.close_port(port);
+            self.drain(&mut st);
+        }
+    }
+
+    fn unregister(&self, reg: RegId) {
+        let mut st = self.lock();
+        if !st.stopped {
+            // Fails when the registration ended with its port: nothing to do.
+            let _ = st.core.unregister(reg);
+            self.drain(&mut st);
+        }
+    }
+
+    fn unmonitor(&self, monitor: MonitorId) {
+        let mut st = self.lock();
+        st.monitors.remove(&monitor);
+        let _ = st.core.unmonitor(monitor);
+        self.drain(&mut st);
+    }
+
+    fn poll_monitor(&self, monitor: MonitorId, cx: &Context<'_>) -> Poll<Option<GroupChange>> {
+        let mut st = self.lock();
+        let stopped = st.stopped;
+        match st.monitors.get_mut(&monitor).map(|m| m.poll(cx)) {
+            Some(Some(change)) => Poll::Ready(Some(change)),
+            Some(None) if !stopped => Poll::Pending,
+            _ => Poll::Ready(None),
+        }
+    }
+
+    fn poll_events(&self, inbox: u64, cx: &Context<'_>) -> Poll<Option<NodeEvent>> {
+        let mut st = self.lock();
+        let stopped = st.stopped;
+        match st.inboxes.get_mut(&inbox).map(|i| i.poll(cx)) {
+            Some(Some(event)) => Poll::Ready(Some(event)),
+            Some(None) if !stopped => Poll::Pending,
+            _ => Poll::Ready(None),
+        }
+    }
+
+    fn unsubscribe(&self, inbox: u64) {
+        self.lock().inboxes.remove(&inbox);
+    }
+}

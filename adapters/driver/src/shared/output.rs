@@ -1,0 +1,145 @@
+//! Carrying out what the core asks after an input: bytes to the writers
+//! (within the send buffer limit), dials and closes, changes to monitor
+//! mailboxes, notices to event inboxes, and waking the timer.
+
+use std::sync::atomic::Ordering;
+
+use groupmesh_core::{Action, ConnId, Event, Transmit};
+
+use super::{Shared, State};
+use crate::conn;
+use crate::events::NodeEvent;
+use crate::monitor::GroupChange;
+use crate::runtime::Runtime;
+
+impl<R: Runtime> Shared<R> {
+    /// Carries out everything the core asks, until it asks nothing more.
+    pub(super) fn drain(&self, st: &mut State) {
+        loop {
+            let mut overflowed = Vec::new();
+            while let Some(t) = st.core.poll_transmit() {
+                self.deliver(st, t, &mut overflowed);
+            }
+            while let Some(action) = st.core.poll_action() {
+                self.act(st, action);
+            }
+            while let Some(event) = st.core.poll_event() {
+                self.dispatch(st, event);
+            }
+            if overflowed.is_empty() {
+                break;
+            }
+            // New inputs only once every output of the last one is out.
+            let now = self.clock.now();
+            for id in overflowed {
+                st.core.handle_send_overflow(now, id);
+            }
+        }
+        if let Some(at) = st.core.poll_timeout() {
+            if st.armed.is_none_or(|armed| at < armed) {
+                st.armed = Some(at);
+                self.wake_timer.notify(1);
+            }
+        }
+    }
+
+    /// Hands bytes to a connection's writer, unless its buffer is full.
+    fn deliver(&self, st: &mut State, t: Transmit, overflowed: &mut Vec<ConnId>) {
+        let Some(slot) = st.slots.get(&t.conn) else {
+            tracing::trace!(conn = %t.conn, "bytes for a closed connection dropped");
+            return;
+        };
+        let Some(out) = &slot.out else {
+            return;
+        };
+        let queued = slot.queued.load(Ordering::Acquire);
+        if queued.saturating_add(t.data.len()) > self.send_buffer {
+            tracing::warn!(
+                conn = %t.conn,
+                queued,
+                limit = self.send_buffer,
+                "send buffer full, the peer does not read: closing the connection"
+            );
+            self.remove_slot(st, t.conn);
+            overflowed.push(t.conn);
+            return;
+        }
+        slot.queued.fetch_add(t.data.len(), Ordering::AcqRel);
+        // Unbounded: it fails only when the writer already ended, and then
+        // the connection's end is being reported anyway.
+        let _ = out.try_send(t.data);
+    }
+
+    fn act(&self, st: &mut State, action: Action) {
+        match action {
+            Action::Dial { conn: id, addr } => {
+                tracing::debug!(conn = %id, %addr, "dialling");
+                self.open_slot(st, id, true, move |shared, out, queued| async move {
+                    conn::dial(&shared, id, addr, out, queued).await;
+                });
+            }
+            Action::Close { conn: id } => self.close_slot(st, id),
+            other => tracing::debug!(action = ?other, "unknown core action ignored"),
+        }
+    }
+
+    fn dispatch(&self, st: &mut State, event: Event) {
+        let notice = match event {
+            Event::Group(d) => {
+                if let Some(mailbox) = st.monitors.get_mut(&d.monitor) {
+                    mailbox.push(GroupChange {
+                        members: d.members,
+                        added: d.added,
+                        removed: d.removed,
+                    });
+                }
+                return;
+            }
+            Event::NodeUp { node, incarnation } => {
+                tracing::debug!(%node, incarnation, "node up");
+                NodeEvent::NodeUp { node, incarnation }
+            }
+            Event::NodeDown {
+                node,
+                incarnation,
+                reason,
+            } => {
+                tracing::debug!(%node, incarnation, %reason, "node down");
+                NodeEvent::NodeDown {
+                    node,
+                    incarnation,
+                    reason,
+                }
+            }
+            Event::ConnectionClosed {
+                conn: id,
+                addr,
+                node,
+                authenticated,
+                reason,
+            } => {
+                // The core is done with it. If the core asked to close it, it
+                // is already writing its last bytes; otherwise the peer closed
+                // or the socket failed: nothing more to write, drop it.
+                if st.slots.get(&id).is_some_and(|s| s.out.is_some()) {
+                    self.remove_slot(st, id);
+                }
+                tracing::debug!(conn = %id, %addr, ?node, authenticated, %reason, "connection closed");
+                NodeEvent::ConnectionClosed {
+                    addr,
+                    node,
+                    authenticated,
+                    reason,
+                }
+            }
+            Event::InboundRefused { addr } => NodeEvent::InboundRefused { addr },
+            other => {
+                tracing::debug!(event = ?other, "unknown core event ignored");
+                return;
+            }
+        };
+        for inbox in st.inboxes.values_mut() {
+            inbox.push(notice.clone());
+        }
+    }
+}
