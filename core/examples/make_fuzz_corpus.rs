@@ -6,8 +6,8 @@
 use std::fs;
 
 use groupmesh_core::wire::{
-    BoundedVec, Frame, GroupChange, GroupPorts, Hello, PeerInfo, WireAddr, WireGroup, WireNodeId,
-    LEN_PREFIX, PROTOCOL_VERSION,
+    BoundedVec, Frame, GroupChange, GroupPorts, Hello, Payload, PeerInfo, WireAddr, WireGroup,
+    WireNodeId, LEN_PREFIX, PROTOCOL_VERSION,
 };
 use groupmesh_core::{Limit, WireReason};
 
@@ -69,6 +69,14 @@ fn frames() -> Vec<Frame> {
         Frame::Close {
             reason: WireReason::LimitExceeded(Limit::Groups),
         },
+        Frame::Message {
+            to: 1,
+            from: Some(2),
+            payload: Payload::from(b"hello".to_vec()),
+        },
+        Frame::MonitorPort { port: 1 },
+        Frame::DemonitorPort { port: 1 },
+        Frame::PortDown { port: 1 },
     ]
 }
 

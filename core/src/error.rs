@@ -26,6 +26,15 @@ pub enum ApiError {
     UnknownMonitor,
     /// This node has been shut down. Nothing changed.
     ShutDown,
+    /// The message does not fit one frame. Nothing was sent.
+    PayloadTooLarge {
+        /// The payload's length.
+        len: usize,
+        /// The largest payload the connection takes.
+        max: usize,
+    },
+    /// The port monitor was already ended (or never existed). Nothing changed.
+    UnknownPortMonitor,
 }
 
 impl fmt::Display for ApiError {
@@ -46,6 +55,12 @@ impl fmt::Display for ApiError {
             ),
             ApiError::UnknownRegistration => f.write_str("that registration has already ended"),
             ApiError::UnknownMonitor => f.write_str("that monitor has already ended"),
+            ApiError::UnknownPortMonitor => f.write_str("that port monitor has already ended"),
+            ApiError::PayloadTooLarge { len, max } => write!(
+                f,
+                "a {len}-byte message does not fit one frame (at most {max} bytes); \
+                 split it or raise limits.max_frame on every node"
+            ),
             ApiError::ShutDown => {
                 f.write_str("the node has been shut down; start a new node to rejoin the mesh")
             }

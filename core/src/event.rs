@@ -6,7 +6,7 @@ use core::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ConnId, MonitorId, NodeId, PortId};
+use crate::ids::{ConnId, MonitorId, NodeId, PortId, PortMonitorId};
 
 /// Bytes to write, in order, to a connection. From [`Node::poll_transmit`](crate::Node::poll_transmit).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,4 +291,47 @@ pub enum Event {
         /// Where it came from.
         addr: SocketAddr,
     },
+    /// A message arrived for a local port.
+    Message {
+        /// The local port it is for.
+        to: PortId,
+        /// The sender's port, if it gave one.
+        from: Option<PortId>,
+        /// The bytes.
+        payload: Vec<u8>,
+    },
+    /// A monitored port is gone. Each port monitor gets exactly one, then ends.
+    PortDown {
+        /// The monitor.
+        monitor: PortMonitorId,
+        /// The port.
+        port: PortId,
+        /// Why.
+        reason: PortDownReason,
+    },
+}
+
+/// Why a monitored port is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PortDownReason {
+    /// Its owner closed it (or it did not exist when the monitor started).
+    Closed,
+    /// The connection to its node was lost.
+    NodeDown(CloseReason),
+    /// Its node restarted: the port belonged to an earlier incarnation.
+    Restarted,
+    /// Its node was not connected when the monitor started.
+    Unreachable,
+}
+
+impl fmt::Display for PortDownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortDownReason::Closed => f.write_str("port closed"),
+            PortDownReason::NodeDown(r) => write!(f, "node lost: {r}"),
+            PortDownReason::Restarted => f.write_str("node restarted"),
+            PortDownReason::Unreachable => f.write_str("node not connected"),
+        }
+    }
 }

@@ -25,7 +25,7 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use crate::event::{Action, Event};
 use crate::framing::FrameReader;
-use crate::ids::{ConnId, MonitorId, NodeId, PortId, RegId};
+use crate::ids::{ConnId, MonitorId, NodeId, PortId, PortMonitorId, RegId};
 use crate::time::Instant;
 use crate::wire::{Frame, Hello, WireAddr, WireNodeId, LEN_PREFIX, PROTOCOL_VERSION};
 use crate::{Config, Node};
@@ -179,6 +179,24 @@ enum Op {
     Unmonitor(u8),
     AddSeed(u16),
     Shutdown,
+    Send {
+        to: PortChoice,
+        from: Option<u8>,
+        len: u16,
+    },
+    MonitorPort(PortChoice),
+    UnmonitorPort(u8),
+}
+
+/// A port to send to or watch: one of ours, or a peer's (maybe stale).
+#[derive(Debug, Arbitrary)]
+enum PortChoice {
+    Local(u8),
+    Remote {
+        peer: u8,
+        incarnation: u8,
+        number: u8,
+    },
 }
 
 impl From<HandshakeOp> for Op {
@@ -207,6 +225,7 @@ struct Harness {
     ports: Vec<PortId>,
     regs: Vec<RegId>,
     monitors: BTreeMap<MonitorId, (String, Option<BTreeSet<PortId>>)>,
+    port_monitors: BTreeSet<PortMonitorId>,
     events: Vec<Event>,
     used_nonces: Vec<[u8; 32]>,
     next_nonce: u8,
@@ -224,6 +243,7 @@ impl Harness {
             ports: Vec::new(),
             regs: Vec::new(),
             monitors: BTreeMap::new(),
+            port_monitors: BTreeSet::new(),
             events: Vec::new(),
             used_nonces: Vec::new(),
             next_nonce: 0,
@@ -418,6 +438,48 @@ impl Harness {
                 self.shut_down = true;
                 self.drain();
             }
+            Op::Send { to, from, len } => {
+                let Some(to) = self.port(to) else {
+                    return;
+                };
+                let from = from.and_then(|i| pick(&self.ports, i));
+                let payload = alloc::vec![0x5a; usize::from(len)];
+                let _ = self.node.send(&to, from.as_ref(), &payload);
+                self.drain();
+            }
+            Op::MonitorPort(choice) => {
+                if let Some(port) = self.port(choice) {
+                    if let Ok(id) = self.node.monitor_port(&port) {
+                        self.port_monitors.insert(id);
+                    }
+                    self.drain();
+                }
+            }
+            Op::UnmonitorPort(i) => {
+                let ids: Vec<PortMonitorId> = self.port_monitors.iter().copied().collect();
+                if let Some(id) = pick(&ids, i) {
+                    self.node
+                        .unmonitor_port(id)
+                        .expect("the harness only ends live port monitors");
+                    self.port_monitors.remove(&id);
+                    self.drain();
+                }
+            }
+        }
+    }
+
+    fn port(&self, choice: PortChoice) -> Option<PortId> {
+        match choice {
+            PortChoice::Local(i) => pick(&self.ports, i),
+            PortChoice::Remote {
+                peer,
+                incarnation,
+                number,
+            } => Some(PortId::new(
+                NodeId::new(["p0", "p1", "p2", "p3"][usize::from(peer) % 4]).expect("valid id"),
+                u64::from(incarnation % 4),
+                u64::from(number % 4),
+            )),
         }
     }
 
@@ -523,8 +585,15 @@ impl Harness {
         panic!("the node kept producing output");
     }
 
-    /// Replays a monitor's deltas and checks the delta rules.
+    /// Replays a monitor's deltas and checks the delta rules; checks each
+    /// port monitor fires once.
     fn observe(&mut self, e: &Event) {
+        if let Event::PortDown { monitor, .. } = e {
+            assert!(
+                self.port_monitors.remove(monitor),
+                "a port monitor fired twice, or after it ended: {e:?}"
+            );
+        }
         let Event::Group(d) = e else {
             return;
         };

@@ -35,16 +35,18 @@ fn mac_over(secret: &[u8], sender: &Hello, receiver: &Hello) -> HmacSha256 {
     mac
 }
 
-/// The MAC `sender` sends to prove the secret to `receiver`.
-pub(crate) fn prove(secret: &[u8], ours: &Hello, theirs: &Hello) -> [u8; MAC_LEN] {
+/// The MAC a node sends (`ours`: its own greeting, `theirs`: the peer's) to
+/// prove the secret. Public so test clients and other implementations can
+/// speak the protocol.
+pub fn prove(secret: &[u8], ours: &Hello, theirs: &Hello) -> [u8; MAC_LEN] {
     mac_over(secret, ours, theirs)
         .finalize()
         .into_bytes()
         .into()
 }
 
-/// Checks the peer's MAC in constant time.
-pub(crate) fn verify(secret: &[u8], ours: &Hello, theirs: &Hello, mac: &[u8; MAC_LEN]) -> bool {
+/// Checks the MAC a peer sent (`theirs`: its greeting) in constant time.
+pub fn verify(secret: &[u8], ours: &Hello, theirs: &Hello, mac: &[u8; MAC_LEN]) -> bool {
     mac_over(secret, theirs, ours).verify_slice(mac).is_ok()
 }
 

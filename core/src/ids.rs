@@ -151,3 +151,8 @@ handle!(
     MonitorId,
     "mon{}"
 );
+handle!(
+    /// A port monitor made by [`Node::monitor_port`](crate::Node::monitor_port).
+    PortMonitorId,
+    "portmon{}"
+);

@@ -61,11 +61,13 @@ mod error;
 mod event;
 mod framing;
 mod groups;
-mod handshake;
+pub mod handshake;
 mod ids;
 mod local;
 mod mesh;
+mod messages;
 mod node;
+mod port_monitors;
 mod session;
 mod stats;
 mod time;
@@ -80,7 +82,9 @@ pub use event::{
     Action, CloseReason, Direction, Event, GroupDelta, Limit, RemoteReason, Transmit, WireReason,
 };
 pub use framing::FrameReader;
-pub use ids::{ConnId, MonitorId, NodeId, PortId, RegId, MAX_GROUP_NAME, MAX_NODE_ID};
+pub use ids::{
+    ConnId, MonitorId, NodeId, PortId, PortMonitorId, RegId, MAX_GROUP_NAME, MAX_NODE_ID,
+};
 pub use node::Node;
 pub use stats::Stats;
 pub use time::Instant;

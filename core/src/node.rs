@@ -19,6 +19,7 @@ use crate::handshake::Nonces;
 use crate::ids::{check_group, group_name, ConnId, MonitorId, NodeId, PortId, RegId};
 use crate::local::Local;
 use crate::mesh::{DueDial, Mesh};
+use crate::port_monitors::PortMonitors;
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::wire::Frame;
@@ -67,6 +68,9 @@ pub struct Node {
     pub(crate) mesh: Mesh,
     pub(crate) groups: Groups,
     pub(crate) local: Local,
+    pub(crate) port_monitors: PortMonitors,
+    /// The latest time the driver gave; local API calls act at it.
+    pub(crate) now: Instant,
     pub(crate) nonces: Nonces,
     /// Connections with bytes waiting, in the order they got them.
     dirty: VecDeque<ConnId>,
@@ -112,6 +116,8 @@ impl Node {
             mesh,
             groups: Groups::default(),
             local: Local::default(),
+            port_monitors: PortMonitors::default(),
+            now,
             nonces: Nonces::default(),
             dirty: VecDeque::new(),
             closing: VecDeque::new(),
@@ -169,6 +175,7 @@ impl Node {
         s.members = self.groups.member_count();
         s.monitors = self.groups.monitor_count();
         s.local_ports = self.local.port_count();
+        s.port_monitors = self.port_monitors.count();
         s
     }
 
@@ -179,6 +186,7 @@ impl Node {
     /// Returns the connection's id, or `None` when a connection limit is
     /// reached: then close the socket (an [`Event::InboundRefused`] is queued).
     pub fn handle_inbound(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnId> {
+        self.now = self.now.max(now);
         let pending = self.conns.values().filter(|c| !c.is_active()).count();
         if self.shut_down
             || self.conns.len() >= self.cfg.limits.max_connections
@@ -196,6 +204,7 @@ impl Node {
 
     /// The dial requested by [`Action::Dial`] for `conn` connected.
     pub fn handle_dialed(&mut self, now: Instant, conn: ConnId) {
+        self.now = self.now.max(now);
         if matches!(self.conns.get(&conn), Some(c) if matches!(c.phase, Phase::Dialing)) {
             self.greet(now, conn);
         }
@@ -203,6 +212,7 @@ impl Node {
 
     /// The dial requested by [`Action::Dial`] for `conn` failed.
     pub fn handle_dial_failed(&mut self, now: Instant, conn: ConnId) {
+        self.now = self.now.max(now);
         if self.conns.contains_key(&conn) {
             self.remove_conn(now, conn, CloseReason::DialFailed, false);
         }
@@ -210,6 +220,7 @@ impl Node {
 
     /// Bytes arrived on `conn`, split anywhere. Unknown connections are ignored.
     pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        self.now = self.now.max(now);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -246,6 +257,7 @@ impl Node {
 
     /// The connection was closed or reset by the peer or the network.
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
+        self.now = self.now.max(now);
         if self.conns.contains_key(&conn) {
             self.remove_conn(now, conn, CloseReason::Disconnected, false);
         }
@@ -256,6 +268,7 @@ impl Node {
     /// [`Limit::SendBuffer`](crate::Limit::SendBuffer) and an [`Action::Close`]
     /// follows (no close frame: the peer is not reading).
     pub fn handle_send_overflow(&mut self, now: Instant, conn: ConnId) {
+        self.now = self.now.max(now);
         if self.conns.contains_key(&conn) {
             self.remove_conn(
                 now,
@@ -268,6 +281,7 @@ impl Node {
 
     /// Time passed. Fires everything due at `now`; calling it early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         if self.shut_down {
             return;
         }
@@ -286,7 +300,7 @@ impl Node {
             if now.saturating_since(c.last_recv) >= t.keepalive_timeout {
                 self.close(now, id, CloseReason::KeepaliveTimeout);
             } else if now.saturating_since(c.last_send) >= t.ping_interval {
-                self.send(now, id, &Frame::Ping);
+                self.send_frame(now, id, &Frame::Ping);
             }
         }
         for due in self.mesh.due(now) {
@@ -328,6 +342,7 @@ impl Node {
             self.groups
                 .apply(&group, &[], core::slice::from_ref(port), &mut self.events);
         }
+        self.local_port_closed(port);
         Ok(())
     }
 
@@ -398,12 +413,14 @@ impl Node {
 
     /// Adds a seed address, dialled at the next [`handle_timeout`](Self::handle_timeout).
     pub fn add_seed(&mut self, now: Instant, addr: SocketAddr) {
+        self.now = self.now.max(now);
         self.mesh.add_seed(addr, now);
     }
 
     /// Tells every peer this node is leaving and closes every connection, so
     /// peers drop its members at once. Afterwards the node does nothing.
     pub fn shutdown(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         if self.shut_down {
             return;
         }
@@ -471,7 +488,7 @@ impl Node {
 
     // ----- internals shared by the other modules -----------------------
 
-    fn live(&self) -> Result<(), ApiError> {
+    pub(crate) fn live(&self) -> Result<(), ApiError> {
         if self.shut_down {
             Err(ApiError::ShutDown)
         } else {
@@ -479,7 +496,7 @@ impl Node {
         }
     }
 
-    fn local_number(&self, port: &PortId) -> Result<u64, ApiError> {
+    pub(crate) fn local_number(&self, port: &PortId) -> Result<u64, ApiError> {
         if port.node() == &self.cfg.node_id
             && port.incarnation() == self.incarnation
             && self.local.is_live(port.number())
@@ -512,7 +529,7 @@ impl Node {
     }
 
     /// Queues one frame on a connection.
-    pub(crate) fn send(&mut self, now: Instant, id: ConnId, frame: &Frame) {
+    pub(crate) fn send_frame(&mut self, now: Instant, id: ConnId, frame: &Frame) {
         if let Some(c) = self.conns.get_mut(&id) {
             if c.out.is_empty() {
                 self.dirty.push_back(id);
@@ -562,7 +579,7 @@ impl Node {
             return;
         };
         if let (Some(wire), false) = (reason.to_wire(), matches!(c.phase, Phase::Dialing)) {
-            self.send(now, id, &Frame::Close { reason: wire });
+            self.send_frame(now, id, &Frame::Close { reason: wire });
         }
         self.remove_conn(now, id, reason, true);
     }
@@ -599,6 +616,7 @@ impl Node {
             reason,
         });
         self.dial_ended(now, &c, reason);
+        self.forget_watcher(id);
         if let (true, Some(node)) = (authenticated, node) {
             self.conn_lost(now, &node, id, reason);
         }

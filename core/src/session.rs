@@ -9,7 +9,7 @@ use core::net::SocketAddr;
 
 use crate::batch::BatchKind;
 use crate::conn::{Conn, DialFor, Phase, RemoteView};
-use crate::event::{CloseReason, Direction, Event, Limit};
+use crate::event::{CloseReason, Direction, Event, Limit, PortDownReason};
 use crate::handshake::{self, check_hello};
 use crate::ids::{group_name, ConnId, GroupName, NodeId, PortId};
 use crate::mesh::{Dial, Known};
@@ -55,7 +55,7 @@ impl Node {
             theirs: None,
         };
         tracing::debug!(conn = %id, addr = %c.addr, dir = ?c.dir, "connection opened");
-        self.send(now, id, &Frame::Hello(hello));
+        self.send_frame(now, id, &Frame::Hello(hello));
     }
 
     pub(crate) fn on_frame(&mut self, now: Instant, id: ConnId, frame: Frame) {
@@ -82,7 +82,7 @@ impl Node {
                 c.peer_max_frame =
                     (hello.max_frame as usize).clamp(MIN_PEER_FRAME, self.cfg.limits.max_frame);
                 *theirs = Some(hello);
-                self.send(now, id, &Frame::Auth { mac });
+                self.send_frame(now, id, &Frame::Auth { mac });
             }
             (
                 Phase::Greeting {
@@ -104,6 +104,24 @@ impl Node {
                 self.on_sync(now, id, groups, done)
             }
             (Phase::Active { .. }, Frame::Update { groups }) => self.on_update(now, id, groups),
+            (Phase::Active { .. }, Frame::Message { to, from, payload }) => {
+                self.on_message(id, to, from, payload)
+            }
+            (Phase::Active { .. }, Frame::MonitorPort { port }) => {
+                self.on_monitor_port(now, id, port)
+            }
+            (Phase::Active { .. }, Frame::DemonitorPort { port }) => {
+                self.on_demonitor_port(id, port)
+            }
+            (
+                Phase::Active {
+                    node, incarnation, ..
+                },
+                Frame::PortDown { port },
+            ) => {
+                let (node, inc) = (node.clone(), *incarnation);
+                self.on_port_down(&node, inc, port);
+            }
             _ => self.close(now, id, CloseReason::UnexpectedFrame),
         }
     }
@@ -161,6 +179,7 @@ impl Node {
                 incoming: Some(RemoteView::default()),
             };
         }
+        self.rewatch(now, id, &node, hello.incarnation);
         match self.peers.get_mut(&node) {
             Some(p) => p.conn = id,
             None => {
@@ -218,7 +237,7 @@ impl Node {
             }
         }
         if !list.is_empty() {
-            self.send(now, id, &Frame::Peers { nodes: list });
+            self.send_frame(now, id, &Frame::Peers { nodes: list });
         }
         let snapshot: Vec<_> = self.local.snapshot().collect();
         self.send_batch(id, BatchKind::Snapshot, snapshot);
@@ -227,7 +246,7 @@ impl Node {
             let _ = me.try_push(peer_info(&node, &addrs));
             let announce = Frame::Peers { nodes: me };
             for (conn, _) in others {
-                self.send(now, conn, &announce);
+                self.send_frame(now, conn, &announce);
             }
         }
     }
@@ -343,6 +362,9 @@ impl Node {
                 incarnation: old_inc,
                 reason: CloseReason::Restarted,
             });
+        }
+        if old_inc != inc {
+            self.node_ports_gone(&node, |p| p.incarnation() != inc, PortDownReason::Restarted);
         }
         if !was_up || old_inc != inc {
             tracing::debug!(%node, incarnation = inc, "node up");
@@ -474,6 +496,7 @@ impl Node {
                 reason,
             });
         }
+        self.node_ports_gone(node, |_| true, PortDownReason::NodeDown(reason));
         for (group, ports) in &peer.view.groups {
             let removed: Vec<PortId> = ports
                 .iter()

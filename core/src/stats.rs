@@ -32,6 +32,14 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Inbound connections turned away by a connection limit.
     pub inbound_refused: u64,
+    /// Messages handed to a connection or delivered locally.
+    pub messages_sent: u64,
+    /// Messages received for a live local port.
+    pub messages_received: u64,
+    /// Messages dropped: for a port that does not exist, or a node not connected.
+    pub messages_dropped: u64,
+    /// Live port monitors.
+    pub port_monitors: usize,
     /// Connections closed, by reason.
     pub closed: Vec<(CloseReason, u64)>,
 }

@@ -78,7 +78,38 @@ pub enum Frame {
         /// Why.
         reason: WireReason,
     },
+    /// A message for one of the receiver's ports.
+    Message {
+        /// The receiver's port number.
+        to: u64,
+        /// The sender's port number, if it gave one (for replies).
+        from: Option<u64>,
+        /// The bytes, bounded by the frame size.
+        #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_payload))]
+        payload: Payload,
+    },
+    /// Tell me with [`Frame::PortDown`] when this port of yours is closed.
+    MonitorPort {
+        /// The receiver's port number.
+        port: u64,
+    },
+    /// Forget a [`Frame::MonitorPort`] of mine.
+    DemonitorPort {
+        /// The receiver's port number.
+        port: u64,
+    },
+    /// This port of mine is closed (or never existed).
+    PortDown {
+        /// The sender's port number.
+        port: u64,
+    },
 }
+
+/// Message bytes on the wire (encoded as one length and the bytes).
+pub type Payload = serde_bytes::ByteBuf;
+
+/// Largest encoding of a [`Frame::Message`] besides its payload bytes.
+pub const MESSAGE_OVERHEAD: usize = 32;
 
 /// The greeting. Its first field must stay `version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,6 +310,13 @@ impl<'a, T: arbitrary::Arbitrary<'a>, const N: usize> arbitrary::Arbitrary<'a>
 }
 
 #[cfg(any(test, feature = "fuzzing"))]
+fn arb_payload(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Payload> {
+    Ok(Payload::from(<Vec<u8> as arbitrary::Arbitrary>::arbitrary(
+        u,
+    )?))
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
 fn arb_heapless_str<const N: usize>(
     u: &mut arbitrary::Unstructured<'_>,
 ) -> arbitrary::Result<heapless::String<N>> {
@@ -360,7 +398,13 @@ impl Frame {
             Frame::Peers { nodes } => nodes.iter().all(|p| !p.node.is_empty()),
             Frame::Sync { groups, .. } => groups.iter().all(|g| !g.group.is_empty()),
             Frame::Update { groups } => groups.iter().all(|g| !g.group.is_empty()),
-            Frame::Auth { .. } | Frame::Ping | Frame::Close { .. } => true,
+            Frame::Auth { .. }
+            | Frame::Ping
+            | Frame::Close { .. }
+            | Frame::Message { .. }
+            | Frame::MonitorPort { .. }
+            | Frame::DemonitorPort { .. }
+            | Frame::PortDown { .. } => true,
         }
     }
 }

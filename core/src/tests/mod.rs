@@ -6,6 +6,7 @@ mod framing;
 mod fuzz_bodies;
 mod handshake;
 mod local_api;
+mod messaging;
 mod peer_input;
 mod wire;
 

@@ -2,6 +2,7 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use proptest::prelude::*;
@@ -110,6 +111,19 @@ pub(crate) fn frame() -> impl Strategy<Value = Frame> {
         update,
         Just(Frame::Ping),
         reason().prop_map(|reason| Frame::Close { reason }),
+        (
+            any::<u64>(),
+            any::<Option<u64>>(),
+            proptest::collection::vec(any::<u8>(), 0..64)
+        )
+            .prop_map(|(to, from, payload)| Frame::Message {
+                to,
+                from,
+                payload: crate::wire::Payload::from(payload),
+            }),
+        any::<u64>().prop_map(|port| Frame::MonitorPort { port }),
+        any::<u64>().prop_map(|port| Frame::DemonitorPort { port }),
+        any::<u64>().prop_map(|port| Frame::PortDown { port }),
     ]
 }
 

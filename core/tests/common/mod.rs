@@ -734,6 +734,8 @@ impl Sim {
     /// Drains every output of node `i` and checks its monitors.
     fn drain(&mut self, i: usize) {
         let mut comings_and_goings = Vec::new();
+        // After a NodeDown, deltas per (monitor, lost node) removing its ports.
+        let mut losses: BTreeMap<(MonitorId, NodeId, u64), usize> = BTreeMap::new();
         loop {
             let Some(node) = self.nodes[i].node.as_mut() else {
                 return;
@@ -768,6 +770,25 @@ impl Sim {
                     Event::NodeDown {
                         node, incarnation, ..
                     } => comings_and_goings.push((node.clone(), *incarnation, false)),
+                    Event::Group(d) => {
+                        for (peer, inc, up) in &comings_and_goings {
+                            let hit = d
+                                .removed
+                                .iter()
+                                .any(|p| p.node() == peer && p.incarnation() == *inc);
+                            if !up && hit {
+                                let n = losses.entry((d.monitor, peer.clone(), *inc)).or_default();
+                                *n += 1;
+                                assert!(
+                                    *n == 1,
+                                    "node {i} at {:?}: {peer}@{inc} went down and its ports \
+                                     left {:?} in more than one delta",
+                                    self.now,
+                                    d.group
+                                );
+                            }
+                        }
+                    }
                     _ => {}
                 }
                 self.on_event(i, e);
@@ -1572,7 +1593,9 @@ pub fn init_tracing() {
 
 /// Runs `run(seed)` for many seeds and reports the first failure with a replay
 /// command. `SIM_SEED=n` runs only seed `n` (with `SIM_TRACE=1`, logging);
-/// `<count_var>=k` (e.g. `SIM_SEEDS=100000`) runs seeds `0..k` instead of `0..default_count`.
+/// `<count_var>=k` (e.g. `SIM_SEEDS=100000`) runs seeds `0..k` instead of
+/// `0..default_count` (from `SIM_SEED_START` if set); `SIM_KEEP_GOING=1` runs
+/// them all and lists the failing ones with the first line of their failure.
 pub fn run_seeds(test: &str, count_var: &str, default_count: u64, run: impl Fn(u64)) {
     init_tracing();
     let env = |k: &str| {
@@ -1581,20 +1604,46 @@ pub fn run_seeds(test: &str, count_var: &str, default_count: u64, run: impl Fn(u
                 .unwrap_or_else(|_| panic!("{k} is not a number"))
         })
     };
+    let first = env("SIM_SEED_START").unwrap_or(0);
     let seeds: Vec<u64> = match env("SIM_SEED") {
         Some(s) => vec![s],
-        None => (0..env(count_var).unwrap_or(default_count)).collect(),
+        None => (first..first + env(count_var).unwrap_or(default_count)).collect(),
     };
-    for seed in seeds {
-        if let Err(e) = panic::catch_unwind(AssertUnwindSafe(|| run(seed))) {
-            eprintln!(
-                "\n*** {test} failed with seed {seed}. Replay it with:\n\
-                 SIM_SEED={seed} cargo test -p groupmesh-core --test simulation {test} -- --nocapture\n\
-                 (add SIM_TRACE=1 for the core's debug log)\n"
-            );
-            panic::resume_unwind(e);
-        }
+    // SIM_KEEP_GOING=1: run every seed, list the failures at the end.
+    let keep_going = std::env::var_os("SIM_KEEP_GOING").is_some();
+    if keep_going {
+        panic::set_hook(Box::new(|_| {}));
     }
+    let mut failed = Vec::new();
+    for seed in seeds {
+        let Err(e) = panic::catch_unwind(AssertUnwindSafe(|| run(seed))) else {
+            continue;
+        };
+        if keep_going {
+            let msg = e
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| e.downcast_ref::<&str>().copied())
+                .unwrap_or("?");
+            eprintln!("seed {seed}: {}", msg.lines().next().unwrap_or(""));
+            failed.push(seed);
+            continue;
+        }
+        eprintln!(
+            "\n*** {test} failed with seed {seed}. Replay it with:\n\
+             SIM_SEED={seed} cargo test -p groupmesh-core --test simulation {test} -- --nocapture\n\
+             (add SIM_TRACE=1 for the core's debug log)\n"
+        );
+        panic::resume_unwind(e);
+    }
+    if keep_going {
+        let _ = panic::take_hook();
+    }
+    assert!(
+        failed.is_empty(),
+        "{test}: {} seeds failed: {failed:?}",
+        failed.len()
+    );
 }
 
 /// The seeds a focused test loops over: `default`, or only `SIM_SEED` when set.
