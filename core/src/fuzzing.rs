@@ -259,6 +259,13 @@ impl Harness {
 
     fn inbound(&mut self) -> Option<ConnId> {
         let id = self.node.handle_inbound(self.now, addr(9000))?;
+        self.track(id);
+        self.drain();
+        Some(id)
+    }
+
+    /// Starts playing the remote side of a new connection.
+    fn track(&mut self, id: ConnId) {
         self.conns.insert(
             id,
             Remote {
@@ -267,8 +274,6 @@ impl Harness {
             },
         );
         self.order.push(id);
-        self.drain();
-        Some(id)
     }
 
     /// A peer that completed the handshake and sent an empty snapshot.
@@ -558,14 +563,7 @@ impl Harness {
                 match a {
                     Action::Dial { conn, .. } => {
                         assert!(!self.shut_down, "no dials after shutdown");
-                        self.conns.insert(
-                            conn,
-                            Remote {
-                                open: true,
-                                ..Remote::default()
-                            },
-                        );
-                        self.order.push(conn);
+                        self.track(conn);
                     }
                     Action::Close { conn } => {
                         if let Some(r) = self.conns.get_mut(&conn) {

@@ -316,15 +316,12 @@ impl Node {
             self.close(now, id, CloseReason::UnexpectedFrame);
             return;
         };
-        for entry in groups.iter() {
-            let group = group_name(&entry.group);
-            for &port in entry.ports.iter() {
-                view.join(&group, port);
-            }
-            if let Err(limit) = check_limits(view, &limits) {
-                self.close(now, id, CloseReason::LimitExceeded(limit));
-                return;
-            }
+        let entries = groups
+            .iter()
+            .map(|g| (g.group.as_str(), &g.ports[..], &[][..]));
+        if let Err(limit) = build_view(view, entries, &limits) {
+            self.close(now, id, CloseReason::LimitExceeded(limit));
+            return;
         }
         if done {
             self.finish_sync(id);
@@ -423,18 +420,11 @@ impl Node {
         let inc = *incarnation;
         if let Some(view) = incoming.as_mut() {
             // Still in the snapshot: changes apply to it.
-            for entry in groups.iter() {
-                let group = group_name(&entry.group);
-                for &p in entry.joined.iter() {
-                    view.join(&group, p);
-                }
-                for &p in entry.left.iter() {
-                    view.leave(&group, p);
-                }
-                if let Err(limit) = check_limits(view, &limits) {
-                    self.close(now, id, CloseReason::LimitExceeded(limit));
-                    return;
-                }
+            let entries = groups
+                .iter()
+                .map(|g| (g.group.as_str(), &g.joined[..], &g.left[..]));
+            if let Err(limit) = build_view(view, entries, &limits) {
+                self.close(now, id, CloseReason::LimitExceeded(limit));
             }
             return;
         }
@@ -554,6 +544,26 @@ fn peer_info(node: &NodeId, addrs: &[SocketAddr]) -> PeerInfo {
             .map(|a| WireAddr::from(*a))
             .collect(),
     }
+}
+
+/// Applies `(group, joined, left)` entries to a snapshot being received,
+/// checking the per-peer limits after each entry.
+fn build_view<'a>(
+    view: &mut RemoteView,
+    entries: impl Iterator<Item = (&'a str, &'a [u64], &'a [u64])>,
+    limits: &crate::config::Limits,
+) -> Result<(), Limit> {
+    for (group, joined, left) in entries {
+        let group = group_name(group);
+        for &p in joined {
+            view.join(&group, p);
+        }
+        for &p in left {
+            view.leave(&group, p);
+        }
+        check_limits(view, limits)?;
+    }
+    Ok(())
 }
 
 fn check_limits(view: &RemoteView, limits: &crate::config::Limits) -> Result<(), Limit> {
