@@ -79,7 +79,8 @@ pub mod fuzzing;
 pub use config::{Config, Limits, Timeouts};
 pub use error::{ApiError, ConfigError};
 pub use event::{
-    Action, CloseReason, Direction, Event, GroupDelta, Limit, RemoteReason, Transmit, WireReason,
+    Action, CloseReason, Direction, Event, GroupDelta, Limit, PortDownReason, RemoteReason,
+    Transmit, WireReason,
 };
 pub use framing::FrameReader;
 pub use ids::{

@@ -69,6 +69,14 @@ impl Node {
         Ok(())
     }
 
+    /// The connection a message to `port` would go out on: the authenticated
+    /// connection to the incarnation `port` belongs to; `None` for a local
+    /// port or a node not connected (or running another incarnation). Lets a
+    /// driver apply backpressure per connection before calling [`send`](Self::send).
+    pub fn conn_of(&self, port: &PortId) -> Option<ConnId> {
+        self.conn_to(port)
+    }
+
     /// The authenticated connection to the incarnation `port` belongs to.
     pub(crate) fn conn_to(&self, port: &PortId) -> Option<ConnId> {
         let conn = self.peers.get(port.node())?.conn;

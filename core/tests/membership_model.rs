@@ -315,7 +315,7 @@ impl StateMachineTest for MembershipTest {
 
 prop_state_machine! {
     #![proptest_config(Config {
-        cases: 48,
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(48),
         failure_persistence: None,
         .. Config::default()
     })]

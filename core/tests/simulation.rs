@@ -1,16 +1,22 @@
-//! Deterministic simulation of whole meshes (see `common/mod.rs`).
+//! Deterministic simulation of whole meshes (the simulator is `common/mod.rs`).
 //!
-//! `random_faults_keep_views_consistent` runs 500 seeds of random faults and
-//! API calls, then heals the network and checks the contract's consistency,
-//! mesh and monitor rules. A failing seed is printed with its replay command:
+//! `random_faults_keep_views_consistent` runs 500 seeds (0..500) of random
+//! faults and API calls, then heals the network, restarts every node and
+//! checks the contract's consistency, mesh and monitor rules. A failing seed
+//! is printed with its replay command; every run is a pure function of its seed.
 //!
 //! ```text
 //! SIM_SEED=1234 cargo test -p groupmesh-core --test simulation random_faults -- --nocapture
-//! SIM_SEEDS=100000 cargo test -p groupmesh-core --test simulation random_faults   # more seeds
-//! SIM_SEED=1234 SIM_TRACE=1 cargo test ...                                        # with the core's log
+//! SIM_SEED=1234 SIM_TRACE=1 ...       # the same, with the core's and the simulator's debug log
+//! SIM_SEEDS=100000 ...                # seeds 0..100000 (SIM_SEED_START=n to start elsewhere)
+//! SIM_KEEP_GOING=1 ...                # run them all, list the failing seeds at the end
+//! SIM_VERBOSE=1 ...                   # one line per seed: size, steps, faults, deltas
+//! SIM_FORGET_MS=600000 ...            # fix forget_after (search past a forgetting bug)
+//! cargo test --release -p groupmesh-core --test simulation long_random -- --ignored   # bigger runs
 //! ```
 //!
-//! The other tests are focused scenarios, named after what they show.
+//! The other tests are focused scenarios, named after what they show. The
+//! focused tests that loop over seeds also take `SIM_SEED` to run one of them.
 
 mod common;
 
@@ -166,6 +172,13 @@ fn random_run(seed: u64, nodes: RangeInclusive<usize>, fault_ms: RangeInclusive<
     let mut opts = SimOptions::new(n);
     opts.max_chunks = rng.random_range(1..=8);
     opts.timeouts.forget_after = ms(rng.random_range(2_000..=20_000));
+    // SIM_FORGET_MS=n fixes forget_after (to search past a forgetting bug).
+    if let Some(f) = std::env::var("SIM_FORGET_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.timeouts.forget_after = ms(f);
+    }
     if rng.random_ratio(1, 10) {
         opts.max_unauthenticated = Some(rng.random_range(2..=4));
     }
@@ -222,7 +235,7 @@ fn random_faults_keep_views_consistent() {
         "SIM_SEEDS",
         500,
         |seed| {
-            random_run(seed, 2..=12, 1_000..=5_000);
+            random_run(seed, 2..=12, 1_000..=4_000);
         },
     );
 }
@@ -235,6 +248,22 @@ fn random_faults_in_a_fifty_node_mesh_keep_views_consistent() {
         1,
         |seed| {
             random_run(seed, 50..=50, 1_000..=2_000);
+        },
+    );
+}
+
+/// Longer and larger runs, for searching many seeds in release builds:
+/// `SIM_SEEDS=10000 SIM_KEEP_GOING=1 cargo test --release -p groupmesh-core
+/// --test simulation long_random -- --ignored --nocapture`.
+#[test]
+#[ignore = "long: run explicitly with --ignored, in release builds"]
+fn long_random_faults_keep_views_consistent() {
+    run_seeds(
+        "long_random_faults_keep_views_consistent",
+        "SIM_SEEDS",
+        200,
+        |seed| {
+            random_run(seed, 2..=20, 5_000..=20_000);
         },
     );
 }
@@ -355,9 +384,9 @@ fn lost_node_members_vanish_in_one_delta() {
                 assert_eq!(deltas[0].removed, removed);
                 assert!(deltas[0].added.is_empty());
             }
-            for i in 0..3 {
+            for (i, &mark) in marks.iter().enumerate() {
                 let downs = sim
-                    .events_since(i, marks[i])
+                    .events_since(i, mark)
                     .into_iter()
                     .filter(|e| matches!(e, Event::NodeDown { .. }))
                     .count();
@@ -569,8 +598,8 @@ fn connected_seeds_are_not_redialled() {
         sim.settle_or_panic();
         let marks: Vec<usize> = (0..n).map(|i| sim.mark(i)).collect();
         sim.run_for(Duration::from_secs(10));
-        for i in 0..n {
-            let events = sim.events_since(i, marks[i]);
+        for (i, &mark) in marks.iter().enumerate() {
+            let events = sim.events_since(i, mark);
             assert!(events.is_empty(), "seed {seed} node {i}: {events:?}");
         }
     }
@@ -622,9 +651,7 @@ fn forming_a_mesh_never_takes_a_node_down() {
 #[test]
 fn a_close_frame_from_the_peer_closes_the_socket() {
     init_tracing();
-    let mut opts = SimOptions::new(2);
-    opts.driver_closes_on_event = false;
-    let mut sim = Sim::new(opts, 3);
+    let mut sim = Sim::new(SimOptions::new(2), 3);
     sim.settle_or_panic();
     sim.shutdown(1);
     sim.lose_fins(0, 1);

@@ -1,13 +1,16 @@
 //! `groupmesh demo`: a local mesh on loopback, in one process, narrated.
 //!
 //! Starts the nodes (all seeded with the first), registers ports, times the
-//! mesh becoming full and the group converging, then kills one node without
-//! warning and times its members vanishing everywhere, then lets another
-//! leave gracefully. Exits non-zero if any step takes longer than 10 s.
+//! mesh becoming full and the group converging, then has node-0 send a
+//! request to every member and times the replies, then kills one node
+//! without warning and times its members vanishing everywhere (and a port
+//! monitor firing), then lets another leave gracefully. Exits non-zero if
+//! any step takes longer than 10 s.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use futures_lite::StreamExt;
+use futures_lite::{future, StreamExt};
 use groupmesh_smol::{Node, NodeConfig, Port, Registration};
 
 use crate::output::{ms, ports};
@@ -19,7 +22,56 @@ const STEP_LIMIT: Duration = Duration::from_secs(10);
 
 struct Member {
     node: Node,
-    _ports: Vec<(Port, Registration)>,
+    _regs: Vec<Registration>,
+    /// One task per port, answering every request (ends with the node).
+    _responders: Vec<smol::Task<()>>,
+}
+
+/// Answers every message that names its sender with the same bytes.
+fn respond(mut port: Port) -> smol::Task<()> {
+    smol::spawn(async move {
+        while let Some(m) = port.recv().await {
+            if let Some(from) = &m.from {
+                let _ = port.send(from, &m.payload);
+            }
+        }
+    })
+}
+
+/// node-0 sends a request to every member from one port; returns the
+/// round-trip times of the replies.
+async fn ask_everyone(node: &Node) -> Result<Vec<Duration>, String> {
+    let members = node.members(GROUP).unwrap_or_default();
+    let mut client = node.open_port();
+    let mut asked = HashMap::new();
+    for (i, member) in members.iter().enumerate() {
+        asked.insert(member.clone(), Instant::now());
+        client
+            .send(member, format!("request {i}"))
+            .map_err(|e| e.to_string())?;
+    }
+    let mut rtts = Vec::new();
+    let replies = async {
+        while rtts.len() < members.len() {
+            let Some(m) = client.recv().await else { break };
+            if let Some(sent) = m.from.as_ref().and_then(|f| asked.remove(f)) {
+                rtts.push(sent.elapsed());
+            }
+        }
+    };
+    future::or(replies, async {
+        smol::Timer::after(STEP_LIMIT).await;
+    })
+    .await;
+    if rtts.len() < members.len() {
+        return Err(format!(
+            "only {} of {} members replied within {STEP_LIMIT:?}",
+            rtts.len(),
+            members.len()
+        ));
+    }
+    rtts.sort();
+    Ok(rtts)
 }
 
 /// Waits until `done` holds, checking every millisecond; returns the time taken.
@@ -58,16 +110,17 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
             .map_err(|e| format!("starting node-{i}: {e}"))?;
         let addr = node.local_addrs()[0];
         seed.get_or_insert(addr);
-        let mut ports_held = Vec::new();
+        let (mut regs, mut responders) = (Vec::new(), Vec::new());
         for _ in 0..p {
             let port = node.open_port();
-            let reg = node.register(GROUP, &port).map_err(|e| e.to_string())?;
-            ports_held.push((port, reg));
+            regs.push(node.register(GROUP, &port).map_err(|e| e.to_string())?);
+            responders.push(respond(port));
         }
         println!("  started {} on {addr}", node.id());
         nodes.push(Member {
             node,
-            _ports: ports_held,
+            _regs: regs,
+            _responders: responders,
         });
     }
     let started = total.elapsed();
@@ -108,7 +161,27 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
         );
     }
 
-    // 3. Watch the group from node-0, then kill the last node without warning.
+    // 3. Request and response: node-0 asks every member, each answers.
+    let asked = Instant::now();
+    let rtts = ask_everyone(&nodes[0].node).await?;
+    println!();
+    step(
+        &format!("node-0 asked all {} members, all replied", rtts.len()),
+        asked.elapsed(),
+    );
+    let pick = |q: usize| {
+        rtts.get((rtts.len() - 1) * q / 100)
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "    round trip: min {}, median {}, max {}",
+        ms(pick(0)),
+        ms(pick(50)),
+        ms(pick(100))
+    );
+
+    // 4. Watch the group from node-0, then kill the last node without warning.
     let mut monitor = nodes[0].node.monitor(GROUP).map_err(|e| e.to_string())?;
     let first = monitor.next().await.ok_or("monitor ended")?;
     println!(
@@ -117,6 +190,17 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
     );
     let victim = nodes.pop().ok_or("no node to kill")?;
     let victim_id = victim.node.id().clone();
+    let watched = first
+        .members
+        .iter()
+        .find(|p| p.node() == &victim_id)
+        .ok_or("the victim has no member")?
+        .clone();
+    let port_monitor = nodes[0]
+        .node
+        .monitor_port(&watched)
+        .map_err(|e| e.to_string())?;
+    println!("  node-0 monitors port {watched}");
     println!("  killing {victim_id} (no goodbye: its sockets just close)");
     let killed_at = Instant::now();
     victim.node.kill();
@@ -138,9 +222,18 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
         ports(&delta.removed),
         delta.members.len()
     );
-    let _ = killed_at;
+    let reason = future::or(port_monitor, async {
+        smol::Timer::after(STEP_LIMIT).await;
+        None
+    })
+    .await
+    .ok_or("the port monitor did not fire")?;
+    println!(
+        "    node-0's port monitor fired after {}: {watched} is gone ({reason})",
+        ms(killed_at.elapsed())
+    );
 
-    // 4. Another node leaves gracefully: peers are told at once.
+    // 5. Another node leaves gracefully: peers are told at once.
     if nodes.len() > 2 {
         let leaver = nodes.pop().ok_or("no node to stop")?;
         let id = leaver.node.id().clone();

@@ -1,8 +1,12 @@
-//! `groupmesh`: join a real mesh and watch it, or run a local demo.
+//! `groupmesh`: join a real mesh and watch it, serve or send messages, or
+//! run a local demo.
 
 mod demo;
+mod listen_cmd;
+mod messaging;
 mod node_cmd;
 mod output;
+mod send_cmd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +26,10 @@ struct Cli {
 enum Command {
     /// Join a mesh: register ports in groups, print group changes and node up/down.
     Node(NodeArgs),
+    /// Serve in a group: print every message received, reply "echo: <payload>".
+    Listen(listen_cmd::ListenArgs),
+    /// Send one message to a member of a group and print its reply.
+    Send(send_cmd::SendArgs),
     /// Start a local mesh on loopback, show it converge, kill a node, show it vanish.
     Demo(DemoArgs),
 }
@@ -79,6 +87,8 @@ fn main() -> ExitCode {
     let result = smol::block_on(async {
         match cli.command {
             Command::Node(args) => node_cmd::run(args).await,
+            Command::Listen(args) => listen_cmd::run(args).await,
+            Command::Send(args) => send_cmd::run(args).await,
             Command::Demo(args) => demo::run(args).await,
         }
     });

@@ -16,7 +16,7 @@ enum Item {
     Stop(&'static str),
 }
 
-fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, String> {
+pub(crate) fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, String> {
     let mut secret = std::fs::read(path)
         .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
     if secret.last() == Some(&b'\n') {

@@ -1,7 +1,8 @@
 //! Multi-process tests: real `groupmesh node` processes on loopback, killed
 //! with SIGKILL, frozen with SIGSTOP and thawed with SIGCONT, restarted with
-//! the same id. Every wait is bounded, and every process is killed by its pid
-//! when its guard drops, whatever the test's outcome.
+//! the same id; `groupmesh listen` and `groupmesh send` exchanging a request
+//! and its response. Every wait is bounded, and every process is killed by
+//! its pid when its guard drops, whatever the test's outcome.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -75,6 +76,11 @@ impl Proc {
         if let Some(s) = seed {
             cmd.args(["--seed", s]);
         }
+        Proc::launch(cmd)
+    }
+
+    /// Runs `cmd` (stdout piped) and waits for its "started" line.
+    fn launch(mut cmd: Command) -> Proc {
         let mut child = cmd.spawn().expect("the groupmesh binary runs");
         let stdout = child.stdout.take().expect("piped");
         let (tx, lines) = channel();
@@ -260,4 +266,89 @@ fn a_wrong_secret_is_refused_with_a_visible_reason() {
         "{seen}"
     );
     assert_eq!(good.members.get("svc").map(|m| m.len()), Some(1));
+}
+
+#[test]
+fn listen_and_send_processes_exchange_a_request_and_its_response() {
+    let secret = secret_file();
+    let mut listen = Command::new(env!("CARGO_BIN_EXE_groupmesh"));
+    listen
+        .args([
+            "listen",
+            "--id",
+            "L",
+            "--bind",
+            "127.0.0.1:0",
+            "--group",
+            "echo",
+        ])
+        .args(["--json", "--ping-ms", "100", "--keepalive-ms", "500"])
+        .arg("--secret-file")
+        .arg(&secret.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut listener = Proc::launch(listen);
+    let serving = listener.next_where(|v| v["event"] == "listening");
+    assert_eq!(serving["port"], "L#1");
+
+    let started = Instant::now();
+    let mut send = Command::new(env!("CARGO_BIN_EXE_groupmesh"))
+        .args([
+            "send",
+            "--id",
+            "S",
+            "--seed",
+            &listener.addr,
+            "--group",
+            "echo",
+        ])
+        .args(["--json", "--timeout-ms", "5000"])
+        .arg("--secret-file")
+        .arg(&secret.0)
+        .arg("hello over tcp")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the groupmesh binary runs");
+    let status = loop {
+        if let Some(status) = send.try_wait().expect("waitable") {
+            break status;
+        }
+        if started.elapsed() > WAIT {
+            let _ = send.kill();
+            let _ = send.wait();
+            panic!("groupmesh send did not exit within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let output = send.wait_with_output().expect("its output");
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        status.success(),
+        "send failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reply = lines
+        .iter()
+        .find(|v| v["event"] == "reply")
+        .unwrap_or_else(|| panic!("no reply line in {lines:?}"));
+    assert_eq!(reply["from"], "L#1");
+    assert_eq!(reply["payload"], "echo: hello over tcp");
+    assert!(reply["rtt_ms"]
+        .as_f64()
+        .is_some_and(|ms| ms < WAIT.as_secs_f64() * 1000.0));
+
+    let got = listener.next_where(|v| v["event"] == "message");
+    assert_eq!(got["from"], "S#1");
+    assert_eq!(got["payload"], "hello over tcp");
+    let replied = listener.next_where(|v| v["event"] == "replied");
+    assert_eq!(replied["to"], "S#1");
+    eprintln!(
+        "send ran for {:?}; round trip {} ms",
+        started.elapsed(),
+        reply["rtt_ms"]
+    );
 }

@@ -10,6 +10,9 @@ pub const DEFAULT_SEND_BUFFER: usize = 8 * 1024 * 1024;
 /// Default number of notices an [`Events`](crate::Events) stream holds for a
 /// slow reader before it drops the oldest.
 pub const DEFAULT_EVENT_BUFFER: usize = 1024;
+/// Default number of messages a [`Port`](crate::Port)'s mailbox holds before
+/// it drops new ones.
+pub const DEFAULT_MAILBOX: usize = 1024;
 
 /// Everything [`Node::start`](crate::Node::start) needs.
 ///
@@ -43,11 +46,24 @@ pub struct NodeConfig {
     /// Must be at least `limits.max_frame`, and should exceed the largest burst
     /// this node sends at once (the snapshot of all its registrations).
     /// Default [`DEFAULT_SEND_BUFFER`].
+    ///
+    /// Messages ([`Node::send`](crate::Node::send)) never fill it past half:
+    /// a message for a connection whose unwritten bytes would then exceed
+    /// half of it is dropped and counted in
+    /// [`Stats::messages_dropped`](crate::Stats::messages_dropped) (unless
+    /// nothing is queued at all), so a message flood never gets the
+    /// connection closed and group traffic keeps flowing.
     pub send_buffer: usize,
     /// Notices an [`Events`](crate::Events) stream keeps for a slow reader;
     /// past it the oldest are dropped and counted in
     /// [`NodeEvent::Lagged`](crate::NodeEvent::Lagged). Default [`DEFAULT_EVENT_BUFFER`].
     pub event_buffer: usize,
+    /// Messages a [`Port`](crate::Port)'s mailbox holds for a slow reader;
+    /// past it new messages are dropped (the oldest are kept, so what is read
+    /// stays in order with no gap before it) and counted in
+    /// [`Stats::messages_dropped`](crate::Stats::messages_dropped).
+    /// Default [`DEFAULT_MAILBOX`].
+    pub mailbox: usize,
     /// How long a closing connection may take to write its last bytes and see
     /// the peer close, and so how long [`Node::shutdown`](crate::Node::shutdown)
     /// waits at most. Default 2 s.
@@ -66,6 +82,7 @@ impl NodeConfig {
             limits: Limits::default(),
             send_buffer: DEFAULT_SEND_BUFFER,
             event_buffer: DEFAULT_EVENT_BUFFER,
+            mailbox: DEFAULT_MAILBOX,
             linger: Duration::from_secs(2),
         }
     }

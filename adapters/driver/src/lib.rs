@@ -16,6 +16,12 @@
 //! named groups; every node lists a group's members locally
 //! ([`Node::members`]) and [`Monitor`]s are told of every change.
 //!
+//! A port is also a mailbox: any node can [`send`](Node::send) bytes (or a
+//! postcard-encoded value, [`send_value`](Node::send_value)) to any port it
+//! knows of, in order per sender and port, at most once; a [`Port::send`]
+//! names the sending port, so the receiver can reply. A [`PortMonitor`]
+//! says once when a port is gone, and why.
+//!
 //! ```no_run
 //! # async fn demo<R: groupmesh_driver::Runtime + Default>() -> Result<(), Box<dyn std::error::Error>> {
 //! use futures_lite::StreamExt;
@@ -33,6 +39,34 @@
 //!     println!("{:?} (+{:?} -{:?})", change.members, change.added, change.removed);
 //! }
 //! node.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Request and response between group members:
+//!
+//! ```no_run
+//! # async fn demo<R: groupmesh_driver::Runtime + Default>(node: groupmesh_driver::Node<R>) -> Result<(), Box<dyn std::error::Error>> {
+//! // A worker answers every request on its port.
+//! let mut worker = node.open_port();
+//! let _reg = node.register("workers", &worker)?;
+//! while let Some(msg) = worker.recv().await {
+//!     let n: u64 = msg.decode()?;
+//!     if let Some(client) = &msg.from {
+//!         worker.send_value(client, &(n * 2))?;
+//!     }
+//! }
+//! # Ok(()) }
+//! # async fn client<R: groupmesh_driver::Runtime + Default>(node: groupmesh_driver::Node<R>) -> Result<(), Box<dyn std::error::Error>> {
+//! // A client asks one of them, and notices if it goes away.
+//! let mut me = node.open_port();
+//! let workers = node.members("workers").unwrap_or_default();
+//! let Some(worker) = workers.first() else { return Ok(()) };
+//! let gone = node.monitor_port(worker)?;
+//! me.send_value(worker, &21u64)?;
+//! let reply = futures_lite::future::or(
+//!     async { me.recv().await.map(|m| m.decode::<u64>()) },
+//!     async { gone.await; None },
+//! ).await;
 //! # Ok(()) }
 //! ```
 //!
@@ -57,6 +91,11 @@
 //!   reader sees fewer, larger changes, which still obey every rule).
 //! - An [`Events`] stream holds at most [`NodeConfig::event_buffer`] notices,
 //!   then drops the oldest and reports [`NodeEvent::Lagged`].
+//! - A [`Port`]'s mailbox holds at most [`NodeConfig::mailbox`] messages,
+//!   then drops new ones and counts them in [`Stats::messages_dropped`].
+//! - Messages never fill a connection's send buffer past half: a message
+//!   that would is dropped and counted (unless nothing is queued), so a
+//!   message flood never closes the connection and group traffic flows.
 //!
 //! ## Logging
 //!
@@ -71,9 +110,11 @@ mod config;
 mod conn;
 mod error;
 mod events;
+mod message;
 mod monitor;
 mod node;
 mod port;
+mod port_monitor;
 mod runtime;
 mod shared;
 mod stop;
@@ -82,20 +123,22 @@ mod timer;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{NodeConfig, DEFAULT_EVENT_BUFFER, DEFAULT_SEND_BUFFER};
+pub use config::{NodeConfig, DEFAULT_EVENT_BUFFER, DEFAULT_MAILBOX, DEFAULT_SEND_BUFFER};
 pub use error::StartError;
 pub use events::{Events, NodeEvent};
+pub use message::{CodecError, Message, SendError};
 pub use monitor::{GroupChange, Monitor};
 pub use node::Node;
 pub use port::{Port, Registration};
+pub use port_monitor::PortMonitor;
 pub use runtime::Runtime;
 
 /// Errors of the local API (`register`, `monitor`): the core's
 /// [`ApiError`](groupmesh_core::ApiError). Each says what to do.
 pub use groupmesh_core::ApiError as Error;
 pub use groupmesh_core::{
-    CloseReason, Limit, Limits, NodeId, PortId, RemoteReason, Stats, Timeouts, MAX_GROUP_NAME,
-    MAX_NODE_ID,
+    CloseReason, Limit, Limits, NodeId, PortDownReason, PortId, RemoteReason, Stats, Timeouts,
+    MAX_GROUP_NAME, MAX_NODE_ID,
 };
 
 #[cfg(test)]
@@ -108,6 +151,9 @@ mod tests {
         send_sync::<crate::Registration>();
         send_sync::<crate::Monitor>();
         send_sync::<crate::Events>();
+        send_sync::<crate::PortMonitor>();
+        send_sync::<crate::Message>();
+        send_sync::<crate::SendError>();
         send_sync::<crate::StartError>();
     }
 

@@ -7,13 +7,16 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use groupmesh_core::{ApiError, Config as CoreConfig, Node as Core, NodeId, PortId, Stats};
+use serde::Serialize;
 
 use crate::config::NodeConfig;
 use crate::conn::accept_loop;
 use crate::error::StartError;
 use crate::events::Events;
+use crate::message::{encode, SendError};
 use crate::monitor::{Mailbox, Monitor};
 use crate::port::{Port, Registration};
+use crate::port_monitor::PortMonitor;
 use crate::runtime::Runtime;
 use crate::shared::{Control, Shared};
 use crate::timer::{self, Clock};
@@ -112,9 +115,10 @@ impl<R: Runtime> Node<R> {
         &self.local_addrs
     }
 
-    /// Opens a local port. Dropping the [`Port`] destroys it.
+    /// Opens a local port: an address other nodes can send to and list in
+    /// groups, with a mailbox ([`Port::recv`]). Dropping the [`Port`] destroys it.
     pub fn open_port(&self) -> Port {
-        let id = self.shared.lock().core.open_port();
+        let id = self.shared.open_port();
         Port {
             id,
             ctl: self.control(),
@@ -177,6 +181,57 @@ impl<R: Runtime> Node<R> {
         })
     }
 
+    /// Sends `payload` to the port `to`, on this node or any other, without
+    /// naming a sender (the receiver's [`Message::from`](crate::Message::from)
+    /// is `None`; send from a [`Port`] with [`Port::send`] to get replies).
+    ///
+    /// Messages from one sender to one port arrive in the order sent, at most
+    /// once. A message that cannot be delivered is dropped and counted in
+    /// [`Stats::messages_dropped`], never an error: the port does not exist
+    /// (or belongs to an earlier incarnation of its node), its node is not
+    /// connected, the connection to it is congested (its unwritten bytes
+    /// would pass half of [`NodeConfig::send_buffer`]), or the receiving
+    /// port's mailbox is full (counted there).
+    ///
+    /// # Errors
+    /// [`SendError::PayloadTooLarge`] when the payload does not fit one frame
+    /// (`limits.max_frame` less a small overhead, the peer's limit for a
+    /// remote port); [`SendError::ShutDown`] once the node stopped. Nothing
+    /// is sent then.
+    pub fn send(&self, to: &PortId, payload: impl AsRef<[u8]>) -> Result<(), SendError> {
+        self.shared.send_message(to, None, payload.as_ref())
+    }
+
+    /// Sends `value` encoded with postcard (`postcard::to_allocvec`); the
+    /// receiver reads it with [`Message::decode`](crate::Message::decode).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send), and [`SendError::Encode`] when the value
+    /// cannot be encoded.
+    pub fn send_value<T: Serialize + ?Sized>(
+        &self,
+        to: &PortId,
+        value: &T,
+    ) -> Result<(), SendError> {
+        self.send(to, encode(value)?)
+    }
+
+    /// Watches `port`, on this node or another: the [`PortMonitor`] future
+    /// completes once, when the port is closed, its node is lost or
+    /// restarted, or at once if it is already gone or its node is not
+    /// connected. Dropping the monitor ends it.
+    ///
+    /// # Errors
+    /// [`ApiError::ShutDown`] once the node stopped.
+    pub fn monitor_port(&self, port: &PortId) -> Result<PortMonitor, ApiError> {
+        let id = self.shared.monitor_port(port)?;
+        Ok(PortMonitor {
+            id,
+            port: port.clone(),
+            ctl: self.control(),
+        })
+    }
+
     /// Notices about the mesh from now on: nodes up and down, connections
     /// closed with their reason.
     pub fn events(&self) -> Events {
@@ -200,9 +255,14 @@ impl<R: Runtime> Node<R> {
             .collect()
     }
 
-    /// Counters and sizes, cheap to take.
+    /// Counters and sizes, cheap to take. `messages_dropped` counts the
+    /// core's drops (no such port, node not connected) and the driver's
+    /// (congested connection, full mailbox).
     pub fn stats(&self) -> Stats {
-        self.shared.lock().core.stats()
+        let st = self.shared.lock();
+        let mut stats = st.core.stats();
+        stats.messages_dropped += st.dropped;
+        stats
     }
 
     /// Adds a seed address, dialled from now on while no connection to the

@@ -1,15 +1,32 @@
-//! [`Port`] and [`Registration`]: local ports and their group memberships,
-//! ended when dropped.
+//! [`Port`] and [`Registration`]: local ports (mailboxes) and their group
+//! memberships, ended when dropped.
 
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use futures_lite::Stream;
 use groupmesh_core::{PortId, RegId};
+use serde::Serialize;
 
+use crate::message::{encode, Message, SendError};
 use crate::shared::Control;
 
-/// A port of this node, from [`Node::open_port`](crate::Node::open_port).
+/// A port of this node, from [`Node::open_port`](crate::Node::open_port):
+/// an address in the mesh and the mailbox of what is sent to it.
 ///
-/// Dropping it destroys the port: every registration of it ends, on every node.
+/// Read its messages with [`recv`](Self::recv), or as a [`Stream`] of
+/// [`Message`]; send from it with [`send`](Self::send), which names it as
+/// the sender so the receiver can reply. The mailbox holds at most
+/// [`NodeConfig::mailbox`](crate::NodeConfig::mailbox) messages: past it
+/// new messages are dropped and counted in
+/// [`Stats::messages_dropped`](crate::Stats::messages_dropped).
+///
+/// Dropping it destroys the port: every registration of it ends, on every
+/// node, its [`PortMonitor`](crate::PortMonitor)s fire with
+/// [`PortDownReason::Closed`](crate::PortDownReason::Closed), and messages
+/// for it are dropped from then on.
 #[must_use = "a port is destroyed when dropped"]
 pub struct Port {
     pub(crate) id: PortId,
@@ -20,6 +37,43 @@ impl Port {
     /// The port's id, as other nodes list it.
     pub fn id(&self) -> &PortId {
         &self.id
+    }
+
+    /// Sends `payload` to the port `to` (local or remote), from this port:
+    /// the receiver's [`Message::from`] is this port's id. Otherwise as
+    /// [`Node::send`](crate::Node::send).
+    ///
+    /// # Errors
+    /// [`SendError::PayloadTooLarge`], [`SendError::ShutDown`]; nothing is sent.
+    pub fn send(&self, to: &PortId, payload: impl AsRef<[u8]>) -> Result<(), SendError> {
+        self.ctl.send(to, Some(&self.id), payload.as_ref())
+    }
+
+    /// Sends `value` encoded with postcard, from this port; the receiver
+    /// reads it with [`Message::decode`].
+    ///
+    /// # Errors
+    /// As [`send`](Self::send), and [`SendError::Encode`].
+    pub fn send_value<T: Serialize + ?Sized>(
+        &self,
+        to: &PortId,
+        value: &T,
+    ) -> Result<(), SendError> {
+        self.send(to, encode(value)?)
+    }
+
+    /// The next message, oldest first; `None` once the node has stopped and
+    /// every message that arrived before has been read.
+    pub async fn recv(&mut self) -> Option<Message> {
+        poll_fn(|cx| self.ctl.poll_port(&self.id, cx)).await
+    }
+}
+
+impl Stream for Port {
+    type Item = Message;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        self.ctl.poll_port(&self.id, cx)
     }
 }
 

@@ -17,10 +17,11 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use event_listener::Event as Notify;
 use futures_lite::future;
-use groupmesh_core::{ConnId, Instant, MonitorId, Node as Core};
+use groupmesh_core::{ConnId, Instant, MonitorId, Node as Core, PortId, PortMonitorId};
 use tracing::Instrument;
 
 mod control;
+mod messaging;
 mod output;
 
 pub(crate) use control::Control;
@@ -28,7 +29,9 @@ pub(crate) use control::Control;
 use crate::config::NodeConfig;
 use crate::conn;
 use crate::events::Inbox;
+use crate::message::PortQueue;
 use crate::monitor::Mailbox;
+use crate::port_monitor::Watch;
 use crate::runtime::Runtime;
 use crate::stop::{tripwire, Trigger, Tripwire};
 use crate::timer::Clock;
@@ -56,6 +59,12 @@ pub(crate) struct State {
     pub(crate) monitors: HashMap<MonitorId, Mailbox>,
     inboxes: HashMap<u64, Inbox>,
     next_inbox: u64,
+    /// The mailbox of every live local port.
+    pub(crate) ports: HashMap<PortId, PortQueue>,
+    /// Port monitors not yet read.
+    pub(crate) watches: HashMap<PortMonitorId, Watch>,
+    /// Messages the driver dropped: congested connection, full mailbox.
+    pub(crate) dropped: u64,
     /// Shut down or killed: the local API refuses, streams end.
     pub(crate) stopped: bool,
 }
@@ -70,6 +79,7 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) clock: Clock,
     send_buffer: usize,
     event_buffer: usize,
+    pub(crate) mailbox: usize,
     pub(crate) linger: Duration,
     state: Mutex<State>,
     /// Wakes the timer task when its deadline moved closer.
@@ -96,6 +106,7 @@ impl<R: Runtime> Shared<R> {
             clock,
             send_buffer: cfg.send_buffer,
             event_buffer: cfg.event_buffer,
+            mailbox: cfg.mailbox,
             linger: cfg.linger,
             state: Mutex::new(State {
                 core,
@@ -104,6 +115,9 @@ impl<R: Runtime> Shared<R> {
                 monitors: HashMap::new(),
                 inboxes: HashMap::new(),
                 next_inbox: 0,
+                ports: HashMap::new(),
+                watches: HashMap::new(),
+                dropped: 0,
                 stopped: false,
             }),
             wake_timer: Notify::new(),
@@ -282,6 +296,8 @@ impl<R: Runtime> Shared<R> {
         st.stopped = true;
         st.monitors.values_mut().for_each(Mailbox::wake);
         st.inboxes.values_mut().for_each(Inbox::wake);
+        st.ports.values_mut().for_each(PortQueue::wake);
+        st.watches.values_mut().for_each(Watch::wake);
     }
 
     /// Starts a graceful shutdown: peers are told, connections write their

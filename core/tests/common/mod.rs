@@ -64,8 +64,8 @@ pub fn node_id(i: usize) -> NodeId {
 /// Short timeouts so that a simulated run covers many keepalive periods.
 pub fn sim_timeouts() -> Timeouts {
     let mut t = Timeouts::default();
-    t.ping_interval = Duration::from_millis(250);
-    t.keepalive_timeout = Duration::from_millis(800);
+    t.ping_interval = Duration::from_millis(400);
+    t.keepalive_timeout = Duration::from_millis(1200);
     t.handshake_timeout = Duration::from_millis(1000);
     t.backoff_min = Duration::from_millis(20);
     t.backoff_max = Duration::from_millis(400);
@@ -95,12 +95,6 @@ pub struct SimOptions {
     /// keeps re-dialling seeds whose dial lost the one-connection-per-pair
     /// rule (see `connected_seeds_are_not_redialled` in simulation.rs).
     pub strict_mesh: bool,
-    /// The driver also closes a socket when the core reports
-    /// `ConnectionClosed` for it. Off by default: a driver only closes on
-    /// `Action::Close`, and the core forgets a connection whose peer sent a
-    /// close frame without asking for that (the socket then leaks if the
-    /// peer's FIN never comes). `SIM_DRIVER_CLOSES=1` turns it on.
-    pub driver_closes_on_event: bool,
 }
 
 impl SimOptions {
@@ -114,13 +108,13 @@ impl SimOptions {
             latency_ms: (1, 20),
             max_chunks: 4,
             strict_mesh: false,
-            driver_closes_on_event: std::env::var_os("SIM_DRIVER_CLOSES").is_some(),
         }
     }
 
-    /// How long the network must stay converged before a run is judged.
+    /// How long the network must stay converged before a run is judged:
+    /// long enough for a keepalive timeout and a re-dial.
     pub fn hold(&self) -> Duration {
-        self.timeouts.keepalive_timeout * 2 + self.timeouts.backoff_max
+        self.timeouts.keepalive_timeout + self.timeouts.backoff_max
     }
 }
 
@@ -877,12 +871,6 @@ impl Sim {
 
     fn on_event(&mut self, i: usize, e: Event) {
         let inc = self.nodes[i].incarnation;
-        if let (true, Event::ConnectionClosed { conn, .. }) = (self.opts.driver_closes_on_event, &e)
-        {
-            if self.ends.contains_key(&(i, inc, *conn)) {
-                self.on_action(i, Action::Close { conn: *conn });
-            }
-        }
         if let Event::NodeDown { reason, .. } = &e {
             self.counts.node_downs += 1;
             if matches!(
@@ -1335,6 +1323,17 @@ impl Sim {
                     "node {i} has {} connections, the network {} (and {dialling} dials)",
                     s.connections,
                     ends.len()
+                ));
+            }
+            // Not quiet yet while a core holds a connection that was reset
+            // (the reset is on its way) or went silent (keepalive will tell).
+            if let Some((_, l, _)) = ends
+                .iter()
+                .find(|(_, l, _)| self.links[*l].state != LinkState::Open)
+            {
+                return Err(format!(
+                    "node {i} holds a {:?} connection",
+                    self.links[*l].state
                 ));
             }
             if !self.opts.strict_mesh {

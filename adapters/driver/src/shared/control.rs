@@ -1,13 +1,15 @@
 //! The handles' side of the node: what [`Port`](crate::Port),
-//! [`Registration`](crate::Registration), [`Monitor`](crate::Monitor) and
-//! [`Events`](crate::Events) call, through [`Control`], without naming the runtime.
+//! [`Registration`](crate::Registration), [`Monitor`](crate::Monitor),
+//! [`PortMonitor`](crate::PortMonitor) and [`Events`](crate::Events) call,
+//! through [`Control`], without naming the runtime.
 
 use std::task::{Context, Poll};
 
-use groupmesh_core::{MonitorId, PortId, RegId};
+use groupmesh_core::{MonitorId, PortDownReason, PortId, PortMonitorId, RegId};
 
 use super::Shared;
 use crate::events::NodeEvent;
+use crate::message::{Message, SendError};
 use crate::monitor::GroupChange;
 use crate::runtime::Runtime;
 
@@ -19,11 +21,20 @@ pub(crate) trait Control: Send + Sync {
     fn poll_monitor(&self, monitor: MonitorId, cx: &Context<'_>) -> Poll<Option<GroupChange>>;
     fn poll_events(&self, inbox: u64, cx: &Context<'_>) -> Poll<Option<NodeEvent>>;
     fn unsubscribe(&self, inbox: u64);
+    fn send(&self, to: &PortId, from: Option<&PortId>, payload: &[u8]) -> Result<(), SendError>;
+    fn poll_port(&self, port: &PortId, cx: &Context<'_>) -> Poll<Option<Message>>;
+    fn poll_port_monitor(
+        &self,
+        monitor: PortMonitorId,
+        cx: &Context<'_>,
+    ) -> Poll<Option<PortDownReason>>;
+    fn unmonitor_port(&self, monitor: PortMonitorId);
 }
 
 impl<R: Runtime> Control for Shared<R> {
     fn close_port(&self, port: &PortId) {
         let mut st = self.lock();
+        st.ports.remove(port);
         if !st.stopped {
             // Only fails for a port already gone: nothing to do then.
             let _ = st.core.close_port(port);
@@ -69,5 +80,47 @@ impl<R: Runtime> Control for Shared<R> {
 
     fn unsubscribe(&self, inbox: u64) {
         self.lock().inboxes.remove(&inbox);
+    }
+
+    fn send(&self, to: &PortId, from: Option<&PortId>, payload: &[u8]) -> Result<(), SendError> {
+        self.send_message(to, from, payload)
+    }
+
+    fn poll_port(&self, port: &PortId, cx: &Context<'_>) -> Poll<Option<Message>> {
+        let mut st = self.lock();
+        let stopped = st.stopped;
+        match st.ports.get_mut(port).map(|q| q.poll(cx)) {
+            Some(Some(m)) => Poll::Ready(Some(m)),
+            Some(None) if !stopped => Poll::Pending,
+            _ => Poll::Ready(None),
+        }
+    }
+
+    fn poll_port_monitor(
+        &self,
+        monitor: PortMonitorId,
+        cx: &Context<'_>,
+    ) -> Poll<Option<PortDownReason>> {
+        let mut st = self.lock();
+        let stopped = st.stopped;
+        match st.watches.get_mut(&monitor).map(|w| w.poll(cx)) {
+            Some(Some(reason)) => {
+                // Exactly one notice: the monitor is over.
+                st.watches.remove(&monitor);
+                Poll::Ready(Some(reason))
+            }
+            Some(None) if !stopped => Poll::Pending,
+            _ => Poll::Ready(None),
+        }
+    }
+
+    fn unmonitor_port(&self, monitor: PortMonitorId) {
+        let mut st = self.lock();
+        st.watches.remove(&monitor);
+        if !st.stopped {
+            // Fails when it already fired: nothing to end then.
+            let _ = st.core.unmonitor_port(monitor);
+            self.drain(&mut st);
+        }
     }
 }

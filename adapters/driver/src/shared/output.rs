@@ -1,6 +1,7 @@
 //! Carrying out what the core asks after an input: bytes to the writers
 //! (within the send buffer limit), dials and closes, changes to monitor
-//! mailboxes, notices to event inboxes, and waking the timer.
+//! mailboxes, messages to port mailboxes, port monitors' notices, notices
+//! to event inboxes, and waking the timer.
 
 use std::sync::atomic::Ordering;
 
@@ -9,6 +10,7 @@ use groupmesh_core::{Action, ConnId, Event, Transmit};
 use super::{Shared, State};
 use crate::conn;
 use crate::events::NodeEvent;
+use crate::message::Message;
 use crate::monitor::GroupChange;
 use crate::runtime::Runtime;
 
@@ -133,6 +135,32 @@ impl<R: Runtime> Shared<R> {
                 }
             }
             Event::InboundRefused { addr } => NodeEvent::InboundRefused { addr },
+            Event::Message { to, from, payload } => {
+                let delivered = match st.ports.get_mut(&to) {
+                    Some(mailbox) => mailbox.push(Message {
+                        from,
+                        to: to.clone(),
+                        payload,
+                    }),
+                    None => false,
+                };
+                if !delivered {
+                    st.dropped += 1;
+                    tracing::debug!(port = %to, "mailbox full (or port gone): message dropped");
+                }
+                return;
+            }
+            Event::PortDown {
+                monitor,
+                port,
+                reason,
+            } => {
+                tracing::debug!(%port, %reason, "monitored port down");
+                if let Some(watch) = st.watches.get_mut(&monitor) {
+                    watch.fire(reason);
+                }
+                return;
+            }
             other => {
                 tracing::debug!(event = ?other, "unknown core event ignored");
                 return;

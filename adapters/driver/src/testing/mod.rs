@@ -8,6 +8,7 @@
 
 mod groups;
 mod mesh;
+mod messaging;
 mod refusals;
 
 use std::collections::BTreeSet;
@@ -21,6 +22,7 @@ use groupmesh_core::{PortId, Timeouts};
 
 pub use groups::*;
 pub use mesh::*;
+pub use messaging::*;
 pub use refusals::*;
 
 use crate::{GroupChange, Node, NodeConfig, Runtime};
@@ -49,6 +51,16 @@ macro_rules! runtime_tests {
             a_silent_peer_is_cut_off_by_the_handshake_timeout,
             start_errors_say_what_to_do,
             local_api_misuse_is_a_typed_error,
+            messages_reach_local_and_remote_ports_and_replies_go_back,
+            messages_from_one_sender_to_one_port_arrive_in_order,
+            messages_to_missing_ports_are_dropped_and_counted,
+            a_payload_too_large_is_a_typed_error,
+            a_full_mailbox_drops_new_messages_and_counts_them,
+            a_message_flood_loses_messages_not_the_connection,
+            a_port_monitor_fires_when_the_port_is_dropped,
+            a_port_monitor_fires_when_its_node_is_killed,
+            a_restarted_node_gets_no_mail_for_its_old_incarnation,
+            dropping_a_port_monitor_ends_it,
         );
     };
     (@each $rt:ty, $block_on:path; $($name:ident,)*) => {

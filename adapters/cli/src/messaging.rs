@@ -1,0 +1,86 @@
+//! What `listen` and `send` share: the mesh options, starting the node,
+//! showing payloads.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use groupmesh_smol::{Node, NodeConfig};
+use serde_json::json;
+
+use crate::node_cmd::read_secret;
+use crate::output::Printer;
+
+/// How to join the mesh, and which group to use.
+#[derive(clap::Args, Debug)]
+pub(crate) struct MeshArgs {
+    /// This node's id, unique in the mesh (1 to 64 bytes) [default: <command>-<pid>].
+    #[arg(long)]
+    pub(crate) id: Option<String>,
+    /// Address to listen on (repeatable); port 0 picks a free port.
+    #[arg(long = "bind")]
+    pub(crate) binds: Vec<SocketAddr>,
+    /// Address of a node to join through (repeatable).
+    #[arg(long = "seed")]
+    pub(crate) seeds: Vec<SocketAddr>,
+    /// File holding the shared secret (one trailing newline is ignored).
+    #[arg(long)]
+    pub(crate) secret_file: PathBuf,
+    /// The group to serve in (listen) or to send to a member of (send).
+    #[arg(long)]
+    pub(crate) group: String,
+    /// Print one JSON object per line instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Ping a silent connection after this many milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) ping_ms: u64,
+    /// Drop a connection silent for this many milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    pub(crate) keepalive_ms: u64,
+}
+
+/// Starts the node and prints where it listens.
+pub(crate) async fn start(args: &MeshArgs, command: &str, out: &Printer) -> Result<Node, String> {
+    let secret = read_secret(&args.secret_file)?;
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("{command}-{}", std::process::id()));
+    let mut cfg = NodeConfig::new(id, secret);
+    cfg.bind.clone_from(&args.binds);
+    cfg.seeds.clone_from(&args.seeds);
+    cfg.timeouts.ping_interval = Duration::from_millis(args.ping_ms);
+    cfg.timeouts.keepalive_timeout = Duration::from_millis(args.keepalive_ms);
+    let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
+    let addrs: Vec<String> = node.local_addrs().iter().map(ToString::to_string).collect();
+    let listening = if addrs.is_empty() {
+        "dialling out only".to_string()
+    } else {
+        format!("listening on {}", addrs.join(", "))
+    };
+    out.line(
+        &format!(
+            "node {} {listening} (incarnation {}, pid {})",
+            node.id(),
+            node.incarnation(),
+            std::process::id()
+        ),
+        json!({"event": "started", "node": node.id().as_str(), "addrs": addrs,
+               "incarnation": node.incarnation(), "pid": std::process::id()}),
+    );
+    Ok(node)
+}
+
+/// A payload for people: quoted text if it is UTF-8, else its size.
+pub(crate) fn show(payload: &[u8]) -> String {
+    match std::str::from_utf8(payload) {
+        Ok(text) => format!("{text:?}"),
+        Err(_) => format!("<{} bytes, not UTF-8>", payload.len()),
+    }
+}
+
+/// A payload for JSON: the text, invalid UTF-8 replaced.
+pub(crate) fn text(payload: &[u8]) -> String {
+    String::from_utf8_lossy(payload).into_owned()
+}

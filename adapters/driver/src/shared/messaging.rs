@@ -1,0 +1,89 @@
+//! Sending messages, with the driver's backpressure rule, and opening ports
+//! and port monitors with their mailboxes.
+//!
+//! Backpressure: a message for a connection whose unwritten bytes, this
+//! message included, would exceed half of the send buffer is dropped and
+//! counted, unless nothing at all is queued (a single message up to the
+//! frame size always fits an idle connection). Messages therefore never
+//! push a connection past its send buffer limit (which closes it): a flood
+//! loses messages, not the connection, and group traffic keeps the other
+//! half of the buffer.
+
+use std::sync::atomic::Ordering;
+
+use groupmesh_core::wire::MESSAGE_OVERHEAD;
+use groupmesh_core::{ApiError, ConnId, PortId, PortMonitorId};
+
+use super::{Shared, State};
+use crate::message::{PortQueue, SendError};
+use crate::port_monitor::Watch;
+use crate::runtime::Runtime;
+
+impl<R: Runtime> Shared<R> {
+    /// Sends a message, or drops it if its connection is congested.
+    pub(crate) fn send_message(
+        &self,
+        to: &PortId,
+        from: Option<&PortId>,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        self.with(|st, _| {
+            if st.stopped {
+                return Err(SendError::ShutDown);
+            }
+            if let Some(conn) = st.core.conn_of(to) {
+                if self.congested(st, conn, payload.len()) {
+                    // What could never be sent is still an error: checked
+                    // here against this node's frame limit.
+                    let max = st
+                        .core
+                        .config()
+                        .limits
+                        .max_frame
+                        .saturating_sub(MESSAGE_OVERHEAD);
+                    if payload.len() > max {
+                        return Err(SendError::PayloadTooLarge {
+                            len: payload.len(),
+                            max,
+                        });
+                    }
+                    st.dropped += 1;
+                    tracing::debug!(%conn, %to, "connection congested: message dropped");
+                    return Ok(());
+                }
+            }
+            st.core.send(to, from, payload).map_err(SendError::from_api)
+        })
+    }
+
+    /// Whether a message of `len` bytes for `conn` would fill its unwritten
+    /// bytes past half of the send buffer.
+    fn congested(&self, st: &State, conn: ConnId, len: usize) -> bool {
+        let Some(slot) = st.slots.get(&conn) else {
+            return false;
+        };
+        let queued = slot.queued.load(Ordering::Acquire);
+        queued > 0 && queued.saturating_add(len + MESSAGE_OVERHEAD) > self.send_buffer / 2
+    }
+
+    /// Opens a local port with its mailbox.
+    pub(crate) fn open_port(&self) -> PortId {
+        let mut st = self.lock();
+        let id = st.core.open_port();
+        st.ports.insert(id.clone(), PortQueue::new(self.mailbox));
+        id
+    }
+
+    /// Starts a port monitor; its notice may already be waiting.
+    pub(crate) fn monitor_port(&self, port: &PortId) -> Result<PortMonitorId, ApiError> {
+        self.with(|st, _| {
+            if st.stopped {
+                return Err(ApiError::ShutDown);
+            }
+            let id = st.core.monitor_port(port)?;
+            // Before the drain: a port already gone fires at once.
+            st.watches.insert(id, Watch::default());
+            Ok(id)
+        })
+    }
+}

@@ -1,0 +1,694 @@
+//! The scenarios: converge, latency, loss, memory.
+//!
+//! Times that span processes are taken from CLOCK_REALTIME stamps made in
+//! the processes themselves (the coordinator's `t0` just before its first
+//! command, a worker's stamp when its poll saw the condition or its monitor
+//! yielded the change): every process reads the same kernel clock. Latency
+//! also reports the coordinator-clock round trip, raw and corrected by the
+//! measured pipe round trip.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::cluster::{Cluster, Msg, WorkerOpts};
+use crate::report::{ms, ms_between, quantile, sorted, summary, us, Report};
+use crate::worker::{memory_kib, sys_ns};
+use crate::{Common, ConvergeArgs, LatencyArgs, LossArgs, MemoryArgs};
+
+const DEFAULT_PING_MS: u64 = 1000;
+const DEFAULT_KEEPALIVE_MS: u64 = 3000;
+
+fn opts(c: &Common, ping_ms: u64, keepalive_ms: u64) -> WorkerOpts {
+    WorkerOpts {
+        ping_ms,
+        keepalive_ms,
+        poll_us: c.poll_us,
+    }
+}
+
+fn timeout(c: &Common) -> Duration {
+    Duration::from_secs(c.timeout_s.max(1))
+}
+
+/// Milliseconds from `t0` to each stamp.
+fn since(t0: u64, stamps: &[u64]) -> Vec<f64> {
+    stamps.iter().map(|&t| ms_between(t0, t)).collect()
+}
+
+fn max(xs: &[f64]) -> f64 {
+    xs.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+fn median(xs: &[f64]) -> f64 {
+    quantile(&sorted(xs), 0.5)
+}
+
+fn num(v: &Value, k: &str) -> f64 {
+    v.get(k).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn sum(stats: &[Value], k: &str) -> f64 {
+    stats.iter().map(|s| num(s, k)).sum()
+}
+
+// ----- converge ---------------------------------------------------------
+
+/// One cold/warm/drop run on a fresh cluster.
+fn converge_once(a: &ConvergeArgs) -> Result<Value, String> {
+    let n = usize::from(a.nodes);
+    let (m, g) = (a.members, a.groups.max(1));
+    let nm = n * m;
+    let mut c = Cluster::start(
+        n,
+        &opts(&a.common, DEFAULT_PING_MS, DEFAULT_KEEPALIVE_MS),
+        timeout(&a.common),
+    )?;
+    let all: Vec<usize> = (0..n).collect();
+    let seed_addr = c.workers[0].addr.clone();
+
+    let stats_ready = c.stats(&all)?;
+
+    // Cold: every node registers while the mesh forms.
+    c.watch(&all, "cold", Some(nm), Some(n - 1))?;
+    let reg =
+        |tag: &str| json!({"cmd": "register", "tag": tag, "ports": m, "groups": g, "prefix": "g"});
+    let t0 = sys_ns();
+    for i in 0..n {
+        if i > 0 {
+            c.send(i, &json!({"cmd": "seed", "addr": seed_addr}))?;
+        }
+        c.send(i, &reg("cold"))?;
+    }
+    let cold_members = since(t0, &c.reached(&all, "cold", "members")?);
+    let cold_mesh = since(t0, &c.reached(&all, "cold", "peers")?);
+    let cold_calls = c.wait_each(&all, "registered", |m| {
+        m.ev() == "registered" && m.str("tag") == "cold"
+    })?;
+    let stats_cold = c.stats(&all)?;
+    if a.cold_only {
+        return Ok(json!({
+            "cold_members_ms": max(&cold_members),
+            "cold_mesh_ms": max(&cold_mesh),
+            "cold_cpu_ms": (sum(&stats_cold, "cpu_ns") - sum(&stats_ready, "cpu_ns")) / 1e6,
+        }));
+    }
+
+    // Warm: M more per node on the formed mesh.
+    c.watch(&all, "warm", Some(2 * nm), None)?;
+    let t1 = sys_ns();
+    c.send_each(&all, &reg("warm"))?;
+    let warm = since(t1, &c.reached(&all, "warm", "members")?);
+    let warm_calls = c.wait_each(&all, "registered", |m| {
+        m.ev() == "registered" && m.str("tag") == "warm"
+    })?;
+    let stats_warm = c.stats(&all)?;
+
+    // Drop the warm registrations (and their ports).
+    c.watch(&all, "drop", Some(nm), None)?;
+    let t2 = sys_ns();
+    c.send_each(&all, &json!({"cmd": "unregister", "tag": "warm"}))?;
+    let dropped = since(t2, &c.reached(&all, "drop", "members")?);
+    let drop_calls = c.wait_each(&all, "unregistered", |m| m.ev() == "unregistered")?;
+    let stats_drop = c.stats(&all)?;
+
+    // Every node lists exactly the N*M cold members through `members()`.
+    c.send_each(&all, &json!({"cmd": "count", "prefix": "g", "groups": g}))?;
+    let counts = c.wait_each(&all, "count", |m| m.ev() == "count")?;
+    if let Some(bad) = counts.iter().find(|m| m.u64("total") != nm as u64) {
+        return Err(format!(
+            "node {} lists {} members, expected {nm}",
+            bad.from,
+            bad.u64("total")
+        ));
+    }
+    let call_ms = |msgs: &[Msg]| -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        msgs.iter()
+            .map(|m| m.u64("us") as f64 / 1000.0)
+            .fold(0.0, f64::max)
+    };
+    let frames =
+        |before: &[Value], after: &[Value]| sum(after, "frames_out") - sum(before, "frames_out");
+    let bytes =
+        |before: &[Value], after: &[Value]| sum(after, "bytes_out") - sum(before, "bytes_out");
+    let cpu =
+        |before: &[Value], after: &[Value]| (sum(after, "cpu_ns") - sum(before, "cpu_ns")) / 1e6;
+    Ok(json!({
+        "cold_members_ms": max(&cold_members),
+        "cold_members_median_ms": median(&cold_members),
+        "cold_mesh_ms": max(&cold_mesh),
+        "cold_register_calls_ms": call_ms(&cold_calls),
+        "cold_frames_out": sum(&stats_cold, "frames_out"),
+        "cold_bytes_out": sum(&stats_cold, "bytes_out"),
+        "cold_cpu_ms": cpu(&stats_ready, &stats_cold),
+        "warm_ms": max(&warm),
+        "warm_median_ms": median(&warm),
+        "warm_register_calls_ms": call_ms(&warm_calls),
+        "warm_frames_out": frames(&stats_cold, &stats_warm),
+        "warm_bytes_out": bytes(&stats_cold, &stats_warm),
+        "warm_cpu_ms": cpu(&stats_cold, &stats_warm),
+        "drop_ms": max(&dropped),
+        "drop_median_ms": median(&dropped),
+        "drop_calls_ms": call_ms(&drop_calls),
+        "drop_frames_out": frames(&stats_warm, &stats_drop),
+        "drop_bytes_out": bytes(&stats_warm, &stats_drop),
+        "drop_cpu_ms": cpu(&stats_warm, &stats_drop),
+    }))
+}
+
+pub(crate) fn converge(a: &ConvergeArgs) -> Result<(), String> {
+    let n = usize::from(a.nodes);
+    let nm = n * a.members;
+    let mut runs = Vec::new();
+    for _ in 0..a.runs.max(1) {
+        runs.push(converge_once(a)?);
+    }
+    let pick = |k: &str| -> f64 { median(&runs.iter().map(|r| num(r, k)).collect::<Vec<_>>()) };
+    let spread = |k: &str| -> String {
+        let xs = sorted(&runs.iter().map(|r| num(r, k)).collect::<Vec<_>>());
+        if xs.len() > 1 {
+            format!(
+                "{} (runs {}..{})",
+                ms(quantile(&xs, 0.5)),
+                ms(xs[0]),
+                ms(xs[xs.len() - 1])
+            )
+        } else {
+            ms(quantile(&xs, 0.5))
+        }
+    };
+    let mut r = Report::new(
+        "converge",
+        json!({"nodes": n, "members": a.members, "groups": a.groups, "runs": runs.len(),
+               "poll_us": a.common.poll_us}),
+    );
+    r.target(
+        format!("cold: every node lists all {nm} members (slowest node)"),
+        spread("cold_members_ms"),
+        "< 150 ms",
+        pick("cold_members_ms") < 150.0,
+    );
+    r.row("cold: median node", ms(pick("cold_members_median_ms")));
+    r.row(
+        format!("cold: mesh full ({} peers everywhere)", n - 1),
+        spread("cold_mesh_ms"),
+    );
+    r.row(
+        format!("cold: {} register calls on a node", a.members),
+        ms(pick("cold_register_calls_ms")),
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let per = |k: &str| pick(k) / nm.max(1) as f64;
+    r.row(
+        "cold: CPU time of all node processes",
+        ms(pick("cold_cpu_ms")),
+    );
+    r.row(
+        "cold: frames / bytes sent, mesh total",
+        format!(
+            "{:.0} / {:.0} ({:.2} frames, {:.1} B per membership)",
+            pick("cold_frames_out"),
+            pick("cold_bytes_out"),
+            per("cold_frames_out"),
+            per("cold_bytes_out")
+        ),
+    );
+    r.target(
+        format!("warm: {nm} more registrations, every node agrees"),
+        spread("warm_ms"),
+        "< 300 ms",
+        pick("warm_ms") < 300.0,
+    );
+    r.row("warm: median node", ms(pick("warm_median_ms")));
+    r.row(
+        format!("warm: {} register calls on a node", a.members),
+        ms(pick("warm_register_calls_ms")),
+    );
+    r.row(
+        "warm: CPU time of all node processes",
+        ms(pick("warm_cpu_ms")),
+    );
+    r.row(
+        "warm: frames / bytes sent, mesh total",
+        format!(
+            "{:.0} / {:.0} ({:.2} frames, {:.1} B per membership)",
+            pick("warm_frames_out"),
+            pick("warm_bytes_out"),
+            per("warm_frames_out"),
+            per("warm_bytes_out")
+        ),
+    );
+    r.row(
+        format!("drop: the {nm} warm registrations, every node agrees"),
+        spread("drop_ms"),
+    );
+    r.row("drop: median node", ms(pick("drop_median_ms")));
+    r.row(
+        format!(
+            "drop: {} registrations + ports dropped on a node",
+            a.members
+        ),
+        ms(pick("drop_calls_ms")),
+    );
+    r.row(
+        "drop: CPU time of all node processes",
+        ms(pick("drop_cpu_ms")),
+    );
+    r.row(
+        "drop: frames / bytes sent, mesh total",
+        format!(
+            "{:.0} / {:.0}",
+            pick("drop_frames_out"),
+            pick("drop_bytes_out")
+        ),
+    );
+    r.note(format!(
+        "times from the coordinator's first command to each worker's own poll seeing the count \
+         (poll every {} µs; CLOCK_REALTIME stamps, same kernel clock); figures are the median of {} fresh clusters",
+        a.common.poll_us,
+        runs.len()
+    ));
+    r.set("runs", json!(runs));
+    r.print(a.common.json);
+    Ok(())
+}
+
+// ----- latency ----------------------------------------------------------
+
+struct Op {
+    name: &'static str,
+    oneway_us: Vec<f64>,
+    raw_us: Vec<f64>,
+}
+
+impl Op {
+    fn new(name: &'static str) -> Self {
+        Op {
+            name,
+            oneway_us: Vec::new(),
+            raw_us: Vec::new(),
+        }
+    }
+}
+
+/// Sends `cmd` to A, waits for A's `done` and B's change; returns
+/// (one-way µs from A's stamp to B's, coordinator round trip µs).
+fn roundtrip(
+    c: &mut Cluster,
+    (a, b): (usize, usize),
+    cmd: &Value,
+    want_added: bool,
+) -> Result<(f64, f64), String> {
+    let key = cmd.get("key").and_then(Value::as_u64).unwrap_or(0);
+    let sent = Instant::now();
+    c.send(a, cmd)?;
+    let done = c.wait("A's call", |m| {
+        m.from == a && m.ev() == "done" && m.u64("key") == key
+    })?;
+    let change = c.wait("B's delta", |m| m.from == b && m.ev() == "change")?;
+    let ok = if want_added {
+        change.u64("added") == 1 && change.u64("removed") == 0
+    } else {
+        change.u64("added") == 0 && change.u64("removed") == 1
+    };
+    if !ok {
+        return Err(format!("unexpected delta at B: {}", change.v));
+    }
+    let oneway = ms_between(done.u64("t"), change.u64("t")) * 1000.0;
+    let raw = change.at.duration_since(sent).as_secs_f64() * 1e6;
+    Ok((oneway, raw))
+}
+
+pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
+    let n = usize::from(a.nodes);
+    let mut c = Cluster::start(
+        n,
+        &opts(&a.common, DEFAULT_PING_MS, DEFAULT_KEEPALIVE_MS),
+        timeout(&a.common),
+    )?;
+    c.form_mesh()?;
+    let nb = a.b.unwrap_or(n - 1);
+    if nb == 0 || nb >= n {
+        return Err(format!("--b must be in 1..{n}"));
+    }
+    let na = 0;
+    c.send(nb, &json!({"cmd": "monitor", "group": "lat"}))?;
+    c.clear_backlog()?;
+
+    // The pipe round trip coordinator -> worker -> coordinator.
+    let mut pipe_us = Vec::new();
+    for k in 0..(a.iters + a.warmup) {
+        let w = if k % 2 == 0 { na } else { nb };
+        let sent = Instant::now();
+        c.send(w, &json!({"cmd": "ping"}))?;
+        let pong = c.wait("pong", |m| m.from == w && m.ev() == "pong")?;
+        if k >= a.warmup {
+            pipe_us.push(pong.at.duration_since(sent).as_secs_f64() * 1e6);
+        }
+    }
+
+    let (mut reg, mut unreg, mut dropped) = (
+        Op::new("register"),
+        Op::new("unregister"),
+        Op::new("port dropped"),
+    );
+    let ab = (na, nb);
+    for k in 0..(a.iters + a.warmup) {
+        let key = 2 * k as u64;
+        let r1 = roundtrip(
+            &mut c,
+            ab,
+            &json!({"cmd": "reg1", "key": key, "group": "lat"}),
+            true,
+        )?;
+        let u1 = roundtrip(&mut c, ab, &json!({"cmd": "unreg1", "key": key}), false)?;
+        // The now unregistered port goes too (no change for B).
+        c.send(na, &json!({"cmd": "drop1", "key": key}))?;
+        c.wait("drop of an idle port", |m| {
+            m.from == na && m.ev() == "done" && m.u64("key") == key
+        })?;
+        let r2 = roundtrip(
+            &mut c,
+            ab,
+            &json!({"cmd": "reg1", "key": key + 1, "group": "lat"}),
+            true,
+        )?;
+        let d2 = roundtrip(&mut c, ab, &json!({"cmd": "drop1", "key": key + 1}), false)?;
+        if k >= a.warmup {
+            for (op, (ow, raw)) in [(0, r1), (1, u1), (0, r2), (2, d2)] {
+                let op = match op {
+                    0 => &mut reg,
+                    1 => &mut unreg,
+                    _ => &mut dropped,
+                };
+                op.oneway_us.push(ow);
+                op.raw_us.push(raw);
+            }
+        }
+    }
+
+    let pipe = sorted(&pipe_us);
+    let pipe_p50 = quantile(&pipe, 0.5);
+    let mut r = Report::new(
+        "latency",
+        json!({"nodes": n, "iters": a.iters, "warmup": a.warmup, "a": "n00", "b": format!("n{nb:02}")}),
+    );
+    r.row(
+        "pipe round trip coordinator→worker→coordinator (p50 / p99)",
+        format!("{} / {}", us(pipe_p50), us(quantile(&pipe, 0.99))),
+    );
+    let mut ops_json = Vec::new();
+    for op in [&reg, &unreg, &dropped] {
+        let ow = sorted(&op.oneway_us);
+        let raw = sorted(&op.raw_us);
+        let (p50, p99) = (quantile(&ow, 0.5), quantile(&ow, 0.99));
+        if op.name == "register" {
+            r.target(
+                format!("{}: call on A → delta at B, p50", op.name),
+                us(p50),
+                "< 100 µs",
+                p50 < 100.0,
+            );
+            r.target(
+                format!("{}: call on A → delta at B, p99", op.name),
+                us(p99),
+                "< 1 ms",
+                p99 < 1000.0,
+            );
+        } else {
+            r.row(
+                format!("{}: call on A → delta at B, p50 / p99", op.name),
+                format!("{} / {}", us(p50), us(p99)),
+            );
+        }
+        r.row(
+            format!("{}: coordinator round trip raw, p50 / p99", op.name),
+            format!("{} / {}", us(quantile(&raw, 0.5)), us(quantile(&raw, 0.99))),
+        );
+        r.row(
+            format!("{}: round trip − pipe p50, p50 / p99", op.name),
+            format!(
+                "{} / {}",
+                us(quantile(&raw, 0.5) - pipe_p50),
+                us(quantile(&raw, 0.99) - pipe_p50)
+            ),
+        );
+        ops_json.push(json!({
+            "op": op.name,
+            "oneway_us": summary(&op.oneway_us),
+            "raw_us": summary(&op.raw_us),
+            "corrected_us": {"p50": quantile(&raw, 0.5) - pipe_p50, "p99": quantile(&raw, 0.99) - pipe_p50},
+        }));
+    }
+    r.set("pipe_us", summary(&pipe_us));
+    r.set("ops", json!(ops_json));
+    r.note(format!(
+        "one-way: CLOCK_REALTIME read in A just before the call, and in B when its monitor stream \
+         yields the change (same kernel clock); {} samples each ({} for register: two per iteration)",
+        a.iters,
+        2 * a.iters
+    ));
+    r.note("raw: the coordinator's clock from writing the command to A until reading B's line; corrected: raw minus the pipe round trip's p50");
+    r.print(a.common.json);
+    Ok(())
+}
+
+// ----- loss -------------------------------------------------------------
+
+struct LossCase {
+    name: String,
+    sigstop: bool,
+    ping_ms: u64,
+    keepalive_ms: u64,
+}
+
+fn loss_once(a: &LossArgs, case: &LossCase) -> Result<Value, String> {
+    let n = usize::from(a.nodes);
+    let (m, g) = (a.members, a.groups.max(1));
+    let mut c = Cluster::start(
+        n,
+        &opts(&a.common, case.ping_ms, case.keepalive_ms),
+        timeout(&a.common),
+    )?;
+    c.form_mesh()?;
+    let all: Vec<usize> = (0..n).collect();
+    c.watch(&all, "base", Some(n * m), None)?;
+    c.send_each(
+        &all,
+        &json!({"cmd": "register", "tag": "base", "ports": m, "groups": g, "prefix": "g"}),
+    )?;
+    c.reached(&all, "base", "members")?;
+    let victim = n - 1;
+    let survivors: Vec<usize> = (0..victim).collect();
+    c.watch(&survivors, "loss", Some((n - 1) * m), Some(n - 2))?;
+    // Let the watch threads start and a ping round pass.
+    std::thread::sleep(Duration::from_millis(50));
+    let t0 = sys_ns();
+    if case.sigstop {
+        c.signal(victim, "STOP")?;
+    } else {
+        c.kill(victim)?;
+    }
+    let signalled = ms_between(t0, sys_ns());
+    let members = since(t0, &c.reached(&survivors, "loss", "members")?);
+    let peers = since(t0, &c.reached(&survivors, "loss", "peers")?);
+    Ok(json!({
+        "case": case.name,
+        "members_dropped_ms": max(&members),
+        "members_dropped_median_ms": median(&members),
+        "node_down_ms": max(&peers),
+        "signal_call_ms": signalled,
+        "keepalive_ms": case.keepalive_ms,
+        "ping_ms": case.ping_ms,
+    }))
+}
+
+pub(crate) fn loss(a: &LossArgs) -> Result<(), String> {
+    let n = usize::from(a.nodes);
+    let cases = [
+        (false, DEFAULT_PING_MS, DEFAULT_KEEPALIVE_MS),
+        (false, a.short_ping_ms, a.short_keepalive_ms),
+        (true, DEFAULT_PING_MS, DEFAULT_KEEPALIVE_MS),
+        (true, a.short_ping_ms, a.short_keepalive_ms),
+    ];
+    let mut r = Report::new(
+        "loss",
+        json!({"nodes": n, "members": a.members, "groups": a.groups}),
+    );
+    let mut results = Vec::new();
+    for (sigstop, ping_ms, keepalive_ms) in cases {
+        let name = format!(
+            "{} (ping {ping_ms} ms, keepalive {keepalive_ms} ms)",
+            if sigstop { "SIGSTOP" } else { "kill -9" }
+        );
+        let case = LossCase {
+            name: name.clone(),
+            sigstop,
+            ping_ms,
+            keepalive_ms,
+        };
+        let v = loss_once(a, &case)?;
+        let t = num(&v, "members_dropped_ms");
+        #[allow(clippy::cast_precision_loss)]
+        let limit = keepalive_ms as f64 * 1.2;
+        if sigstop {
+            r.target(
+                format!("{name}: every survivor dropped its members"),
+                ms(t),
+                format!("< {}", ms(limit)),
+                t < limit,
+            );
+        } else {
+            r.target(
+                format!("{name}: every survivor dropped its members"),
+                ms(t),
+                "< 10 ms",
+                t < 10.0,
+            );
+        }
+        r.row(
+            "    median survivor / node down everywhere",
+            format!(
+                "{} / {}",
+                ms(num(&v, "members_dropped_median_ms")),
+                ms(num(&v, "node_down_ms"))
+            ),
+        );
+        results.push(v);
+    }
+    r.note(format!(
+        "{} survivors each watch for {} members ({} ports × {} nodes); t0 is read just before \
+         Child::kill (SIGKILL) or before spawning `kill -STOP` (which takes ~1 ms: counted against the figure)",
+        n - 1,
+        (n - 1) * a.members,
+        a.members,
+        n - 1
+    ));
+    r.set("cases", json!(results));
+    r.print(a.common.json);
+    Ok(())
+}
+
+// ----- memory -----------------------------------------------------------
+
+fn kib(v: &Value, k: &str) -> f64 {
+    num(v, k)
+}
+
+pub(crate) fn memory(a: &MemoryArgs) -> Result<(), String> {
+    let n = usize::from(a.nodes);
+    let (m, g) = (a.members, a.groups.max(1));
+    let nm = n * m;
+    let settle = Duration::from_millis(300);
+    let o = opts(&a.common, DEFAULT_PING_MS, DEFAULT_KEEPALIVE_MS);
+
+    // One node alone, listening, nothing registered.
+    let idle = {
+        let c = Cluster::start(1, &o, timeout(&a.common))?;
+        std::thread::sleep(settle);
+        memory_kib(&c.workers[0].pid.to_string())
+    };
+
+    // N registering nodes plus one observer that registers nothing: the
+    // observer's growth is the pure cost of a view.
+    let mut c = Cluster::start(n + 1, &o, timeout(&a.common))?;
+    let all: Vec<usize> = (0..=n).collect();
+    let registering: Vec<usize> = (0..n).collect();
+    let observer = n;
+    c.form_mesh()?;
+    std::thread::sleep(settle);
+    let formed: Vec<Value> = c
+        .workers
+        .iter()
+        .map(|w| memory_kib(&w.pid.to_string()))
+        .collect();
+    c.watch(&all, "mem", Some(nm), None)?;
+    c.send_each(
+        &registering,
+        &json!({"cmd": "register", "tag": "mem", "ports": m, "groups": g, "prefix": "g"}),
+    )?;
+    c.reached(&all, "mem", "members")?;
+    std::thread::sleep(settle);
+    let loaded: Vec<Value> = c
+        .workers
+        .iter()
+        .map(|w| memory_kib(&w.pid.to_string()))
+        .collect();
+
+    #[allow(clippy::cast_precision_loss)]
+    let per_member = |i: usize, k: &str| -> f64 {
+        (kib(&loaded[i], k) - kib(&formed[i], k)) * 1024.0 / nm.max(1) as f64
+    };
+    let col = |vs: &[Value], k: &str| -> Vec<f64> {
+        registering.iter().map(|&i| kib(&vs[i], k)).collect()
+    };
+    let mib = |k: f64| format!("{:.2} MiB", k / 1024.0);
+    let idle_rss = kib(&idle, "rss_kib");
+    let bpm: Vec<f64> = registering
+        .iter()
+        .map(|&i| per_member(i, "rss_kib"))
+        .collect();
+    let obs = per_member(observer, "rss_kib");
+
+    let mut r = Report::new("memory", json!({"nodes": n, "members": m, "groups": g}));
+    r.target(
+        "idle node process, VmRSS",
+        mib(idle_rss),
+        "< 5 MiB",
+        idle_rss < 5.0 * 1024.0,
+    );
+    r.row(
+        "    of which anonymous / file-backed; threads",
+        format!(
+            "{} / {}; {}",
+            mib(kib(&idle, "anon_kib")),
+            mib(kib(&idle, "file_kib")),
+            kib(&idle, "threads")
+        ),
+    );
+    r.row(
+        format!("mesh of {} formed, no members: VmRSS median / max", n + 1),
+        format!(
+            "{} / {}",
+            mib(median(&col(&formed, "rss_kib"))),
+            mib(max(&col(&formed, "rss_kib")))
+        ),
+    );
+    r.row(
+        format!("with {nm} members in every view: VmRSS median / max"),
+        format!(
+            "{} / {}",
+            mib(median(&col(&loaded, "rss_kib"))),
+            mib(max(&col(&loaded, "rss_kib")))
+        ),
+    );
+    r.target(
+        "bytes per member in a view: observer (registers nothing)",
+        format!("{obs:.0} B"),
+        "< 100 B",
+        obs < 100.0,
+    );
+    r.row(
+        format!("    registering nodes ({m} own registrations each), median / max"),
+        format!("{:.0} B / {:.0} B", median(&bpm), max(&bpm)),
+    );
+    r.row(
+        "    observer, anonymous memory only",
+        format!("{:.0} B", per_member(observer, "anon_kib")),
+    );
+    r.note(format!(
+        "VmRSS from /proc/<pid>/status of each worker process (the bench worker: node + smol + \
+         the JSON line protocol); bytes per member = VmRSS growth from the formed mesh to the \
+         loaded one / {nm} members; it includes allocator slack and buffers touched while the \
+         snapshots arrived; settled {} ms before reading",
+        settle.as_millis()
+    ));
+    r.set("idle", idle);
+    r.set("formed", json!(formed));
+    r.set("loaded", json!(loaded));
+    r.set("bytes_per_member_registering", summary(&bpm));
+    r.set("bytes_per_member_observer", json!(obs));
+    r.print(a.common.json);
+    Ok(())
+}
