@@ -7,7 +7,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use groupmesh_core::{Instant, Node};
 
-#[path = "common.rs"]
+#[path = "common/mod.rs"]
 #[allow(dead_code)] // each bench uses part of the helper
 mod common;
 

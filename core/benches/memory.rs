@@ -6,7 +6,7 @@
 
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
-#[path = "common.rs"]
+#[path = "common/mod.rs"]
 #[allow(dead_code)] // each bench uses part of the helper
 mod common;
 

@@ -2,8 +2,9 @@
 //!
 //! Rules kept here:
 //! - a seed is dialled whenever no connection to the node behind it is up,
-//!   with capped exponential backoff and jitter; a seed that turns out to be
-//!   this node itself is never dialled again;
+//!   with capped exponential backoff and jitter; a seed that answers with
+//!   this node's own greeting is retried only every `backoff_max` (the
+//!   greeting is unauthenticated, so it is never written off for good);
 //! - every known node with an address is dialled while not connected;
 //!   one learned from gossip is dialled at once by the side with the smaller
 //!   id, and after `gossip_dial_delay` by the other (which expects to be dialled);
@@ -42,6 +43,14 @@ impl Dial {
         }
     }
 
+    /// Connection `id` authenticated: failures are forgiven; a dial of
+    /// another connection still under way stays recorded.
+    pub(crate) fn succeeded(&mut self, id: ConnId, now: Instant) {
+        let other = self.in_flight.filter(|c| *c != id);
+        *self = Dial::at(now);
+        self.in_flight = other;
+    }
+
     /// After a failed or lost connection: wait before the next attempt.
     pub(crate) fn back_off(&mut self, now: Instant, t: &Timeouts, rng: &mut impl RngCore) {
         self.in_flight = None;
@@ -78,8 +87,6 @@ pub(crate) struct Seed {
     pub(crate) addr: SocketAddr,
     /// The node behind it, once a handshake told.
     pub(crate) node: Option<NodeId>,
-    /// It is this node's own address.
-    pub(crate) is_self: bool,
     pub(crate) dial: Dial,
 }
 
@@ -103,14 +110,13 @@ impl Mesh {
             self.seeds.push(Seed {
                 addr,
                 node: None,
-                is_self: false,
                 dial: Dial::at(now),
             });
         }
     }
 
     fn seed_wanted(&self, s: &Seed) -> bool {
-        if s.is_self || s.dial.in_flight.is_some() {
+        if s.dial.in_flight.is_some() {
             return false;
         }
         match &s.node {
@@ -126,6 +132,16 @@ impl Mesh {
         !k.connected && k.dial.in_flight.is_none() && !k.addrs.is_empty()
     }
 
+    /// Wanted, and no seed dial is under way to one of its addresses (that
+    /// dial may be reaching this very node: one dial to a node at a time).
+    fn node_dial_wanted(&self, k: &Known) -> bool {
+        Self::node_wanted(k)
+            && !self
+                .seeds
+                .iter()
+                .any(|s| s.dial.in_flight.is_some() && k.addrs.contains(&s.addr))
+    }
+
     /// Dials that are due at `now`.
     pub(crate) fn due(&self, now: Instant) -> Vec<DueDial> {
         let mut due = Vec::new();
@@ -135,7 +151,7 @@ impl Mesh {
             }
         }
         for (id, k) in &self.known {
-            if k.dial.next <= now && Self::node_wanted(k) {
+            if k.dial.next <= now && self.node_dial_wanted(k) {
                 let addr = k.addrs[k.dial.failures as usize % k.addrs.len()];
                 due.push(DueDial::Node(id.clone(), addr));
             }
@@ -163,6 +179,29 @@ impl Mesh {
                 }
             });
         seeds.chain(nodes).min()
+    }
+
+    /// Makes room for one more known node, evicting the one seen longest ago
+    /// among those not connected, not being dialled and not behind a seed.
+    /// False when every entry is in use.
+    pub(crate) fn make_room(&mut self, max: usize) -> bool {
+        if self.known.len() < max {
+            return true;
+        }
+        let victim = self
+            .known
+            .iter()
+            .filter(|(_, k)| !k.connected && k.dial.in_flight.is_none())
+            .filter(|(id, _)| self.seeds.iter().all(|s| s.node.as_ref() != Some(*id)))
+            .min_by_key(|(_, k)| k.last_seen)
+            .map(|(id, _)| id.clone());
+        match victim {
+            Some(id) => {
+                self.known.remove(&id);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Forgets nodes unreachable and unmentioned for `forget_after`.

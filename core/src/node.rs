@@ -71,6 +71,8 @@ pub struct Node {
     pub(crate) port_monitors: PortMonitors,
     /// The latest time the driver gave; local API calls act at it.
     pub(crate) now: Instant,
+    /// When peers next hear our peer list again (see `gossip`).
+    pub(crate) next_gossip: Instant,
     pub(crate) nonces: Nonces,
     /// Connections with bytes waiting, in the order they got them.
     dirty: VecDeque<ConnId>,
@@ -100,6 +102,7 @@ impl Node {
         now: Instant,
     ) -> Result<Node, ConfigError> {
         cfg.validate()?;
+        let next_gossip = now + cfg.timeouts.forget_after / 3;
         let mut mesh = Mesh::default();
         for &addr in &cfg.seeds {
             mesh.add_seed(addr, now);
@@ -118,6 +121,7 @@ impl Node {
             local: Local::default(),
             port_monitors: PortMonitors::default(),
             now,
+            next_gossip,
             nonces: Nonces::default(),
             dirty: VecDeque::new(),
             closing: VecDeque::new(),
@@ -304,6 +308,17 @@ impl Node {
             }
         }
         for due in self.mesh.due(now) {
+            // Dials count against the connection limit too: past it, wait.
+            if self.conns.len() >= self.cfg.limits.max_connections {
+                let dial = match &due {
+                    DueDial::Seed(i, _) => self.mesh.seeds.get_mut(*i).map(|s| &mut s.dial),
+                    DueDial::Node(n, _) => self.mesh.known.get_mut(n).map(|k| &mut k.dial),
+                };
+                if let Some(dial) = dial {
+                    dial.back_off(now, &t, &mut self.rng);
+                }
+                continue;
+            }
             match due {
                 DueDial::Seed(i, addr) => {
                     let id = self.dial(now, addr, DialFor::Seed(i));
@@ -316,6 +331,9 @@ impl Node {
                     }
                 }
             }
+        }
+        if now >= self.next_gossip {
+            self.gossip(now);
         }
         for node in self.mesh.forget(now, &t) {
             tracing::debug!(%node, "forgot unreachable node");
@@ -483,7 +501,8 @@ impl Node {
                 c.opened + t.handshake_timeout
             }
         });
-        conns.chain(self.mesh.next_timeout(t)).min()
+        let gossip = (!self.peers.is_empty()).then_some(self.next_gossip);
+        conns.chain(self.mesh.next_timeout(t)).chain(gossip).min()
     }
 
     // ----- internals shared by the other modules -----------------------

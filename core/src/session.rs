@@ -72,7 +72,10 @@ impl Node {
                 if let Err(reason) = check_hello(ours, &hello, &mut self.nonces) {
                     if reason == CloseReason::SelfConnection {
                         if let DialFor::Seed(i) = c.dial_for {
-                            self.mesh.seeds[i].is_self = true;
+                            // Likely our own address, but the greeting is not
+                            // authenticated (it may be reflected): retry it
+                            // rarely rather than never.
+                            self.mesh.seeds[i].dial.failures = u32::MAX;
                         }
                     }
                     self.close(now, id, reason);
@@ -139,6 +142,36 @@ impl Node {
         let dir = c.dir;
         let dial_for = c.dial_for.clone();
 
+        // The mesh: remember the node (it is authenticated, whichever of its
+        // connections survives below) and settle the dial that found it.
+        if !self.mesh.known.contains_key(&node)
+            && !self.mesh.make_room(self.cfg.limits.max_known_nodes)
+        {
+            self.close(now, id, CloseReason::LimitExceeded(Limit::KnownNodes));
+            return;
+        }
+        let known = self
+            .mesh
+            .known
+            .entry(node.clone())
+            .or_insert_with(|| Known {
+                addrs: Vec::new(),
+                dial: Dial::at(now),
+                last_seen: now,
+                connected: false,
+            });
+        known.connected = true;
+        known.last_seen = now;
+        known.dial.succeeded(id, now);
+        if !addrs.is_empty() {
+            known.addrs = addrs.clone();
+        }
+        if let DialFor::Seed(i) = dial_for {
+            let seed = &mut self.mesh.seeds[i];
+            seed.node = Some(node.clone());
+            seed.dial.succeeded(id, now);
+        }
+
         // One connection per pair.
         if let Some(old) = self.peers.get(&node).map(|p| p.conn) {
             if let Some(o) = self.conns.get(&old) {
@@ -195,29 +228,6 @@ impl Node {
             }
         }
 
-        // The mesh: remember the node, stop dialling it, tell the others.
-        let known = self
-            .mesh
-            .known
-            .entry(node.clone())
-            .or_insert_with(|| Known {
-                addrs: Vec::new(),
-                dial: Dial::at(now),
-                last_seen: now,
-                connected: false,
-            });
-        known.connected = true;
-        known.last_seen = now;
-        known.dial = Dial::at(now);
-        if !addrs.is_empty() {
-            known.addrs = addrs.clone();
-        }
-        if let DialFor::Seed(i) = dial_for {
-            let seed = &mut self.mesh.seeds[i];
-            seed.node = Some(node.clone());
-            seed.dial = Dial::at(now);
-        }
-
         // Peers that already have our snapshot get our pending changes first,
         // so the snapshot below is exactly what they now know too.
         self.flush_local();
@@ -230,15 +240,7 @@ impl Node {
                 Some((p.conn, peer_info(n, &k.addrs)))
             })
             .collect();
-        let mut list = BoundedVec::<PeerInfo, MAX_PEERS_PER_FRAME>::new();
-        for (_, info) in &others {
-            if list.try_push(info.clone()).is_err() {
-                break;
-            }
-        }
-        if !list.is_empty() {
-            self.send_frame(now, id, &Frame::Peers { nodes: list });
-        }
+        self.send_peer_list(now, id, &node);
         let snapshot: Vec<_> = self.local.snapshot().collect();
         self.send_batch(id, BatchKind::Snapshot, snapshot);
         if !addrs.is_empty() {
@@ -249,6 +251,38 @@ impl Node {
                 self.send_frame(now, conn, &announce);
             }
         }
+    }
+
+    /// Tells the peer on `id` (node `to`) which other nodes we are connected to.
+    pub(crate) fn send_peer_list(&mut self, now: Instant, id: ConnId, to: &NodeId) {
+        let mut list = BoundedVec::<PeerInfo, MAX_PEERS_PER_FRAME>::new();
+        for (n, _) in self.peers.iter().filter(|(n, p)| *n != to && p.conn != id) {
+            let Some(k) = self.mesh.known.get(n) else {
+                continue;
+            };
+            if list.try_push(peer_info(n, &k.addrs)).is_err() {
+                break;
+            }
+        }
+        if !list.is_empty() {
+            self.send_frame(now, id, &Frame::Peers { nodes: list });
+        }
+    }
+
+    /// Every peer hears again which nodes we are connected to, so a node
+    /// that two nodes forgot while they could not reach each other (and
+    /// that a third still reaches) is found again. Due every `forget_after / 3`.
+    pub(crate) fn gossip(&mut self, now: Instant) {
+        let targets: Vec<(ConnId, NodeId)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.up)
+            .map(|(n, p)| (p.conn, n.clone()))
+            .collect();
+        for (conn, node) in targets {
+            self.send_peer_list(now, conn, &node);
+        }
+        self.next_gossip = now + self.cfg.timeouts.forget_after / 3;
     }
 
     /// A peer told us of nodes it is connected to.
@@ -273,7 +307,7 @@ impl Node {
                 }
                 continue;
             }
-            if self.mesh.known.len() >= self.cfg.limits.max_known_nodes {
+            if !self.mesh.make_room(self.cfg.limits.max_known_nodes) {
                 self.close(now, id, CloseReason::LimitExceeded(Limit::KnownNodes));
                 return;
             }
@@ -363,13 +397,6 @@ impl Node {
         if old_inc != inc {
             self.node_ports_gone(&node, |p| p.incarnation() != inc, PortDownReason::Restarted);
         }
-        if !was_up || old_inc != inc {
-            tracing::debug!(%node, incarnation = inc, "node up");
-            self.events.push_back(Event::NodeUp {
-                node: node.clone(),
-                incarnation: inc,
-            });
-        }
         let new = &self.peers[&node].view;
         let port = |inc: u64, n: u64| PortId::new(node.clone(), inc, n);
         let empty = BTreeSet::new();
@@ -394,6 +421,15 @@ impl Node {
         for (group, added, removed) in deltas {
             self.groups
                 .apply(&group, &added, &removed, &mut self.events);
+        }
+        // Up comes after the deltas: whoever reacts to it sees the node's
+        // ports, and none of an earlier incarnation's.
+        if !was_up || old_inc != inc {
+            tracing::debug!(%node, incarnation = inc, "node up");
+            self.events.push_back(Event::NodeUp {
+                node,
+                incarnation: inc,
+            });
         }
     }
 

@@ -217,25 +217,38 @@ fn a_restarted_peer_replaces_its_old_incarnation_in_one_delta() {
     )));
 }
 
-#[test]
-fn a_peer_announcing_more_nodes_than_the_limit_is_closed() {
-    let mut cfg = Config::new(NodeId::new("n").expect("id"), SECRET);
-    cfg.limits.max_known_nodes = 2;
-    let node = Node::new(cfg, 1, [1; 32], Instant::ZERO).expect("valid");
-    let mut p = RawPeer::authenticated(node, "x");
-    let nodes = (0..3)
-        .map(|i| crate::wire::PeerInfo {
-            node: super::wire_id(&alloc::format!("m{i}")),
+fn gossip(p: &mut RawPeer, names: &[&str]) {
+    let nodes = names
+        .iter()
+        .map(|n| crate::wire::PeerInfo {
+            node: super::wire_id(n),
             addrs: heapless::Vec::new(),
         })
         .collect();
     p.send(&Frame::Peers {
         nodes: BoundedVec::try_from_vec(nodes).expect("short"),
     });
-    assert_eq!(
-        p.close_reason(),
-        Some(CloseReason::LimitExceeded(Limit::KnownNodes))
-    );
+}
+
+fn limited(max_known_nodes: usize) -> Node {
+    let mut cfg = Config::new(NodeId::new("n").expect("id"), SECRET);
+    cfg.limits.max_known_nodes = max_known_nodes;
+    Node::new(cfg, 1, [1; 32], Instant::ZERO).expect("valid")
+}
+
+#[test]
+fn gossip_past_the_known_node_limit_evicts_unconnected_nodes_and_stays_bounded() {
+    let mut p = RawPeer::authenticated(limited(2), "x");
+    gossip(&mut p, &["m0", "m1", "m2"]);
+    assert_eq!(p.close_reason(), None);
+    assert_eq!(p.node.stats().known_nodes, 2, "x and the latest gossiped node");
+}
+
+#[test]
+fn gossip_when_every_known_node_is_in_use_closes_the_connection() {
+    let mut p = RawPeer::authenticated(limited(1), "x");
+    gossip(&mut p, &["m0"]);
+    assert_eq!(p.close_reason(), Some(CloseReason::LimitExceeded(Limit::KnownNodes)));
 }
 
 #[test]
