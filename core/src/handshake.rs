@@ -85,6 +85,10 @@ pub(crate) fn check_hello(
             theirs: theirs.version,
         });
     }
+    if theirs.nonce == ours.nonce {
+        // Our own greeting, reflected on the same connection.
+        return Err(CloseReason::ReplayedNonce);
+    }
     if theirs.node == ours.node {
         return Err(if theirs.incarnation == ours.incarnation {
             CloseReason::SelfConnection

@@ -2,9 +2,10 @@
 //!
 //! Rules kept here:
 //! - a seed is dialled whenever no connection to the node behind it is up,
-//!   with capped exponential backoff and jitter; a seed that answers with
-//!   this node's own greeting is retried only every `backoff_max` (the
-//!   greeting is unauthenticated, so it is never written off for good);
+//!   with capped exponential backoff and jitter; a seed that leads back to
+//!   this node (it answers with this node's greeting of another connection)
+//!   is never dialled again, while one that merely reflects the greeting sent
+//!   on that connection is only backed off;
 //! - every known node with an address is dialled while not connected;
 //!   one learned from gossip is dialled at once by the side with the smaller
 //!   id, and after `gossip_dial_delay` by the other (which expects to be dialled);
@@ -87,6 +88,9 @@ pub(crate) struct Seed {
     pub(crate) addr: SocketAddr,
     /// The node behind it, once a handshake told.
     pub(crate) node: Option<NodeId>,
+    /// It leads back to this node (it answered with our own greeting of
+    /// another connection): never dialled again.
+    pub(crate) is_self: bool,
     pub(crate) dial: Dial,
 }
 
@@ -110,13 +114,14 @@ impl Mesh {
             self.seeds.push(Seed {
                 addr,
                 node: None,
+                is_self: false,
                 dial: Dial::at(now),
             });
         }
     }
 
     fn seed_wanted(&self, s: &Seed) -> bool {
-        if s.dial.in_flight.is_some() {
+        if s.is_self || s.dial.in_flight.is_some() {
             return false;
         }
         match &s.node {
@@ -172,7 +177,7 @@ impl Mesh {
             .filter(|k| !k.connected && k.dial.in_flight.is_none())
             .map(|k| {
                 let forget = k.last_seen + t.forget_after;
-                if Self::node_wanted(k) {
+                if self.node_dial_wanted(k) {
                     k.dial.next.min(forget)
                 } else {
                     forget

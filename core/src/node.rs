@@ -636,8 +636,24 @@ impl Node {
         });
         self.dial_ended(now, &c, reason);
         self.forget_watcher(id);
-        if let (true, Some(node)) = (authenticated, node) {
-            self.conn_lost(now, &node, id, reason);
+        let Some(node) = node else {
+            return;
+        };
+        if self.peers.get(&node).is_none_or(|p| p.conn != id) {
+            return;
         }
+        // The peer closed our connection for another it prefers: if that one
+        // is already greeting us, it takes over, and the node never goes down.
+        if reason == CloseReason::Remote(crate::WireReason::Superseded) {
+            let next = self
+                .conns
+                .values()
+                .find(|o| o.peer().as_ref() == Some(&node));
+            if let (Some(next), Some(p)) = (next.map(|o| o.id), self.peers.get_mut(&node)) {
+                p.conn = next;
+                return;
+            }
+        }
+        self.conn_lost(now, &node, id, reason);
     }
 }

@@ -70,13 +70,11 @@ impl Node {
             }
             (Phase::Greeting { ours, theirs }, Frame::Hello(hello)) if theirs.is_none() => {
                 if let Err(reason) = check_hello(ours, &hello, &mut self.nonces) {
-                    if reason == CloseReason::SelfConnection {
-                        if let DialFor::Seed(i) = c.dial_for {
-                            // Likely our own address, but the greeting is not
-                            // authenticated (it may be reflected): retry it
-                            // rarely rather than never.
-                            self.mesh.seeds[i].dial.failures = u32::MAX;
-                        }
+                    if let (CloseReason::SelfConnection, DialFor::Seed(i)) = (reason, &c.dial_for) {
+                        // Our own greeting, but not the one we sent on this
+                        // connection (a reflection is a replayed nonce): the
+                        // seed address leads back to us.
+                        self.mesh.seeds[*i].is_self = true;
                     }
                     self.close(now, id, reason);
                     return;
@@ -173,11 +171,16 @@ impl Node {
         }
 
         // One connection per pair.
-        if let Some(old) = self.peers.get(&node).map(|p| p.conn) {
-            if let Some(o) = self.conns.get(&old) {
-                let old_inc = match &o.phase {
-                    Phase::Active { incarnation, .. } => *incarnation,
-                    _ => unreachable!("a peer's connection is active"),
+        let old = self.peers.get(&node).map(|p| p.conn).filter(|c| *c != id);
+        if let Some(old) = old {
+            // A peer's connection is active, or (handed over) greeting.
+            if let Some(o) = self.conns.get(&old).filter(|o| o.is_active()) {
+                let Phase::Active {
+                    incarnation: old_inc,
+                    ..
+                } = o.phase
+                else {
+                    unreachable!("filtered on is_active")
                 };
                 let (keep_new, reason) = if old_inc != hello.incarnation {
                     (true, CloseReason::Restarted)
@@ -235,6 +238,7 @@ impl Node {
             .peers
             .iter()
             .filter(|(n, p)| **n != node && p.conn != id)
+            .filter(|(_, p)| self.conns.get(&p.conn).is_some_and(|c| c.is_active()))
             .filter_map(|(n, p)| {
                 let k = self.mesh.known.get(n)?;
                 Some((p.conn, peer_info(n, &k.addrs)))
@@ -277,6 +281,7 @@ impl Node {
             .peers
             .iter()
             .filter(|(_, p)| p.up)
+            .filter(|(_, p)| self.conns.get(&p.conn).is_some_and(|c| c.is_active()))
             .map(|(n, p)| (p.conn, n.clone()))
             .collect();
         for (conn, node) in targets {

@@ -969,8 +969,6 @@ fn a_peer_that_never_reads_is_closed_when_its_send_buffer_fills() {
 }
 
 #[test]
-#[ignore = "bug: Node::authenticated (core/src/session.rs) adds every authenticated peer to \
-            mesh.known without checking max_known_nodes; see docs/SECURITY.md"]
 fn authenticated_peers_with_new_ids_cannot_grow_known_nodes_past_max_known_nodes() {
     run(async {
         let mut cfg = config("a", &[]);
@@ -1007,9 +1005,6 @@ fn authenticated_peers_with_new_ids_cannot_grow_known_nodes_past_max_known_nodes
 }
 
 #[test]
-#[ignore = "bug: a greeting echoed by whoever answers at a seed address marks the seed \
-            as this node itself (Node::on_frame, core/src/session.rs) and it is never dialled \
-            again; see docs/SECURITY.md"]
 fn a_greeting_reflected_from_a_seed_address_does_not_disable_the_seed() {
     run(async {
         // Whoever answers at a's seed address first (here: the attacker)

@@ -241,14 +241,21 @@ fn gossip_past_the_known_node_limit_evicts_unconnected_nodes_and_stays_bounded()
     let mut p = RawPeer::authenticated(limited(2), "x");
     gossip(&mut p, &["m0", "m1", "m2"]);
     assert_eq!(p.close_reason(), None);
-    assert_eq!(p.node.stats().known_nodes, 2, "x and the latest gossiped node");
+    assert_eq!(
+        p.node.stats().known_nodes,
+        2,
+        "x and the latest gossiped node"
+    );
 }
 
 #[test]
 fn gossip_when_every_known_node_is_in_use_closes_the_connection() {
     let mut p = RawPeer::authenticated(limited(1), "x");
     gossip(&mut p, &["m0"]);
-    assert_eq!(p.close_reason(), Some(CloseReason::LimitExceeded(Limit::KnownNodes)));
+    assert_eq!(
+        p.close_reason(),
+        Some(CloseReason::LimitExceeded(Limit::KnownNodes))
+    );
 }
 
 #[test]

@@ -107,7 +107,7 @@ impl SimOptions {
             max_unauthenticated: None,
             latency_ms: (1, 20),
             max_chunks: 4,
-            strict_mesh: false,
+            strict_mesh: true,
         }
     }
 
