@@ -4,8 +4,10 @@
 //! - a seed is dialled whenever no connection to the node behind it is up,
 //!   with capped exponential backoff and jitter; a seed that leads back to
 //!   this node (it answers with this node's greeting of another connection)
-//!   is never dialled again, while one that merely reflects the greeting sent
-//!   on that connection is only backed off;
+//!   is never dialled again if it is one of our listen addresses, and
+//!   otherwise only after `forget_after` (that answer is unauthenticated:
+//!   whoever holds the address may forward our greeting); one that merely
+//!   reflects the greeting sent on that connection is only backed off;
 //! - every known node with an address is dialled while not connected;
 //!   one learned from gossip is dialled at once by the side with the smaller
 //!   id, and after `gossip_dial_delay` by the other (which expects to be dialled);
@@ -88,8 +90,8 @@ pub(crate) struct Seed {
     pub(crate) addr: SocketAddr,
     /// The node behind it, once a handshake told.
     pub(crate) node: Option<NodeId>,
-    /// It leads back to this node (it answered with our own greeting of
-    /// another connection): never dialled again.
+    /// It is one of our own listen addresses and answered with our own
+    /// greeting of another connection: never dialled again.
     pub(crate) is_self: bool,
     pub(crate) dial: Dial,
 }

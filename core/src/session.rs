@@ -70,13 +70,14 @@ impl Node {
             }
             (Phase::Greeting { ours, theirs }, Frame::Hello(hello)) if theirs.is_none() => {
                 if let Err(reason) = check_hello(ours, &hello, &mut self.nonces) {
-                    if let (CloseReason::SelfConnection, DialFor::Seed(i)) = (reason, &c.dial_for) {
-                        // Our own greeting, but not the one we sent on this
-                        // connection (a reflection is a replayed nonce): the
-                        // seed address leads back to us.
-                        self.mesh.seeds[*i].is_self = true;
-                    }
+                    let seed = match (reason, &c.dial_for) {
+                        (CloseReason::SelfConnection, DialFor::Seed(i)) => Some(*i),
+                        _ => None,
+                    };
                     self.close(now, id, reason);
+                    if let Some(i) = seed {
+                        self.seed_leads_to_self(now, i);
+                    }
                     return;
                 }
                 let mac = handshake::prove(&self.cfg.secret, ours, &hello);
@@ -541,6 +542,28 @@ impl Node {
             if k.dial.in_flight.is_none() {
                 k.dial.back_off(now, &self.cfg.timeouts, &mut self.rng);
             }
+        }
+    }
+
+    /// Dialling seed `i` reached our own greeting of another connection. If
+    /// the seed is one of our listen addresses it is never dialled again;
+    /// otherwise the claim is unauthenticated (whoever answers there may be
+    /// forwarding our greeting), so the seed is only set aside for
+    /// `forget_after`.
+    fn seed_leads_to_self(&mut self, now: Instant, i: usize) {
+        let listen = &self.cfg.listen_addrs;
+        let Some(seed) = self.mesh.seeds.get_mut(i) else {
+            return;
+        };
+        let ours = listen.iter().any(|l| {
+            l.port() == seed.addr.port()
+                && (l.ip() == seed.addr.ip()
+                    || (l.ip().is_unspecified() && seed.addr.ip().is_loopback()))
+        });
+        if ours {
+            seed.is_self = true;
+        } else {
+            seed.dial.next = now + self.cfg.timeouts.forget_after;
         }
     }
 

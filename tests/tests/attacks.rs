@@ -495,14 +495,14 @@ fn a_replayed_handshake_is_refused() {
         assert_eq!(reason, CloseReason::AuthenticationFailed);
         assert_eq!(node, Some(node_id("b")));
 
-        // 3. a's own greeting sent back to it.
+        // 3. a's own greeting sent back to it: its own nonce gives it away.
         let mut echo = RawClient::connect(a).await;
         let theirs = echo.read_hello().await;
         echo.send_hello(theirs).await;
         let (reason, _) = echo.expect_closed().await;
-        assert_eq!(reason, WireReason::SelfConnection);
+        assert_eq!(reason, WireReason::ReplayedNonce);
         let (reason, _, _) = mesh.a_events.closed_from(echo.addr()).await;
-        assert_eq!(reason, CloseReason::SelfConnection);
+        assert_eq!(reason, CloseReason::ReplayedNonce);
 
         // 4. a's greeting sent back under another name: its nonce is a's own.
         let mut mirror = RawClient::connect(a).await;
@@ -872,7 +872,7 @@ fn a_flood_of_members_past_max_members_per_peer_is_closed_as_limit_exceeded() {
 }
 
 #[test]
-fn gossip_of_more_nodes_than_max_known_nodes_is_closed_as_limit_exceeded() {
+fn gossip_of_more_nodes_than_max_known_nodes_keeps_the_table_bounded() {
     run(async {
         let mut cfg = config("a", &[]);
         cfg.limits.max_known_nodes = 4;
@@ -882,22 +882,54 @@ fn gossip_of_more_nodes_than_max_known_nodes_is_closed_as_limit_exceeded() {
         node_up(&mut mesh, "mallory").await;
         assert_eq!(mesh.a.known_nodes().len(), 2, "b and mallory");
 
-        let ghosts: Vec<String> = (0..5).map(|i| format!("ghost-{i}")).collect();
+        // Names without addresses are never dialled: each new one evicts the
+        // unconnected entry seen longest ago, so the table stays bounded and
+        // the connected nodes stay in it.
+        let ghosts: Vec<String> = (0..50).map(|i| format!("ghost-{i}")).collect();
         mallory.send(&peers(&ghosts)).await;
+        // A frame sent after the gossip is still read: mallory was not closed.
+        mallory.send(&update(&[("after-gossip", &[1], &[])])).await;
+        eventually("mallory's later registration arrives", || {
+            mesh.a.members("after-gossip").is_some()
+        })
+        .await;
+        let known: Vec<_> = mesh.a.known_nodes().into_iter().map(|(n, _)| n).collect();
+        assert!(known.len() <= 4, "{known:?}");
+        for node in ["b", "mallory"] {
+            assert!(known.contains(&node_id(node)), "{node} in {known:?}");
+        }
+
+        mesh.assert_intact().await;
+        mesh.assert_new_node_joins().await;
+        mesh.shutdown().await;
+    });
+}
+
+#[test]
+fn gossip_when_every_known_node_is_connected_is_closed_as_limit_exceeded() {
+    run(async {
+        let mut cfg = config("a", &[]);
+        cfg.limits.max_known_nodes = 2;
+        let mut mesh = Mesh::start(cfg).await;
+        let mut mallory = RawClient::connect(addr(&mesh.a)).await;
+        mallory.join("mallory", SECRET, &[]).await;
+        node_up(&mut mesh, "mallory").await;
+
+        // b and mallory fill the table and are both connected: no room.
+        mallory.send(&peers(&["ghost".to_string()])).await;
         let (reason, _) = mallory.expect_closed().await;
         assert_eq!(reason, WireReason::LimitExceeded(Limit::KnownNodes));
         let (reason, authenticated, _) = mesh.a_events.closed_from(mallory.addr()).await;
         assert_eq!(reason, CloseReason::LimitExceeded(Limit::KnownNodes));
         assert_eq!(reason.to_string(), "limit exceeded: known nodes");
         assert!(authenticated);
-        assert!(
-            mesh.a.known_nodes().len() <= 4,
-            "{:?}",
-            mesh.a.known_nodes()
-        );
+        assert!(mesh
+            .a
+            .known_nodes()
+            .iter()
+            .all(|(n, _)| *n != node_id("ghost")));
 
         mesh.assert_intact().await;
-        mesh.assert_new_node_joins().await;
         mesh.shutdown().await;
     });
 }
@@ -1023,9 +1055,9 @@ fn a_greeting_reflected_from_a_seed_address_does_not_disable_the_seed() {
         let greeting = mirror.read_hello().await;
         mirror.send_hello(greeting).await;
         let (reason, _) = mirror.expect_closed().await;
-        assert_eq!(reason, WireReason::SelfConnection);
+        assert_eq!(reason, WireReason::ReplayedNonce);
         let (reason, _, _) = mesh.a_events.closed_from(seed).await;
-        assert_eq!(reason, CloseReason::SelfConnection);
+        assert_eq!(reason, CloseReason::ReplayedNonce);
         drop(mirror);
         drop(listener);
 
@@ -1038,6 +1070,58 @@ fn a_greeting_reflected_from_a_seed_address_does_not_disable_the_seed() {
             mesh.a.connected_nodes().contains(s.id())
         })
         .await;
+
+        mesh.assert_intact().await;
+        s.shutdown().await;
+        mesh.shutdown().await;
+    });
+}
+
+#[test]
+fn a_greeting_forwarded_from_a_seed_address_sets_the_seed_aside_only_for_forget_after() {
+    run(async {
+        // The attacker answers at a's seed address and, on a connection of
+        // its own to a, forwards a's greeting of that other connection: to a
+        // it looks exactly as if the seed address led back to itself.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let seed = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let listener = smol::net::TcpListener::try_from(listener).expect("an async listener");
+        let mut cfg = config("a", &[seed]);
+        cfg.timeouts.forget_after = Duration::from_secs(2);
+        let mut mesh = Mesh::start(cfg).await;
+        let (stream, _) = common::raw_client::timeout(IO_LIMIT, listener.accept())
+            .await
+            .expect("a dials its seed")
+            .expect("accepting a's dial");
+        let mut at_seed = RawClient::accepted(stream);
+        let mut to_a = RawClient::connect(addr(&mesh.a)).await;
+        let other = to_a.read_hello().await;
+        at_seed.read_hello().await;
+        at_seed.send_hello(other).await;
+        let (reason, _) = at_seed.expect_closed().await;
+        assert_eq!(reason, WireReason::SelfConnection);
+        let (reason, _, _) = mesh.a_events.closed_from(seed).await;
+        assert_eq!(reason, CloseReason::SelfConnection);
+        let set_aside = Instant::now();
+        drop(at_seed);
+        drop(to_a);
+        drop(listener);
+
+        // The seed address is not one a listens on, so the unauthenticated
+        // claim only sets it aside: a dials it again after `forget_after`.
+        let mut cfg = config("s", &[]);
+        cfg.bind = vec![seed];
+        let s = start(cfg).await;
+        eventually("a dials its seed again and reaches s", || {
+            mesh.a.connected_nodes().contains(s.id())
+        })
+        .await;
+        assert!(
+            set_aside.elapsed() >= Duration::from_millis(1500),
+            "the seed was set aside for forget_after, not only backed off"
+        );
 
         mesh.assert_intact().await;
         s.shutdown().await;

@@ -32,7 +32,18 @@ proptest! {
 }
 
 /// Inputs that once broke a harness body (found by cargo-fuzz), kept forever.
-const REGRESSIONS: &[(&str, &[u8])] = &[];
+const REGRESSIONS: &[(&str, &[u8])] = &[
+    // Dials past `max_connections`: the node dialled every gossiped node
+    // without counting its own connections against the limit.
+    (
+        "node",
+        include_bytes!("fuzz_regressions/node-connections-bounded"),
+    ),
+    (
+        "handshake",
+        include_bytes!("fuzz_regressions/handshake-connections-bounded"),
+    ),
+];
 
 #[test]
 fn past_fuzz_crashes_stay_fixed() {
@@ -46,5 +57,4 @@ fn past_fuzz_crashes_stay_fixed() {
         };
         run(input);
     }
-    let _: Vec<u8> = Vec::new();
 }
