@@ -131,52 +131,57 @@ impl Groups {
 
 /// Applies a sorted batch to sorted `members` and returns what really changed
 /// (ports already present are not added again, absent ones not removed).
-fn merge(
+///
+/// Only the span of `members` between the batch's smallest and largest port
+/// is merged and spliced back. Ports sort by node first, so a batch from one
+/// node touches that node's run only: the cost is the run's length (plus one
+/// move of the tail when the length changes), not the group's.
+pub(crate) fn merge(
     members: &mut Vec<PortId>,
     added: &[PortId],
     removed: &[PortId],
 ) -> (Vec<PortId>, Vec<PortId>) {
+    let (Some(first), Some(last)) = (
+        [added.first(), removed.first()].into_iter().flatten().min(),
+        [added.last(), removed.last()].into_iter().flatten().max(),
+    ) else {
+        return (Vec::new(), Vec::new());
+    };
+    let lo = members.partition_point(|p| p < first);
+    let hi = lo
+        + members
+            .get(lo..)
+            .unwrap_or_default()
+            .partition_point(|p| p <= last);
+    let span = members.get(lo..hi).unwrap_or_default();
+
     let mut did_remove = Vec::new();
     let mut did_add = Vec::new();
-    if added.len() + removed.len() <= 8 {
-        for p in removed {
-            if let Ok(i) = members.binary_search(p) {
-                did_remove.push(members.remove(i));
-            }
-        }
-        for p in added {
-            if let Err(i) = members.binary_search(p) {
-                members.insert(i, p.clone());
-                did_add.push(p.clone());
-            }
-        }
-        did_add.sort_unstable();
-        return (did_add, did_remove);
-    }
-    // Large batch: one linear merge of the three sorted lists.
-    let old = core::mem::take(members);
-    members.reserve(old.len() + added.len());
+    let mut run = Vec::with_capacity(span.len() + added.len());
     let (mut a, mut r) = (added.iter().peekable(), removed.iter().peekable());
-    for p in old {
-        while let Some(q) = a.next_if(|q| **q < p) {
+    for p in span {
+        while let Some(q) = a.next_if(|q| *q < p) {
             if did_add.last() != Some(q) {
-                members.push(q.clone());
+                run.push(q.clone());
                 did_add.push(q.clone());
             }
         }
-        while r.next_if(|q| **q < p).is_some() {}
-        if r.next_if(|q| **q == p).is_some() {
-            did_remove.push(p);
+        while r.next_if(|q| *q < p).is_some() {}
+        if r.next_if(|q| *q == p).is_some() {
+            did_remove.push(p.clone());
             continue;
         }
-        while a.next_if(|q| **q == p).is_some() {}
-        members.push(p);
+        while a.next_if(|q| *q == p).is_some() {}
+        run.push(p.clone());
     }
     for q in a {
         if did_add.last() != Some(q) {
-            members.push(q.clone());
+            run.push(q.clone());
             did_add.push(q.clone());
         }
+    }
+    if !did_add.is_empty() || !did_remove.is_empty() {
+        members.splice(lo..hi, run);
     }
     (did_add, did_remove)
 }

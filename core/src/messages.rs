@@ -77,6 +77,13 @@ impl Node {
         self.conn_to(port)
     }
 
+    /// Bytes queued for `conn` that [`poll_transmit`](Self::poll_transmit)
+    /// has not handed out yet (0 for an unknown connection). With what it
+    /// already gave the writer, this is what a driver's backpressure counts.
+    pub fn unsent(&self, conn: ConnId) -> usize {
+        self.conns.get(&conn).map_or(0, |c| c.out.len())
+    }
+
     /// The authenticated connection to the incarnation `port` belongs to.
     pub(crate) fn conn_to(&self, port: &PortId) -> Option<ConnId> {
         let conn = self.peers.get(port.node())?.conn;

@@ -39,8 +39,9 @@ pub(crate) struct Peer {
 /// One groupmesh node: the whole protocol, without I/O.
 ///
 /// The node never reads a clock, opens a socket, spawns or blocks. Its driver
-/// feeds it what happens (`handle_*`), calls the local API, and after **every**
-/// such call drains its outputs, in this order, until each returns `None`:
+/// feeds it what happens (`handle_*`), calls the local API, and drains its
+/// outputs after every such call, or after a burst of them but always before
+/// it waits for anything again, in this order, until each returns `None`:
 ///
 /// 1. [`poll_transmit`](Self::poll_transmit): bytes to write to a connection;
 /// 2. [`poll_action`](Self::poll_action): connections to dial or close;
@@ -50,6 +51,9 @@ pub(crate) struct Peer {
 ///
 /// Transmits come before actions so that a connection's last frame (the reason
 /// it is closed) is written before the close. Time passed in must never go back.
+/// Draining after a burst batches: whatever was queued for a connection since
+/// the last drain comes out as one [`Transmit`], and local membership changes
+/// as one frame per peer.
 ///
 /// Peer misbehaviour is never an `Err`: it closes that peer's connection with a
 /// [`CloseReason`] reported in [`Event::ConnectionClosed`], and leaves every

@@ -22,6 +22,10 @@ use crate::shared::Shared;
 /// Bytes read from a socket at once.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Queued bytes gathered into one write, at most (a single larger one is
+/// written as it is).
+const WRITE_CHUNK: usize = 256 * 1024;
+
 /// Removes the connection's slot when its task ends, however it ends
 /// (finished, aborted or killed).
 struct SlotGuard<'a, R: Runtime> {
@@ -140,13 +144,21 @@ async fn read_loop<R: Runtime>(
 }
 
 /// Writes what the core sends until the connection is closed on our side
-/// (the channel's sender dropped), then shuts the write half.
+/// (the channel's sender dropped), then shuts the write half. Whatever is
+/// queued when the writer gets to it goes out in one write (up to
+/// [`WRITE_CHUNK`]), so a writer that lags makes one syscall per burst.
 async fn write_loop(
     writer: &mut (impl AsyncWrite + Unpin),
     out: &Receiver<Vec<u8>>,
     queued: &AtomicUsize,
 ) -> io::Result<()> {
-    while let Ok(data) = out.recv().await {
+    while let Ok(mut data) = out.recv().await {
+        while data.len() < WRITE_CHUNK {
+            match out.try_recv() {
+                Ok(more) => data.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
         writer.write_all(&data).await?;
         queued.fetch_sub(data.len(), Ordering::AcqRel);
         if out.is_empty() {

@@ -133,7 +133,7 @@ impl<R: Runtime> Node<R> {
     /// [`ApiError::NotLocalPort`] for a port of another node,
     /// [`ApiError::ShutDown`] once the node stopped. Nothing changes then.
     pub fn register(&self, group: &str, port: &Port) -> Result<Registration, ApiError> {
-        let id = self.shared.with(|st, _| {
+        let id = self.shared.with_local(|st, _| {
             if st.stopped {
                 return Err(ApiError::ShutDown);
             }
@@ -165,7 +165,7 @@ impl<R: Runtime> Node<R> {
     /// # Errors
     /// [`ApiError::BadGroupName`], [`ApiError::ShutDown`]; nothing changes.
     pub fn monitor(&self, group: &str) -> Result<Monitor, ApiError> {
-        let id = self.shared.with(|st, _| {
+        let id = self.shared.with_local(|st, _| {
             if st.stopped {
                 return Err(ApiError::ShutDown);
             }
@@ -259,7 +259,8 @@ impl<R: Runtime> Node<R> {
     /// core's drops (no such port, node not connected) and the driver's
     /// (congested connection, full mailbox).
     pub fn stats(&self) -> Stats {
-        let st = self.shared.lock();
+        let mut st = self.shared.lock();
+        self.shared.settle(&mut st);
         let mut stats = st.core.stats();
         stats.messages_dropped += st.dropped;
         stats

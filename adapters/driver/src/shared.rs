@@ -2,15 +2,19 @@
 //! asks after every input (write bytes, dial, close, tell monitors, wake me).
 //!
 //! Every input (bytes read, a connection accepted, dialled or lost, a timer,
-//! a local API call) locks the core, reads the clock, feeds the core and
-//! drains all its outputs before unlocking, as the core's contract requires.
-//! Nothing here blocks or awaits with the lock held: bytes go to per-connection
-//! writer tasks through channels, dials are spawned, events land in bounded
-//! mailboxes.
+//! a local API call) locks the core, reads the clock and feeds the core. Its
+//! outputs are drained by a flush task that runs once per burst of inputs: the
+//! core then batches everything queued meanwhile (one write per connection,
+//! one membership frame per peer), which is what keeps a loop of a thousand
+//! `register` calls from sending a thousand frames to every peer. A local
+//! call on an idle node is drained at once, so that a lone change or message
+//! does not wait for a task hop. Nothing here blocks or awaits with
+//! the lock held: bytes go to per-connection writer tasks through channels,
+//! dials are spawned, events land in bounded mailboxes.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -67,6 +71,8 @@ pub(crate) struct State {
     pub(crate) dropped: u64,
     /// Shut down or killed: the local API refuses, streams end.
     pub(crate) stopped: bool,
+    /// A flush task is on its way: inputs until then are drained by it.
+    flush_pending: bool,
 }
 
 /// One node's driver state, shared by its tasks and handles.
@@ -119,6 +125,7 @@ impl<R: Runtime> Shared<R> {
                 watches: HashMap::new(),
                 dropped: 0,
                 stopped: false,
+                flush_pending: false,
             }),
             wake_timer: Notify::new(),
             idle: Notify::new(),
@@ -135,15 +142,78 @@ impl<R: Runtime> Shared<R> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Feeds one input to the core (`f` gets the time, read under the lock),
-    /// then drains every output.
+    /// Feeds one input to the core (`f` gets the time, read under the lock);
+    /// its outputs go out with the next flush, which this schedules.
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut State, Instant) -> T) -> T {
+        let _entered = self.span.enter();
+        let mut st = self.lock();
+        let now = self.clock.now();
+        let out = f(&mut st, now);
+        self.schedule_flush(&mut st);
+        out
+    }
+
+    /// Feeds one local API call to the core; see [`after_local`](Self::after_local).
+    pub(crate) fn with_local<T>(&self, f: impl FnOnce(&mut State, Instant) -> T) -> T {
+        let _entered = self.span.enter();
+        let mut st = self.lock();
+        let now = self.clock.now();
+        let out = f(&mut st, now);
+        self.after_local(&mut st);
+        out
+    }
+
+    /// After a local call fed the core under `st`: drain now, or leave it to
+    /// the flush of the burst it belongs to. As TCP's autocorking does: while
+    /// earlier output is still unwritten (or a flush is on its way), more is
+    /// batched behind it; on an idle node, a lone change goes out at once.
+    pub(crate) fn after_local(&self, st: &mut State) {
+        let busy = st.flush_pending
+            || st
+                .slots
+                .values()
+                .any(|s| s.queued.load(Ordering::Acquire) > 0);
+        if busy {
+            self.schedule_flush(st);
+        } else {
+            self.drain(st);
+        }
+    }
+
+    /// Feeds one input and drains every output before returning.
+    pub(crate) fn with_now<T>(&self, f: impl FnOnce(&mut State, Instant) -> T) -> T {
         let _entered = self.span.enter();
         let mut st = self.lock();
         let now = self.clock.now();
         let out = f(&mut st, now);
         self.drain(&mut st);
         out
+    }
+
+    /// Drains now if a flush is pending, so that a reader never looks at a
+    /// mailbox (or counter) while outputs of earlier calls are still held.
+    pub(crate) fn settle(&self, st: &mut State) {
+        if st.flush_pending {
+            self.drain(st);
+        }
+    }
+
+    /// Makes sure a flush task will drain the core soon.
+    fn schedule_flush(&self, st: &mut State) {
+        if st.flush_pending {
+            return;
+        }
+        let Some(me) = self.me.upgrade() else {
+            // The node is being dropped: nothing will run later, drain now.
+            self.drain(st);
+            return;
+        };
+        st.flush_pending = true;
+        self.spawn_killable(async move {
+            let mut st = me.lock();
+            st.flush_pending = false;
+            me.drain(&mut st);
+        });
     }
 
     // ----- tasks -------------------------------------------------------
@@ -304,7 +374,7 @@ impl<R: Runtime> Shared<R> {
     /// last bytes and close, listeners and the timer stop. False if the node
     /// was already stopped.
     pub(crate) fn begin_shutdown(&self) -> bool {
-        let started = self.with(|st, now| {
+        let started = self.with_now(|st, now| {
             if st.stopped {
                 return false;
             }

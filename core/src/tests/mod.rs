@@ -4,6 +4,7 @@
 
 mod framing;
 mod fuzz_bodies;
+mod groups;
 mod handshake;
 mod local_api;
 mod messaging;

@@ -38,7 +38,7 @@ impl<R: Runtime> Control for Shared<R> {
         if !st.stopped {
             // Only fails for a port already gone: nothing to do then.
             let _ = st.core.close_port(port);
-            self.drain(&mut st);
+            self.after_local(&mut st);
         }
     }
 
@@ -47,7 +47,7 @@ impl<R: Runtime> Control for Shared<R> {
         if !st.stopped {
             // Fails when the registration ended with its port: nothing to do.
             let _ = st.core.unregister(reg);
-            self.drain(&mut st);
+            self.after_local(&mut st);
         }
     }
 
@@ -55,11 +55,12 @@ impl<R: Runtime> Control for Shared<R> {
         let mut st = self.lock();
         st.monitors.remove(&monitor);
         let _ = st.core.unmonitor(monitor);
-        self.drain(&mut st);
+        self.after_local(&mut st);
     }
 
     fn poll_monitor(&self, monitor: MonitorId, cx: &Context<'_>) -> Poll<Option<GroupChange>> {
         let mut st = self.lock();
+        self.settle(&mut st);
         let stopped = st.stopped;
         match st.monitors.get_mut(&monitor).map(|m| m.poll(cx)) {
             Some(Some(change)) => Poll::Ready(Some(change)),
@@ -70,6 +71,7 @@ impl<R: Runtime> Control for Shared<R> {
 
     fn poll_events(&self, inbox: u64, cx: &Context<'_>) -> Poll<Option<NodeEvent>> {
         let mut st = self.lock();
+        self.settle(&mut st);
         let stopped = st.stopped;
         match st.inboxes.get_mut(&inbox).map(|i| i.poll(cx)) {
             Some(Some(event)) => Poll::Ready(Some(event)),
@@ -88,6 +90,7 @@ impl<R: Runtime> Control for Shared<R> {
 
     fn poll_port(&self, port: &PortId, cx: &Context<'_>) -> Poll<Option<Message>> {
         let mut st = self.lock();
+        self.settle(&mut st);
         let stopped = st.stopped;
         match st.ports.get_mut(port).map(|q| q.poll(cx)) {
             Some(Some(m)) => Poll::Ready(Some(m)),
@@ -102,6 +105,7 @@ impl<R: Runtime> Control for Shared<R> {
         cx: &Context<'_>,
     ) -> Poll<Option<PortDownReason>> {
         let mut st = self.lock();
+        self.settle(&mut st);
         let stopped = st.stopped;
         match st.watches.get_mut(&monitor).map(|w| w.poll(cx)) {
             Some(Some(reason)) => {
@@ -120,7 +124,7 @@ impl<R: Runtime> Control for Shared<R> {
         if !st.stopped {
             // Fails when it already fired: nothing to end then.
             let _ = st.core.unmonitor_port(monitor);
-            self.drain(&mut st);
+            self.after_local(&mut st);
         }
     }
 }

@@ -27,7 +27,7 @@ impl<R: Runtime> Shared<R> {
         from: Option<&PortId>,
         payload: &[u8],
     ) -> Result<(), SendError> {
-        self.with(|st, _| {
+        self.with_local(|st, _| {
             if st.stopped {
                 return Err(SendError::ShutDown);
             }
@@ -62,7 +62,9 @@ impl<R: Runtime> Shared<R> {
         let Some(slot) = st.slots.get(&conn) else {
             return false;
         };
-        let queued = slot.queued.load(Ordering::Acquire);
+        // What the writer has not written, and what the core holds for the
+        // next flush.
+        let queued = slot.queued.load(Ordering::Acquire) + st.core.unsent(conn);
         queued > 0 && queued.saturating_add(len + MESSAGE_OVERHEAD) > self.send_buffer / 2
     }
 
@@ -76,7 +78,7 @@ impl<R: Runtime> Shared<R> {
 
     /// Starts a port monitor; its notice may already be waiting.
     pub(crate) fn monitor_port(&self, port: &PortId) -> Result<PortMonitorId, ApiError> {
-        self.with(|st, _| {
+        self.with_local(|st, _| {
             if st.stopped {
                 return Err(ApiError::ShutDown);
             }
