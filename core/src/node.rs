@@ -77,6 +77,8 @@ pub struct Node {
     pub(crate) now: Instant,
     /// When peers next hear our peer list again (see `gossip`).
     pub(crate) next_gossip: Instant,
+    /// Rotates the order peers get local changes in (see `flush_local`).
+    flush_turn: usize,
     pub(crate) nonces: Nonces,
     /// Connections with bytes waiting, in the order they got them.
     dirty: VecDeque<ConnId>,
@@ -126,6 +128,7 @@ impl Node {
             port_monitors: PortMonitors::default(),
             now,
             next_gossip,
+            flush_turn: 0,
             nonces: Nonces::default(),
             dirty: VecDeque::new(),
             closing: VecDeque::new(),
@@ -584,14 +587,47 @@ impl Node {
             return;
         }
         let changes = self.local.take_pending();
-        let active: Vec<ConnId> = self
+        let mut active: Vec<ConnId> = self
             .conns
             .values()
             .filter(|c| c.is_active())
             .map(|c| c.id)
             .collect();
+        // Peers are written in this order: start one further each time, so
+        // that no peer is always the last to hear.
+        if !active.is_empty() {
+            let turn = self.flush_turn % active.len();
+            active.rotate_left(turn);
+            self.flush_turn = self.flush_turn.wrapping_add(1);
+        }
+        // Encoded once per frame size (peers nearly always share one).
+        let mut encoded: Vec<(usize, Vec<u8>, usize)> = Vec::new();
         for id in active {
-            self.send_batch(id, BatchKind::Update, changes.iter().cloned());
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            let max = c.peer_max_frame;
+            let at = match encoded.iter().position(|(m, _, _)| *m == max) {
+                Some(at) => at,
+                None => {
+                    let mut bytes = Vec::new();
+                    let frames =
+                        batch::encode(BatchKind::Update, changes.iter().cloned(), max, &mut bytes);
+                    encoded.push((max, bytes, frames));
+                    encoded.len() - 1
+                }
+            };
+            let Some((_, bytes, frames)) = encoded.get(at) else {
+                continue;
+            };
+            if bytes.is_empty() {
+                continue;
+            }
+            if c.out.is_empty() {
+                self.dirty.push_back(id);
+            }
+            c.out.extend_from_slice(bytes);
+            self.stats.frames_out += *frames as u64;
         }
     }
 

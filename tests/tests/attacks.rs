@@ -945,15 +945,14 @@ fn a_peer_that_never_reads_is_closed_when_its_send_buffer_fills() {
         node_up(&mut mesh, "mallory").await;
 
         // From now on mallory reads nothing, while a sends every peer its
-        // changes: a port joins 64 groups (a frame each), then closes (one
-        // frame for all 64), over and over.
+        // changes: a port joins 64 groups, then closes (ending all 64), over
+        // and over; each round ends with a marker port b must see.
         let names: Vec<String> = (0..64)
             .map(|i| format!("{i:x>width$}", width = groupmesh_smol::MAX_GROUP_NAME))
             .collect();
         let overflowed = CloseReason::LimitExceeded(Limit::SendBuffer);
         let started = Instant::now();
-        let b_read_before = mesh.b.stats().frames_in;
-        let mut frames = 0;
+        let mut rounds = 0;
         while !mesh.a.stats().closed.iter().any(|(r, _)| *r == overflowed) {
             for _ in 0..8 {
                 let port = mesh.a.open_port();
@@ -961,20 +960,26 @@ fn a_peer_that_never_reads_is_closed_when_its_send_buffer_fills() {
                     .iter()
                     .map(|n| mesh.a.register(n, &port).expect("a valid group"))
                     .collect();
-                drop(port); // ends every registration, in one frame
+                // Let each join go out before the port closes, so that the
+                // changes are not merged away before they are sent.
+                Timer::after(Duration::from_millis(1)).await;
+                drop(port); // ends every registration
                 drop(regs); // already ended: sends nothing
-                frames += names.len() as u64 + 1;
             }
-            // Paced to b, which reads: only mallory's backlog grows.
+            // Paced to b, which reads (changes reach a peer in order: once b
+            // lists the marker, it read the round): only mallory's backlog grows.
+            let marker = mesh.a.open_port();
+            let _on = mesh.a.register("marker", &marker).expect("a valid group");
             eventually("b reads a's changes", || {
-                mesh.b.stats().frames_in >= b_read_before + frames
+                mesh.b.members("marker").as_deref() == Some(std::slice::from_ref(marker.id()))
             })
             .await;
+            rounds += 1;
             // Some 5 MB fill the kernel's buffers on loopback and the
             // send buffer: about 1.5 s on an idle machine.
             assert!(
                 started.elapsed() < Duration::from_secs(9),
-                "mallory's connection outlived {frames} frames of changes"
+                "mallory's connection outlived {rounds} rounds of changes"
             );
         }
         let (reason, authenticated, node) = mesh.a_events.closed_from(mallory.addr()).await;
@@ -984,7 +989,7 @@ fn a_peer_that_never_reads_is_closed_when_its_send_buffer_fills() {
         assert_eq!(node, Some(node_id("mallory")));
         assert_eq!(node_down(&mut mesh, "mallory").await, overflowed);
         eprintln!(
-            "send buffer full after {frames} frames of changes in {:?}",
+            "send buffer full after {rounds} rounds of changes in {:?}",
             started.elapsed()
         );
         drop(mallory);

@@ -74,11 +74,17 @@ impl Runtime for AsyncStd {
         stream.set_nodelay(true)?;
         Ok((Stream(stream), addr))
     }
+
+    #[cfg(unix)]
+    fn try_write(stream: &Stream, buf: &[u8]) -> io::Result<usize> {
+        groupmesh_driver::try_send(&stream.0, buf)
+    }
 }
 
 /// An async-std TCP stream whose `close` shuts down the write half (sends
 /// FIN), as [`Runtime::Stream`] requires; async-std's own only flushes.
-#[derive(Debug)]
+/// A clone is another handle on the same socket.
+#[derive(Debug, Clone)]
 pub struct Stream(TcpStream);
 
 impl Read for Stream {

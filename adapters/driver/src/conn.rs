@@ -51,7 +51,7 @@ pub(crate) async fn dial<R: Runtime>(
     let _guard = SlotGuard { shared, id };
     match shared.rt.connect(addr).await {
         Ok(stream) => {
-            if shared.dialed(id) {
+            if shared.dialed(id, &stream) {
                 tracing::debug!(conn = %id, %addr, "tcp connection established");
                 serve(shared, id, stream, out, queued).await;
             }

@@ -131,6 +131,8 @@ pub use monitor::{GroupChange, Monitor};
 pub use node::Node;
 pub use port::{Port, Registration};
 pub use port_monitor::PortMonitor;
+#[cfg(unix)]
+pub use runtime::try_send;
 pub use runtime::Runtime;
 
 /// Errors of the local API (`register`, `monitor`): the core's

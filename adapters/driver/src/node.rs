@@ -133,7 +133,7 @@ impl<R: Runtime> Node<R> {
     /// [`ApiError::NotLocalPort`] for a port of another node,
     /// [`ApiError::ShutDown`] once the node stopped. Nothing changes then.
     pub fn register(&self, group: &str, port: &Port) -> Result<Registration, ApiError> {
-        let id = self.shared.with_local(|st, _| {
+        let id = self.shared.with(|st, _| {
             if st.stopped {
                 return Err(ApiError::ShutDown);
             }
@@ -165,7 +165,7 @@ impl<R: Runtime> Node<R> {
     /// # Errors
     /// [`ApiError::BadGroupName`], [`ApiError::ShutDown`]; nothing changes.
     pub fn monitor(&self, group: &str) -> Result<Monitor, ApiError> {
-        let id = self.shared.with_local(|st, _| {
+        let id = self.shared.with(|st, _| {
             if st.stopped {
                 return Err(ApiError::ShutDown);
             }

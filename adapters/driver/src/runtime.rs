@@ -20,7 +20,10 @@ pub trait Runtime: Send + Sync + 'static {
     /// down the write half (send FIN) so the peer reads end of stream, as
     /// `smol::net::TcpStream` does (`async_std::net::TcpStream` only flushes:
     /// `groupmesh-async-std` wraps it).
-    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    ///
+    /// A clone is another handle on the same socket (as for `smol`'s and
+    /// `async-std`'s streams): the driver keeps one for [`try_write`](Self::try_write).
+    type Stream: AsyncRead + AsyncWrite + Clone + Unpin + Send + Sync + 'static;
     /// A bound listener.
     type Listener: Send + Sync + 'static;
 
@@ -42,4 +45,27 @@ pub trait Runtime: Send + Sync + 'static {
     fn accept(
         listener: &Self::Listener,
     ) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+
+    /// Writes what the socket takes of `buf` at once, without waiting, and
+    /// returns how much (`Err` of kind `WouldBlock` when it takes nothing
+    /// now). The driver calls it only while the connection's writer task has
+    /// nothing queued, so that bytes go out from the thread that produced
+    /// them, without a task hop; the rest goes to the writer task. The
+    /// default takes nothing: every byte goes through the writer task.
+    /// On Unix, [`try_send`](crate::try_send) implements it for any socket.
+    fn try_write(stream: &Self::Stream, buf: &[u8]) -> io::Result<usize> {
+        let _ = (stream, buf);
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+/// A non-blocking `send(2)` on a socket the runtime already made
+/// non-blocking (as `async-io` does): what [`Runtime::try_write`] needs.
+/// Never raises `SIGPIPE`.
+///
+/// # Errors
+/// The socket's error; `WouldBlock` when its send buffer is full.
+#[cfg(unix)]
+pub fn try_send(socket: &impl std::os::fd::AsFd, buf: &[u8]) -> io::Result<usize> {
+    rustix::net::send(socket, buf, rustix::net::SendFlags::NOSIGNAL).map_err(io::Error::from)
 }

@@ -1,20 +1,22 @@
 //! [`Shared`]: the core behind a mutex, and the drain that carries out what it
-//! asks after every input (write bytes, dial, close, tell monitors, wake me).
+//! asks (write bytes, dial, close, tell monitors, wake the timer).
 //!
 //! Every input (bytes read, a connection accepted, dialled or lost, a timer,
 //! a local API call) locks the core, reads the clock and feeds the core. Its
-//! outputs are drained by a flush task that runs once per burst of inputs: the
-//! core then batches everything queued meanwhile (one write per connection,
-//! one membership frame per peer), which is what keeps a loop of a thousand
-//! `register` calls from sending a thousand frames to every peer. A local
-//! call on an idle node is drained at once, so that a lone change or message
-//! does not wait for a task hop. Nothing here blocks or awaits with
-//! the lock held: bytes go to per-connection writer tasks through channels,
+//! outputs are drained in the manner of TCP's autocorking: the first input
+//! after a quiet moment is drained at once, straight to the sockets from the
+//! calling thread (a lone change or message waits for no task hop), and
+//! corks the node until the next turn of the executor; inputs meanwhile are
+//! drained together by one flush task, so the core batches them (one write
+//! per connection, one membership frame per peer). That keeps a loop of a
+//! thousand `register` calls from sending a thousand frames to every peer.
+//! Nothing here blocks or awaits with the lock held: bytes the socket does
+//! not take at once go to per-connection writer tasks through channels,
 //! dials are spawned, events land in bounded mailboxes.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -40,9 +42,9 @@ use crate::runtime::Runtime;
 use crate::stop::{tripwire, Trigger, Tripwire};
 use crate::timer::Clock;
 
-/// The driver side of one connection.
+/// The driver side of one connection (`S`: the runtime's stream).
 #[derive(Debug)]
-struct Slot {
+struct Slot<S> {
     /// Still connecting: closing it aborts the dial.
     dialing: bool,
     /// Bytes for the writer; `None` once the connection is closing (the
@@ -50,14 +52,16 @@ struct Slot {
     out: Option<Sender<Vec<u8>>>,
     /// Bytes handed to the writer and not yet written.
     queued: Arc<AtomicUsize>,
+    /// The socket, once connected: written directly while the writer is idle.
+    direct: Option<S>,
     /// Dropping it ends the connection's task at once, dropping the socket.
     _abort: Trigger,
 }
 
 /// Everything behind the lock.
-pub(crate) struct State {
+pub(crate) struct State<S> {
     pub(crate) core: Core,
-    slots: HashMap<ConnId, Slot>,
+    slots: HashMap<ConnId, Slot<S>>,
     /// The deadline the timer task sleeps until.
     armed: Option<Instant>,
     pub(crate) monitors: HashMap<MonitorId, Mailbox>,
@@ -71,7 +75,7 @@ pub(crate) struct State {
     pub(crate) dropped: u64,
     /// Shut down or killed: the local API refuses, streams end.
     pub(crate) stopped: bool,
-    /// A flush task is on its way: inputs until then are drained by it.
+    /// Corked: a flush task is on its way, and inputs until then are drained by it.
     flush_pending: bool,
 }
 
@@ -87,7 +91,7 @@ pub(crate) struct Shared<R: Runtime> {
     event_buffer: usize,
     pub(crate) mailbox: usize,
     pub(crate) linger: Duration,
-    state: Mutex<State>,
+    state: Mutex<State<R::Stream>>,
     /// Wakes the timer task when its deadline moved closer.
     pub(crate) wake_timer: Notify,
     /// Notified when the last connection task ended.
@@ -138,50 +142,34 @@ impl<R: Runtime> Shared<R> {
 
     /// Locks the state. A panic while it was held is a bug that was already
     /// reported; carry on with the state as it is rather than panic again.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<R::Stream>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Feeds one input to the core (`f` gets the time, read under the lock);
-    /// its outputs go out with the next flush, which this schedules.
-    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut State, Instant) -> T) -> T {
+    /// Feeds one input to the core (`f` gets the time, read under the lock),
+    /// then drains as the module's documentation says.
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut State<R::Stream>, Instant) -> T) -> T {
         let _entered = self.span.enter();
         let mut st = self.lock();
         let now = self.clock.now();
         let out = f(&mut st, now);
-        self.schedule_flush(&mut st);
+        self.after_input(&mut st);
         out
     }
 
-    /// Feeds one local API call to the core; see [`after_local`](Self::after_local).
-    pub(crate) fn with_local<T>(&self, f: impl FnOnce(&mut State, Instant) -> T) -> T {
-        let _entered = self.span.enter();
-        let mut st = self.lock();
-        let now = self.clock.now();
-        let out = f(&mut st, now);
-        self.after_local(&mut st);
-        out
-    }
-
-    /// After a local call fed the core under `st`: drain now, or leave it to
-    /// the flush of the burst it belongs to. As TCP's autocorking does: while
-    /// earlier output is still unwritten (or a flush is on its way), more is
-    /// batched behind it; on an idle node, a lone change goes out at once.
-    pub(crate) fn after_local(&self, st: &mut State) {
-        let busy = st.flush_pending
-            || st
-                .slots
-                .values()
-                .any(|s| s.queued.load(Ordering::Acquire) > 0);
-        if busy {
-            self.schedule_flush(st);
-        } else {
+    /// After an input fed the core under `st`. The first input after a
+    /// quiet moment is drained at once, and corks the node: inputs until the
+    /// flush task it schedules has run (the next turn of the executor) are
+    /// batched and drained by that task, which uncorks.
+    pub(crate) fn after_input(&self, st: &mut State<R::Stream>) {
+        if !st.flush_pending {
             self.drain(st);
+            self.schedule_flush(st);
         }
     }
 
     /// Feeds one input and drains every output before returning.
-    pub(crate) fn with_now<T>(&self, f: impl FnOnce(&mut State, Instant) -> T) -> T {
+    pub(crate) fn with_now<T>(&self, f: impl FnOnce(&mut State<R::Stream>, Instant) -> T) -> T {
         let _entered = self.span.enter();
         let mut st = self.lock();
         let now = self.clock.now();
@@ -192,14 +180,14 @@ impl<R: Runtime> Shared<R> {
 
     /// Drains now if a flush is pending, so that a reader never looks at a
     /// mailbox (or counter) while outputs of earlier calls are still held.
-    pub(crate) fn settle(&self, st: &mut State) {
+    pub(crate) fn settle(&self, st: &mut State<R::Stream>) {
         if st.flush_pending {
             self.drain(st);
         }
     }
 
     /// Makes sure a flush task will drain the core soon.
-    fn schedule_flush(&self, st: &mut State) {
+    fn schedule_flush(&self, st: &mut State<R::Stream>) {
         if st.flush_pending {
             return;
         }
@@ -235,9 +223,9 @@ impl<R: Runtime> Shared<R> {
     /// (the slot dropped) or a kill.
     fn open_slot<F>(
         &self,
-        st: &mut State,
+        st: &mut State<R::Stream>,
         id: ConnId,
-        dialing: bool,
+        direct: Option<R::Stream>,
         task: impl FnOnce(Arc<Self>, Receiver<Vec<u8>>, Arc<AtomicUsize>) -> F,
     ) where
         F: Future<Output = ()> + Send + 'static,
@@ -251,9 +239,10 @@ impl<R: Runtime> Shared<R> {
         st.slots.insert(
             id,
             Slot {
-                dialing,
+                dialing: direct.is_none(),
                 out: Some(tx),
                 queued: queued.clone(),
+                direct,
                 _abort: abort,
             },
         );
@@ -263,7 +252,7 @@ impl<R: Runtime> Shared<R> {
 
     /// Closes a connection's socket: a dial is aborted; an open connection
     /// writes what it was given, then closes.
-    fn close_slot(&self, st: &mut State, id: ConnId) {
+    fn close_slot(&self, st: &mut State<R::Stream>, id: ConnId) {
         match st.slots.get_mut(&id) {
             Some(slot) if slot.dialing => self.remove_slot(st, id),
             Some(slot) => slot.out = None,
@@ -272,7 +261,7 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// Forgets a connection; its task, if still running, ends at once.
-    fn remove_slot(&self, st: &mut State, id: ConnId) {
+    fn remove_slot(&self, st: &mut State<R::Stream>, id: ConnId) {
         if st.slots.remove(&id).is_some() && st.slots.is_empty() {
             self.idle.notify(usize::MAX);
         }
@@ -289,7 +278,8 @@ impl<R: Runtime> Shared<R> {
             match st.core.handle_inbound(now, addr) {
                 Some(id) => {
                     tracing::debug!(conn = %id, %addr, "tcp connection accepted");
-                    self.open_slot(st, id, false, move |shared, out, queued| async move {
+                    let direct = Some(stream.clone());
+                    self.open_slot(st, id, direct, move |shared, out, queued| async move {
                         conn::run(&shared, id, stream, out, queued).await;
                     });
                 }
@@ -299,10 +289,11 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// The dial of `id` connected. False if the connection was given up meanwhile.
-    pub(crate) fn dialed(&self, id: ConnId) -> bool {
+    pub(crate) fn dialed(&self, id: ConnId, stream: &R::Stream) -> bool {
         self.with(|st, now| match st.slots.get_mut(&id) {
             Some(slot) if slot.dialing => {
                 slot.dialing = false;
+                slot.direct = Some(stream.clone());
                 st.core.handle_dialed(now, id);
                 true
             }
@@ -362,7 +353,7 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// Stops the local API and ends every stream (their readers are woken).
-    fn stop(&self, st: &mut State) {
+    fn stop(&self, st: &mut State<R::Stream>) {
         st.stopped = true;
         st.monitors.values_mut().for_each(Mailbox::wake);
         st.inboxes.values_mut().for_each(Inbox::wake);

@@ -71,4 +71,9 @@ impl Runtime for Smol {
         stream.set_nodelay(true)?;
         Ok((stream, addr))
     }
+
+    #[cfg(unix)]
+    fn try_write(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+        groupmesh_driver::try_send(stream, buf)
+    }
 }

@@ -1,7 +1,6 @@
 //! The fuzz harness bodies, run on random bytes in the normal test run, and
 //! on every input a fuzzer ever crashed the core with (`regressions`).
 
-
 use proptest::prelude::*;
 
 use crate::fuzzing;

@@ -38,7 +38,7 @@ impl<R: Runtime> Control for Shared<R> {
         if !st.stopped {
             // Only fails for a port already gone: nothing to do then.
             let _ = st.core.close_port(port);
-            self.after_local(&mut st);
+            self.after_input(&mut st);
         }
     }
 
@@ -47,7 +47,7 @@ impl<R: Runtime> Control for Shared<R> {
         if !st.stopped {
             // Fails when the registration ended with its port: nothing to do.
             let _ = st.core.unregister(reg);
-            self.after_local(&mut st);
+            self.after_input(&mut st);
         }
     }
 
@@ -55,7 +55,7 @@ impl<R: Runtime> Control for Shared<R> {
         let mut st = self.lock();
         st.monitors.remove(&monitor);
         let _ = st.core.unmonitor(monitor);
-        self.after_local(&mut st);
+        self.after_input(&mut st);
     }
 
     fn poll_monitor(&self, monitor: MonitorId, cx: &Context<'_>) -> Poll<Option<GroupChange>> {
@@ -124,7 +124,7 @@ impl<R: Runtime> Control for Shared<R> {
         if !st.stopped {
             // Fails when it already fired: nothing to end then.
             let _ = st.core.unmonitor_port(monitor);
-            self.after_local(&mut st);
+            self.after_input(&mut st);
         }
     }
 }

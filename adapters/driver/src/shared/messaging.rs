@@ -27,7 +27,7 @@ impl<R: Runtime> Shared<R> {
         from: Option<&PortId>,
         payload: &[u8],
     ) -> Result<(), SendError> {
-        self.with_local(|st, _| {
+        self.with(|st, _| {
             if st.stopped {
                 return Err(SendError::ShutDown);
             }
@@ -58,7 +58,7 @@ impl<R: Runtime> Shared<R> {
 
     /// Whether a message of `len` bytes for `conn` would fill its unwritten
     /// bytes past half of the send buffer.
-    fn congested(&self, st: &State, conn: ConnId, len: usize) -> bool {
+    fn congested(&self, st: &State<R::Stream>, conn: ConnId, len: usize) -> bool {
         let Some(slot) = st.slots.get(&conn) else {
             return false;
         };
@@ -78,7 +78,7 @@ impl<R: Runtime> Shared<R> {
 
     /// Starts a port monitor; its notice may already be waiting.
     pub(crate) fn monitor_port(&self, port: &PortId) -> Result<PortMonitorId, ApiError> {
-        self.with_local(|st, _| {
+        self.with(|st, _| {
             if st.stopped {
                 return Err(ApiError::ShutDown);
             }

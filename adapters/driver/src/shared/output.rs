@@ -16,7 +16,7 @@ use crate::runtime::Runtime;
 
 impl<R: Runtime> Shared<R> {
     /// Carries out everything the core asks, until it asks nothing more.
-    pub(super) fn drain(&self, st: &mut State) {
+    pub(super) fn drain(&self, st: &mut State<R::Stream>) {
         loop {
             let mut overflowed = Vec::new();
             while let Some(t) = st.core.poll_transmit() {
@@ -46,7 +46,7 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// Hands bytes to a connection's writer, unless its buffer is full.
-    fn deliver(&self, st: &mut State, t: Transmit, overflowed: &mut Vec<ConnId>) {
+    fn deliver(&self, st: &mut State<R::Stream>, t: Transmit, overflowed: &mut Vec<ConnId>) {
         let Some(slot) = st.slots.get(&t.conn) else {
             tracing::trace!(conn = %t.conn, "bytes for a closed connection dropped");
             return;
@@ -66,17 +66,32 @@ impl<R: Runtime> Shared<R> {
             overflowed.push(t.conn);
             return;
         }
-        slot.queued.fetch_add(t.data.len(), Ordering::AcqRel);
+        let mut data = t.data;
+        if queued == 0 {
+            // The writer is idle (it has written all it was given): write
+            // from here, and queue only what the socket does not take now.
+            if let Some(stream) = &slot.direct {
+                match R::try_write(stream, &data) {
+                    Ok(n) if n == data.len() => return,
+                    Ok(n) => {
+                        data.drain(..n);
+                    }
+                    // The writer meets the same error and reports it.
+                    Err(_) => {}
+                }
+            }
+        }
+        slot.queued.fetch_add(data.len(), Ordering::AcqRel);
         // Unbounded: it fails only when the writer already ended, and then
         // the connection's end is being reported anyway.
-        let _ = out.try_send(t.data);
+        let _ = out.try_send(data);
     }
 
-    fn act(&self, st: &mut State, action: Action) {
+    fn act(&self, st: &mut State<R::Stream>, action: Action) {
         match action {
             Action::Dial { conn: id, addr } => {
                 tracing::debug!(conn = %id, %addr, "dialling");
-                self.open_slot(st, id, true, move |shared, out, queued| async move {
+                self.open_slot(st, id, None, move |shared, out, queued| async move {
                     conn::dial(&shared, id, addr, out, queued).await;
                 });
             }
@@ -85,7 +100,7 @@ impl<R: Runtime> Shared<R> {
         }
     }
 
-    fn dispatch(&self, st: &mut State, event: Event) {
+    fn dispatch(&self, st: &mut State<R::Stream>, event: Event) {
         let notice = match event {
             Event::Group(d) => {
                 if let Some(mailbox) = st.monitors.get_mut(&d.monitor) {
