@@ -871,15 +871,22 @@ fn a_flood_of_members_past_max_members_per_peer_is_closed_as_limit_exceeded() {
     });
 }
 
+/// a (knowing at most `max_known` nodes) meshed with b, and mallory
+/// authenticated to a.
+async fn mesh_and_mallory(max_known: usize) -> (Mesh, RawClient) {
+    let mut cfg = config("a", &[]);
+    cfg.limits.max_known_nodes = max_known;
+    let mut mesh = Mesh::start(cfg).await;
+    let mut mallory = RawClient::connect(addr(&mesh.a)).await;
+    mallory.join("mallory", SECRET, &[]).await;
+    node_up(&mut mesh, "mallory").await;
+    (mesh, mallory)
+}
+
 #[test]
 fn gossip_of_more_nodes_than_max_known_nodes_keeps_the_table_bounded() {
     run(async {
-        let mut cfg = config("a", &[]);
-        cfg.limits.max_known_nodes = 4;
-        let mut mesh = Mesh::start(cfg).await;
-        let mut mallory = RawClient::connect(addr(&mesh.a)).await;
-        mallory.join("mallory", SECRET, &[]).await;
-        node_up(&mut mesh, "mallory").await;
+        let (mut mesh, mut mallory) = mesh_and_mallory(4).await;
         assert_eq!(mesh.a.known_nodes().len(), 2, "b and mallory");
 
         // Names without addresses are never dialled: each new one evicts the
@@ -908,12 +915,7 @@ fn gossip_of_more_nodes_than_max_known_nodes_keeps_the_table_bounded() {
 #[test]
 fn gossip_when_every_known_node_is_connected_is_closed_as_limit_exceeded() {
     run(async {
-        let mut cfg = config("a", &[]);
-        cfg.limits.max_known_nodes = 2;
-        let mut mesh = Mesh::start(cfg).await;
-        let mut mallory = RawClient::connect(addr(&mesh.a)).await;
-        mallory.join("mallory", SECRET, &[]).await;
-        node_up(&mut mesh, "mallory").await;
+        let (mut mesh, mut mallory) = mesh_and_mallory(2).await;
 
         // b and mallory fill the table and are both connected: no room.
         mallory.send(&peers(&["ghost".to_string()])).await;
@@ -1041,16 +1043,35 @@ fn authenticated_peers_with_new_ids_cannot_grow_known_nodes_past_max_known_nodes
     });
 }
 
+/// A listener on a free loopback port: whoever answers at a's seed address.
+fn seed_listener() -> (std::net::SocketAddr, smol::net::TcpListener) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let seed = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let listener = smol::net::TcpListener::try_from(listener).expect("an async listener");
+    (seed, listener)
+}
+
+/// Starts the honest node `s` at a's seed address, and waits until a dials
+/// its seed again and reaches it.
+async fn honest_node_at(seed: std::net::SocketAddr, mesh: &Mesh) -> groupmesh_smol::Node {
+    let mut cfg = config("s", &[]);
+    cfg.bind = vec![seed];
+    let s = start(cfg).await;
+    eventually("a dials its seed again and reaches s", || {
+        mesh.a.connected_nodes().contains(s.id())
+    })
+    .await;
+    s
+}
+
 #[test]
 fn a_greeting_reflected_from_a_seed_address_does_not_disable_the_seed() {
     run(async {
         // Whoever answers at a's seed address first (here: the attacker)
         // sends a's own greeting back.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        let seed = listener
-            .local_addr()
-            .expect("a bound listener has an address");
-        let listener = smol::net::TcpListener::try_from(listener).expect("an async listener");
+        let (seed, listener) = seed_listener();
         let mut mesh = Mesh::start(config("a", &[seed])).await;
         let (stream, _) = common::raw_client::timeout(IO_LIMIT, listener.accept())
             .await
@@ -1068,13 +1089,7 @@ fn a_greeting_reflected_from_a_seed_address_does_not_disable_the_seed() {
 
         // The honest node that belongs at that address starts: a must still
         // dial it (with backoff), as it does for a seed that failed.
-        let mut cfg = config("s", &[]);
-        cfg.bind = vec![seed];
-        let s = start(cfg).await;
-        eventually("a dials its seed again and reaches s", || {
-            mesh.a.connected_nodes().contains(s.id())
-        })
-        .await;
+        let s = honest_node_at(seed, &mesh).await;
 
         mesh.assert_intact().await;
         s.shutdown().await;
@@ -1088,11 +1103,7 @@ fn a_greeting_forwarded_from_a_seed_address_sets_the_seed_aside_only_for_forget_
         // The attacker answers at a's seed address and, on a connection of
         // its own to a, forwards a's greeting of that other connection: to a
         // it looks exactly as if the seed address led back to itself.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        let seed = listener
-            .local_addr()
-            .expect("a bound listener has an address");
-        let listener = smol::net::TcpListener::try_from(listener).expect("an async listener");
+        let (seed, listener) = seed_listener();
         let mut cfg = config("a", &[seed]);
         cfg.timeouts.forget_after = Duration::from_secs(2);
         let mut mesh = Mesh::start(cfg).await;
@@ -1116,13 +1127,7 @@ fn a_greeting_forwarded_from_a_seed_address_sets_the_seed_aside_only_for_forget_
 
         // The seed address is not one a listens on, so the unauthenticated
         // claim only sets it aside: a dials it again after `forget_after`.
-        let mut cfg = config("s", &[]);
-        cfg.bind = vec![seed];
-        let s = start(cfg).await;
-        eventually("a dials its seed again and reaches s", || {
-            mesh.a.connected_nodes().contains(s.id())
-        })
-        .await;
+        let s = honest_node_at(seed, &mesh).await;
         assert!(
             set_aside.elapsed() >= Duration::from_millis(1500),
             "the seed was set aside for forget_after, not only backed off"

@@ -149,11 +149,23 @@ impl<R: Runtime> Shared<R> {
     /// Feeds one input to the core (`f` gets the time, read under the lock),
     /// then drains as the module's documentation says.
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut State<R::Stream>, Instant) -> T) -> T {
+        self.input(f, false)
+    }
+
+    /// Feeds one input and drains every output before returning.
+    pub(crate) fn with_now<T>(&self, f: impl FnOnce(&mut State<R::Stream>, Instant) -> T) -> T {
+        self.input(f, true)
+    }
+
+    fn input<T>(&self, f: impl FnOnce(&mut State<R::Stream>, Instant) -> T, now: bool) -> T {
         let _entered = self.span.enter();
         let mut st = self.lock();
-        let now = self.clock.now();
-        let out = f(&mut st, now);
-        self.after_input(&mut st);
+        let out = f(&mut st, self.clock.now());
+        if now {
+            self.drain(&mut st);
+        } else {
+            self.after_input(&mut st);
+        }
         out
     }
 
@@ -166,16 +178,6 @@ impl<R: Runtime> Shared<R> {
             self.drain(st);
             self.schedule_flush(st);
         }
-    }
-
-    /// Feeds one input and drains every output before returning.
-    pub(crate) fn with_now<T>(&self, f: impl FnOnce(&mut State<R::Stream>, Instant) -> T) -> T {
-        let _entered = self.span.enter();
-        let mut st = self.lock();
-        let now = self.clock.now();
-        let out = f(&mut st, now);
-        self.drain(&mut st);
-        out
     }
 
     /// Drains now if a flush is pending, so that a reader never looks at a
