@@ -170,12 +170,13 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// After an input fed the core under `st`. The first input after a
-    /// quiet moment is drained at once, and corks the node: inputs until the
-    /// flush task it schedules has run (the next turn of the executor) are
-    /// batched and drained by that task, which uncorks.
+    /// quiet moment is drained at once and, if that wrote to a connection,
+    /// corks the node: inputs until the flush task it schedules has run (the
+    /// next turn of the executor) are batched and drained by that task,
+    /// which uncorks. An input that writes nothing (a peer's change, shown
+    /// to monitors) leaves the node uncorked and costs no task.
     pub(crate) fn after_input(&self, st: &mut State<R::Stream>) {
-        if !st.flush_pending {
-            self.drain(st);
+        if !st.flush_pending && self.drain(st) {
             self.schedule_flush(st);
         }
     }

@@ -16,10 +16,13 @@ use crate::runtime::Runtime;
 
 impl<R: Runtime> Shared<R> {
     /// Carries out everything the core asks, until it asks nothing more.
-    pub(super) fn drain(&self, st: &mut State<R::Stream>) {
+    /// Returns whether it handed any bytes to a connection.
+    pub(super) fn drain(&self, st: &mut State<R::Stream>) -> bool {
+        let mut wrote = false;
         loop {
             let mut overflowed = Vec::new();
             while let Some(t) = st.core.poll_transmit() {
+                wrote = true;
                 self.deliver(st, t, &mut overflowed);
             }
             while let Some(action) = st.core.poll_action() {
@@ -43,6 +46,7 @@ impl<R: Runtime> Shared<R> {
                 self.wake_timer.notify(1);
             }
         }
+        wrote
     }
 
     /// Hands bytes to a connection's writer, unless its buffer is full.
