@@ -20,6 +20,10 @@ pub(crate) struct WorkerOpts {
     pub(crate) ping_ms: u64,
     pub(crate) keepalive_ms: u64,
     pub(crate) poll_us: u64,
+    /// `NodeConfig::mailbox`, if not the driver's default.
+    pub(crate) mailbox: Option<usize>,
+    /// `limits.max_frame`, if not the core's default.
+    pub(crate) max_frame: Option<usize>,
 }
 
 /// One line from a worker.
@@ -109,11 +113,18 @@ impl Cluster {
     pub(crate) fn spawn(&mut self, opts: &WorkerOpts) -> Result<usize, String> {
         let idx = self.workers.len();
         let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-        let mut child = Command::new(exe)
-            .args(["worker", "--id", &format!("n{idx:02}")])
+        let mut cmd = Command::new(exe);
+        cmd.args(["worker", "--id", &format!("n{idx:02}")])
             .args(["--ping-ms", &opts.ping_ms.to_string()])
             .args(["--keepalive-ms", &opts.keepalive_ms.to_string()])
-            .args(["--poll-us", &opts.poll_us.to_string()])
+            .args(["--poll-us", &opts.poll_us.to_string()]);
+        if let Some(m) = opts.mailbox {
+            cmd.args(["--mailbox", &m.to_string()]);
+        }
+        if let Some(f) = opts.max_frame {
+            cmd.args(["--max-frame", &f.to_string()]);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

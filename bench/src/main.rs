@@ -4,7 +4,7 @@
 //! The coordinator (this process) starts N copies of itself as hidden
 //! `worker`s, each running one node on smol, and drives them over stdin/stdout
 //! with JSON lines (see `worker.rs`). Scenarios: `converge`, `latency`,
-//! `loss`, `memory` (and `all`). Each prints a table, or one JSON object per
+//! `loss`, `memory`, `messages` (and `all`). Each prints a table, or one JSON object per
 //! scenario with `--json`. Results and method: `docs/BENCHMARKS.md`.
 
 mod cluster;
@@ -34,6 +34,8 @@ enum Command {
     Loss(LossArgs),
     /// Resident memory per node process, idle and with N*M members.
     Memory(MemoryArgs),
+    /// Port messages between two node processes: one-way throughput (small and 64 KiB) and round trip.
+    Messages(MessagesArgs),
     /// Every scenario with its defaults.
     All(Common),
     /// One node driven over stdin/stdout (used by the coordinator).
@@ -130,6 +132,43 @@ pub(crate) struct MemoryArgs {
     common: Common,
 }
 
+#[derive(Args, Debug, Clone)]
+pub(crate) struct MessagesArgs {
+    /// Small messages A sends to B as fast as `Port::send` returns.
+    #[arg(long, default_value_t = 1_000_000)]
+    count: u64,
+    /// Payload of a small message (bytes, at least 8: a sequence number comes first).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(8..))]
+    size: u64,
+    /// Large messages A sends to B.
+    #[arg(long, default_value_t = 10_000)]
+    big_count: u64,
+    /// Payload of a large message (bytes); the workers' `max_frame` is raised to fit it.
+    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(8..=16_000_000))]
+    big_size: u64,
+    /// Measured round trips A → B's echo port → A.
+    #[arg(long, default_value_t = 10_000)]
+    iters: usize,
+    /// Unmeasured round trips first.
+    #[arg(long, default_value_t = 1_000)]
+    warmup: usize,
+    /// Messages a port's mailbox holds (default: the driver's, 1024).
+    #[arg(long)]
+    mailbox: Option<usize>,
+    /// Largest window of the flow-controlled floods (also capped by half of
+    /// B's mailbox and by a quarter of the send buffer's worth of payloads).
+    #[arg(long, default_value_t = 512)]
+    window: u64,
+    /// Also flood with B's mailbox this large (0: skip), to show what the mailbox limit costs.
+    #[arg(long, default_value_t = 4_000_000)]
+    big_mailbox: usize,
+    /// Longest wait for a message once none has arrived for this long (ms): the end of a flood.
+    #[arg(long, default_value_t = 1000)]
+    idle_ms: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
 /// The hidden worker's options.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct WorkerArgs {
@@ -141,6 +180,12 @@ pub(crate) struct WorkerArgs {
     keepalive_ms: u64,
     #[arg(long, default_value_t = 500)]
     poll_us: u64,
+    /// `NodeConfig::mailbox` (default: the driver's).
+    #[arg(long)]
+    mailbox: Option<usize>,
+    /// `limits.max_frame` (default: the core's).
+    #[arg(long)]
+    max_frame: Option<usize>,
 }
 
 /// Every scenario with its defaults and the given common options.
@@ -152,7 +197,7 @@ fn all(c: &Common) -> Result<(), String> {
     if c.json {
         common.push("--json".into());
     }
-    for name in ["converge", "latency", "loss", "memory"] {
+    for name in ["converge", "latency", "loss", "memory", "messages"] {
         let argv = ["groupmesh-bench".to_owned(), name.to_owned()]
             .into_iter()
             .chain(common.iter().cloned());
@@ -162,6 +207,7 @@ fn all(c: &Common) -> Result<(), String> {
             Command::Latency(a) => scenarios::latency(&a)?,
             Command::Loss(a) => scenarios::loss(&a)?,
             Command::Memory(a) => scenarios::memory(&a)?,
+            Command::Messages(a) => scenarios::messages(&a)?,
             _ => {}
         }
     }
@@ -176,6 +222,7 @@ fn main() -> ExitCode {
         Command::Latency(a) => scenarios::latency(&a),
         Command::Loss(a) => scenarios::loss(&a),
         Command::Memory(a) => scenarios::memory(&a),
+        Command::Messages(a) => scenarios::messages(&a),
         Command::All(c) => all(&c),
     };
     match result {

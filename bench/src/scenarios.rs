@@ -1,4 +1,4 @@
-//! The scenarios: converge, latency, loss, memory.
+//! The scenarios: converge, latency, loss, memory, messages.
 //!
 //! Times that span processes are taken from CLOCK_REALTIME stamps made in
 //! the processes themselves (the coordinator's `t0` just before its first
@@ -9,12 +9,13 @@
 
 use std::time::{Duration, Instant};
 
+use groupmesh_smol::{DEFAULT_MAILBOX, DEFAULT_SEND_BUFFER};
 use serde_json::{json, Value};
 
 use crate::cluster::{Cluster, Msg, WorkerOpts};
 use crate::report::{ms, ms_between, quantile, sorted, summary, us, Report};
 use crate::worker::{memory_kib, sys_ns};
-use crate::{Common, ConvergeArgs, LatencyArgs, LossArgs, MemoryArgs};
+use crate::{Common, ConvergeArgs, LatencyArgs, LossArgs, MemoryArgs, MessagesArgs};
 
 const DEFAULT_PING_MS: u64 = 1000;
 const DEFAULT_KEEPALIVE_MS: u64 = 3000;
@@ -24,6 +25,8 @@ fn opts(c: &Common, ping_ms: u64, keepalive_ms: u64) -> WorkerOpts {
         ping_ms,
         keepalive_ms,
         poll_us: c.poll_us,
+        mailbox: None,
+        max_frame: None,
     }
 }
 
@@ -689,6 +692,355 @@ pub(crate) fn memory(a: &MemoryArgs) -> Result<(), String> {
     r.set("loaded", json!(loaded));
     r.set("bytes_per_member_registering", summary(&bpm));
     r.set("bytes_per_member_observer", json!(obs));
+    r.print(a.common.json);
+    Ok(())
+}
+
+// ----- messages ---------------------------------------------------------
+
+/// Worker A (the sender) and B (the receiver) of the messages scenario.
+const A: usize = 0;
+const B: usize = 1;
+
+/// Bytes a message adds to its payload on the wire, at most (the core's
+/// `wire::MESSAGE_OVERHEAD`): `max_frame` must hold payload + this.
+const MESSAGE_OVERHEAD: u64 = 32;
+
+/// The `max_frame` a payload of `size` bytes needs, if more than the default 64 KiB.
+fn frame_for(size: u64) -> Option<usize> {
+    let need = size + MESSAGE_OVERHEAD;
+    (need > 64 * 1024).then(|| usize::try_from(need.next_power_of_two()).unwrap_or(usize::MAX))
+}
+
+/// Two workers, A and B, connected.
+fn pair(
+    a: &MessagesArgs,
+    mailbox: Option<usize>,
+    max_frame: Option<usize>,
+) -> Result<Cluster, String> {
+    let o = WorkerOpts {
+        mailbox,
+        max_frame,
+        ..opts(&a.common, DEFAULT_PING_MS, DEFAULT_KEEPALIVE_MS)
+    };
+    let mut c = Cluster::start(2, &o, timeout(&a.common))?;
+    c.form_mesh()?;
+    c.clear_backlog()?;
+    Ok(c)
+}
+
+/// A stats counter, as a number.
+fn delta(before: &Value, after: &Value, k: &str) -> f64 {
+    num(after, k) - num(before, k)
+}
+
+/// A floods a new sink port on B with `count` messages of `size` bytes, as
+/// fast as `Port::send` returns; B's sink reads them. Only messages the
+/// sink read count.
+///
+/// With a `window`, A keeps at most that many messages sent and not yet
+/// acknowledged by B's sink (which acknowledges every `window / 4`): flow
+/// control as an application would add it, since `send` never blocks.
+fn flood(
+    c: &mut Cluster,
+    key: u64,
+    (count, size): (u64, u64),
+    window: u64,
+    idle_ms: u64,
+) -> Result<Value, String> {
+    let ack_every = if window > 0 { (window / 4).max(1) } else { 0 };
+    c.send(
+        B,
+        &json!({"cmd": "sink", "key": key, "ack_every": ack_every}),
+    )?;
+    let ready = c.wait("B's sink", |m| {
+        m.from == B && m.ev() == "sink_ready" && m.u64("key") == key
+    })?;
+    let to = ready.v.get("port").cloned().unwrap_or_default();
+    let before = c.stats(&[A, B])?;
+    c.send(
+        A,
+        &json!({"cmd": "blast", "to": to, "count": count, "size": size, "window": window}),
+    )?;
+    let blasted = c.wait("A's sends", |m| m.from == A && m.ev() == "blasted")?;
+    if blasted.u64("errors") > 0 {
+        return Err(format!("A's sends failed: {}", blasted.v));
+    }
+    c.send(
+        B,
+        &json!({"cmd": "sink_wait", "key": key, "expect": count, "idle_ms": idle_ms}),
+    )?;
+    let sunk = c.wait("B's sink", |m| {
+        m.from == B && m.ev() == "sunk" && m.u64("key") == key
+    })?;
+    let after = c.stats(&[A, B])?;
+    let (t_start, last_t) = (blasted.u64("t_start"), sunk.u64("last_t"));
+    let received = sunk.u64("received");
+    #[allow(clippy::cast_precision_loss)]
+    let (received_f, bytes_f, count_f) = (received as f64, sunk.u64("bytes") as f64, count as f64);
+    let secs = if received > 0 {
+        ms_between(t_start, last_t) / 1e3
+    } else {
+        f64::NAN
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let send_secs = blasted.u64("us") as f64 / 1e6;
+    let dropped_sender = delta(&before[0], &after[0], "messages_dropped");
+    let dropped_receiver = delta(&before[1], &after[1], "messages_dropped");
+    Ok(json!({
+        "count": count,
+        "size": size,
+        "window": window,
+        "stalled": blasted.v.get("stalled").cloned().unwrap_or_default(),
+        "received": received,
+        "received_bytes": sunk.u64("bytes"),
+        "out_of_order": sunk.u64("out_of_order"),
+        "seconds": secs,
+        "msgs_per_s": received_f / secs,
+        "mb_per_s": bytes_f / secs / 1e6,
+        "send_calls_s": send_secs,
+        "send_calls_per_s": count_f / send_secs,
+        "sent_by_core_a": delta(&before[0], &after[0], "messages_sent"),
+        "dropped_at_a": dropped_sender,
+        "arrived_at_b": delta(&before[1], &after[1], "messages_received"),
+        "dropped_at_b": dropped_receiver,
+        "unaccounted": count_f - dropped_sender - dropped_receiver - received_f,
+        "frames_out_a": delta(&before[0], &after[0], "frames_out"),
+        "bytes_out_a": delta(&before[0], &after[0], "bytes_out"),
+        "cpu_ms_a": delta(&before[0], &after[0], "cpu_ns") / 1e6,
+        "cpu_ms_b": delta(&before[1], &after[1], "cpu_ns") / 1e6,
+    }))
+}
+
+/// Round trips from A to a new echo port on B; the samples are taken in A
+/// with `std::time::Instant`.
+fn round_trips(
+    c: &mut Cluster,
+    key: u64,
+    iters: usize,
+    warmup: usize,
+    size: u64,
+) -> Result<(Vec<f64>, u64), String> {
+    c.send(B, &json!({"cmd": "echo", "key": key}))?;
+    let ready = c.wait("B's echo port", |m| {
+        m.from == B && m.ev() == "echo_ready" && m.u64("key") == key
+    })?;
+    let to = ready.v.get("port").cloned().unwrap_or_default();
+    c.send(
+        A,
+        &json!({"cmd": "rtt", "to": to, "iters": iters, "warmup": warmup, "size": size,
+                "limit_ms": c.timeout.as_millis() * 3 / 4}),
+    )?;
+    let r = c.wait("A's round trips", |m| m.from == A && m.ev() == "rtt")?;
+    let samples =
+        r.v.get("samples_us")
+            .and_then(Value::as_array)
+            .map(|xs| xs.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+    Ok((samples, r.u64("lost")))
+}
+
+/// The rows of one flood.
+/// With a `target` rate, the flood meets it only if B read every message
+/// too: a high rate of the few that got through is not a throughput.
+fn flood_rows(r: &mut Report, name: &str, f: &Value, target: Option<f64>) {
+    let rate = num(f, "msgs_per_s");
+    let read = num(f, "received") / num(f, "count").max(1.0);
+    let what = format!("{name}: messages read by B's port, per second");
+    let value = format!(
+        "{rate:.0} /s ({:.1} MB/s), {:.0}% of those sent",
+        num(f, "mb_per_s"),
+        read * 100.0
+    );
+    match target {
+        Some(t) => {
+            let met = rate >= t && read >= 1.0;
+            r.target(what, value, format!(">= {t:.0} /s, none lost"), met);
+        }
+        None => r.row(what, value),
+    }
+    r.row(
+        "    sent / read by B / dropped at A (congested) / dropped at B (mailbox full) / unaccounted",
+        format!(
+            "{} / {} / {:.0} / {:.0} / {:.0}",
+            num(f, "count"),
+            num(f, "received"),
+            num(f, "dropped_at_a"),
+            num(f, "dropped_at_b"),
+            num(f, "unaccounted")
+        ),
+    );
+    r.row(
+        "    first send on A → last read on B; A's send loop alone",
+        format!(
+            "{} ; {} ({:.0} calls/s)",
+            ms(num(f, "seconds") * 1e3),
+            ms(num(f, "send_calls_s") * 1e3),
+            num(f, "send_calls_per_s")
+        ),
+    );
+    r.row(
+        "    CPU time A / B; out-of-order reads",
+        format!(
+            "{} / {}; {}{}",
+            ms(num(f, "cpu_ms_a")),
+            ms(num(f, "cpu_ms_b")),
+            num(f, "out_of_order"),
+            if f.get("stalled").and_then(Value::as_bool) == Some(true) {
+                "; STALLED: no acknowledgement for 1 s"
+            } else {
+                ""
+            }
+        ),
+    );
+}
+
+pub(crate) fn messages(a: &MessagesArgs) -> Result<(), String> {
+    let mut r = Report::new(
+        "messages",
+        json!({"count": a.count, "size": a.size, "big_count": a.big_count, "big_size": a.big_size,
+               "iters": a.iters, "warmup": a.warmup, "mailbox": a.mailbox, "big_mailbox": a.big_mailbox}),
+    );
+    let mailbox = a
+        .mailbox
+        .map_or_else(|| "1024 (default)".to_owned(), |m| m.to_string());
+
+    let (small_n, big_n) = ((a.count, a.size), (a.big_count, a.big_size));
+    // A window that neither fills B's mailbox nor passes half of A's send
+    // buffer (where the driver drops): half of each.
+    let mailbox_n = a.mailbox.unwrap_or(DEFAULT_MAILBOX) as u64;
+    let fits = |size: u64| (DEFAULT_SEND_BUFFER as u64 / 2 / (size + MESSAGE_OVERHEAD) / 2).max(1);
+    let window = |size: u64| a.window.min(mailbox_n / 2).min(fits(size)).max(1);
+
+    // Default configuration: small floods, small round trips.
+    let mut c = pair(a, a.mailbox, None)?;
+    let small = flood(&mut c, 1, small_n, 0, a.idle_ms)?;
+    let small_w = flood(&mut c, 2, small_n, window(a.size), a.idle_ms)?;
+    let (rtt, lost) = round_trips(&mut c, 3, a.iters, a.warmup, a.size)?;
+    drop(c);
+
+    // max_frame raised to hold the large payload: large floods and round trips.
+    let max_frame = frame_for(a.big_size);
+    let mut c = pair(a, a.mailbox, max_frame)?;
+    let big = flood(&mut c, 1, big_n, 0, a.idle_ms)?;
+    let big_w = flood(&mut c, 2, big_n, window(a.big_size), a.idle_ms)?;
+    let big_iters = (a.iters / 10).max(1);
+    let (big_rtt, big_lost) = round_trips(&mut c, 3, big_iters, a.warmup / 10, a.big_size)?;
+    drop(c);
+
+    // The small flood again, with a mailbox that never fills.
+    let roomy = if a.big_mailbox > 0 {
+        let mut c = pair(a, Some(a.big_mailbox), None)?;
+        Some(flood(&mut c, 1, small_n, 0, a.idle_ms)?)
+    } else {
+        None
+    };
+
+    flood_rows(
+        &mut r,
+        &format!("{} × {} B, A → B, mailbox {mailbox}", a.count, a.size),
+        &small,
+        Some(500_000.0),
+    );
+    flood_rows(
+        &mut r,
+        &format!(
+            "the same, window of {} unacknowledged",
+            num(&small_w, "window")
+        ),
+        &small_w,
+        None,
+    );
+    if let Some(f) = &roomy {
+        flood_rows(
+            &mut r,
+            &format!(
+                "{} × {} B, A → B, mailbox {}",
+                a.count, a.size, a.big_mailbox
+            ),
+            f,
+            None,
+        );
+    }
+    flood_rows(
+        &mut r,
+        &format!(
+            "{} × {} B, A → B, mailbox {mailbox}, max_frame {}",
+            a.big_count,
+            a.big_size,
+            max_frame.map_or_else(|| "64 KiB".to_owned(), |f| format!("{} KiB", f / 1024))
+        ),
+        &big,
+        None,
+    );
+    flood_rows(
+        &mut r,
+        &format!(
+            "the same, window of {} unacknowledged",
+            num(&big_w, "window")
+        ),
+        &big_w,
+        None,
+    );
+    let s = sorted(&rtt);
+    let p50 = quantile(&s, 0.5);
+    r.target(
+        format!("round trip A → B's echo port → A, {} B, p50", a.size),
+        us(p50),
+        "< 60 µs",
+        p50 < 60.0,
+    );
+    r.row(
+        "    p90 / p99 / max; lost",
+        format!(
+            "{} / {} / {}; {lost}",
+            us(quantile(&s, 0.9)),
+            us(quantile(&s, 0.99)),
+            us(s.last().copied().unwrap_or(0.0))
+        ),
+    );
+    let b = sorted(&big_rtt);
+    r.row(
+        format!("round trip, {} B, p50 / p99; lost", a.big_size),
+        format!(
+            "{} / {}; {big_lost}",
+            us(quantile(&b, 0.5)),
+            us(quantile(&b, 0.99))
+        ),
+    );
+    r.note(format!(
+        "two worker processes on 127.0.0.1; A sends from one port with Port::send in a tight loop, \
+         B's port is read by a smol task; a rate counts only messages B's port read, from A's \
+         CLOCK_REALTIME before its first send to B's after its last read (same kernel clock); \
+         B's sink waits until all arrived or none came for {} ms",
+        a.idle_ms
+    ));
+    r.note(format!(
+        "round trips: one at a time from a port on A to an echo port on B (a smol task that \
+         sends each message back to its sender), timed in A with std::time::Instant; {} measured \
+         after {} unmeasured ({} / {} for the large payload); lost 1 = a reply never came \
+         (the rounds stop there)",
+        a.iters,
+        a.warmup,
+        big_iters,
+        a.warmup / 10
+    ));
+    r.note(
+        "window: A sends at most that many messages not yet acknowledged; B's reading task \
+         acknowledges every window/4 messages to A's sending port (flow control as an \
+         application adds it: Port::send never blocks nor says when it drops)",
+    );
+    r.set("small", small);
+    r.set("small_window", small_w);
+    if let Some(f) = roomy {
+        r.set("small_roomy_mailbox", f);
+    }
+    r.set("big", big);
+    r.set("big_window", big_w);
+    r.set("rtt_us", summary(&rtt));
+    r.set("rtt_lost", json!(lost));
+    r.set("big_rtt_us", summary(&big_rtt));
+    r.set("big_rtt_lost", json!(big_lost));
     r.print(a.common.json);
     Ok(())
 }

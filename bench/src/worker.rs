@@ -18,19 +18,28 @@
 //! | `monitor {group}` | then `change {group, members, added, removed, t}` for every change |
 //! | `watch {tag, members?, peers?, timeout_ms}` | `reached {tag, what, t}` once per condition (`members` = memberships in the view, `peers` = connected nodes), or `watch_timeout {tag, members, peers}` |
 //! | `count {prefix, groups}` | `count {total}`: Σ `members(prefix{i}).len()` |
+//! | `sink {key, ack_every?}` | `sink_ready {key, port}`: a new port whose task reads and counts every message (checking the sequence numbers), and acknowledges every `ack_every` to the sender |
+//! | `sink_wait {key, expect, idle_ms}` | `sunk {key, received, bytes, first_t, last_t, out_of_order}` once `expect` messages were read, or none for `idle_ms` |
+//! | `blast {to, count, size, window?}` | `blasted {calls, errors, stalled, t_start, t_end, us}`: `count` messages of `size` bytes sent from a new port to `to`, in a loop of `Port::send`; with `window`, at most that many not yet acknowledged |
+//! | `echo {key}` | `echo_ready {key, port}`: a new port whose task sends every message back to its sender |
+//! | `rtt {to, iters, warmup, size, limit_ms?}` | `rtt {samples_us, lost}`: from a new port, send to `to` and wait for the reply, one at a time (µs, `std::time::Instant`); `lost` is 1 if a reply did not come before `limit_ms` (default 20 s) for all rounds |
 //! | `stats` | `stats {...}`: the node's counters and this process's memory |
 //! | `ping` | `pong` |
 //! | `exit` | the node shuts down and the process exits |
+//!
+//! A `port` is `{node, inc, n}`. A message payload of `sink`, `blast` and `rtt`
+//! starts with its sequence number (u64, little endian).
 //!
 //! End of stdin (the coordinator is gone) exits at once.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_lite::StreamExt;
-use groupmesh_smol::{Node, NodeConfig, Port, Registration};
+use futures_lite::{future, StreamExt};
+use groupmesh_smol::{Node, NodeConfig, NodeId, Port, PortId, Registration};
 use serde_json::{json, Value};
 
 use crate::WorkerArgs;
@@ -105,6 +114,186 @@ fn get_usize(v: &Value, k: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// A port as JSON: `{node, inc, n}`.
+fn port_json(p: &PortId) -> Value {
+    json!({"node": p.node().as_str(), "inc": p.incarnation(), "n": p.number()})
+}
+
+/// The port `v[k]` names (`{node, inc, n}`).
+fn port_of(v: &Value, k: &str) -> Result<PortId, String> {
+    let p = v.get(k).ok_or_else(|| format!("no {k:?}"))?;
+    let node = NodeId::new(get_str(p, "node")).map_err(|e| format!("{k}: {e}"))?;
+    let (Some(inc), Some(n)) = (get_u64(p, "inc"), get_u64(p, "n")) else {
+        return Err(format!("{k}: not a port: {p}"));
+    };
+    Ok(PortId::new(node, inc, n))
+}
+
+/// The sequence number a payload starts with.
+fn seq_of(payload: &[u8]) -> Option<u64> {
+    let b: [u8; 8] = payload.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+/// What a sink's task has read so far.
+#[derive(Default)]
+struct SinkCounts {
+    received: AtomicU64,
+    bytes: AtomicU64,
+    /// CLOCK_REALTIME ns of the first and the last message read.
+    first_t: AtomicU64,
+    last_t: AtomicU64,
+    /// Messages whose sequence number was not above the previous one's.
+    out_of_order: AtomicU64,
+}
+
+/// Opens a port whose task reads and counts every message; with
+/// `ack_every`, it tells the sender after every `ack_every` messages how
+/// many it read (the next sequence number it expects).
+fn sink(node: &Node, ack_every: u64) -> (PortId, Arc<SinkCounts>, smol::Task<()>) {
+    let mut port = node.open_port();
+    let id = port.id().clone();
+    let counts = Arc::new(SinkCounts::default());
+    let c = counts.clone();
+    let task = smol::spawn(async move {
+        let mut last: Option<u64> = None;
+        while let Some(m) = port.recv().await {
+            let t = sys_ns();
+            if c.received.load(Ordering::Relaxed) == 0 {
+                c.first_t.store(t, Ordering::Relaxed);
+            }
+            c.last_t.store(t, Ordering::Relaxed);
+            c.bytes.fetch_add(m.payload.len() as u64, Ordering::Relaxed);
+            let seq = seq_of(&m.payload);
+            if seq.is_none() || seq <= last {
+                c.out_of_order.fetch_add(1, Ordering::Relaxed);
+            }
+            last = last.max(seq);
+            let n = c.received.fetch_add(1, Ordering::Relaxed) + 1;
+            if let (Some(from), Some(seq)) = (&m.from, seq) {
+                if ack_every > 0 && n % ack_every == 0 {
+                    // A lost ack only slows the sender until the next one.
+                    let _ = port.send(from, (seq + 1).to_le_bytes());
+                }
+            }
+        }
+    });
+    (id, counts, task)
+}
+
+/// Waits until `expect` messages were read, or none came for `idle`. Sleeps
+/// the command thread (no timer in the node's reactor while it floods).
+fn sink_wait(counts: &SinkCounts, expect: u64, idle: Duration) {
+    let mut seen = counts.received.load(Ordering::Relaxed);
+    let mut progress = Instant::now();
+    loop {
+        let now = counts.received.load(Ordering::Relaxed);
+        if now >= expect {
+            return;
+        }
+        if now != seen {
+            seen = now;
+            progress = Instant::now();
+        } else if progress.elapsed() >= idle {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Sends `count` messages of `size` bytes from `port` to `to` in a loop of
+/// `Port::send`. With a `window`, at most that many messages are sent and
+/// not yet acknowledged by the receiver (a sink with `ack_every`); without,
+/// as fast as `send` returns.
+async fn blast(port: &mut Port, to: &PortId, count: u64, size: usize, window: u64) -> Value {
+    let mut buf = payload(size, 0);
+    let mut errors = 0u64;
+    let mut first_error = None;
+    // Messages below this sequence number were read by the receiver.
+    let mut acked = 0u64;
+    let mut stalled = false;
+    let t_start = sys_ns();
+    let start = Instant::now();
+    for seq in 0..count {
+        while window > 0 && seq >= acked + window {
+            let ack = async { port.recv().await.and_then(|m| seq_of(&m.payload)) };
+            let late = async {
+                smol::Timer::after(Duration::from_secs(1)).await;
+                None
+            };
+            match future::or(ack, late).await {
+                Some(upto) => acked = acked.max(upto),
+                None => {
+                    stalled = true;
+                    break;
+                }
+            }
+        }
+        if stalled {
+            break;
+        }
+        buf[..8].copy_from_slice(&seq.to_le_bytes());
+        if let Err(e) = port.send(to, &buf) {
+            errors += 1;
+            first_error.get_or_insert_with(|| e.to_string());
+        }
+    }
+    let us = start.elapsed().as_micros();
+    json!({
+        "ev": "blasted", "calls": count, "errors": errors, "stalled": stalled,
+        "first_error": first_error, "t_start": t_start, "t_end": sys_ns(), "us": us,
+    })
+}
+
+/// A payload of `size` bytes starting with `seq`.
+fn payload(size: usize, seq: u64) -> Vec<u8> {
+    let mut p = vec![0xA5; size.max(8)];
+    p[..8].copy_from_slice(&seq.to_le_bytes());
+    p
+}
+
+/// Round trips from a new port to the echo port `to`: send, wait for the
+/// reply, `warmup + iters` times. Returns the measured ones (µs), and 1 lost
+/// if a reply did not come within `limit` (the rounds stop there). One timer
+/// for the whole run: a timer per round would add reactor work to each.
+async fn rtt(
+    node: Arc<Node>,
+    to: PortId,
+    (iters, warmup): (usize, usize),
+    size: usize,
+    limit: Duration,
+) -> Value {
+    let mut port = node.open_port();
+    let mut buf = payload(size, 0);
+    let mut samples = Vec::with_capacity(iters);
+    let rounds = async {
+        for k in 0..(warmup + iters) as u64 {
+            buf[..8].copy_from_slice(&k.to_le_bytes());
+            let start = Instant::now();
+            port.send(&to, &buf).map_err(|e| format!("rtt send: {e}"))?;
+            // Late replies of earlier rounds are skipped.
+            loop {
+                let m = port.recv().await.ok_or("the node stopped")?;
+                if seq_of(&m.payload) == Some(k) {
+                    break;
+                }
+            }
+            if k >= warmup as u64 {
+                samples.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        Ok::<bool, String>(false)
+    };
+    let late = async {
+        smol::Timer::after(limit).await;
+        Ok(true)
+    };
+    match future::or(rounds, late).await {
+        Ok(lost) => json!({"ev": "rtt", "samples_us": samples, "lost": u64::from(lost)}),
+        Err(e) => json!({"ev": "error", "error": e}),
+    }
+}
+
 /// A port and, until it is ended, its registration.
 struct Single {
     port: Port,
@@ -116,6 +305,12 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<(), String> {
     cfg.bind.push(([127, 0, 0, 1], 0).into());
     cfg.timeouts.ping_interval = Duration::from_millis(args.ping_ms);
     cfg.timeouts.keepalive_timeout = Duration::from_millis(args.keepalive_ms);
+    if let Some(m) = args.mailbox {
+        cfg.mailbox = m;
+    }
+    if let Some(f) = args.max_frame {
+        cfg.limits.max_frame = f;
+    }
     let poll = Duration::from_micros(args.poll_us.max(10));
 
     // Commands are read by a plain thread; end of input ends the process.
@@ -151,6 +346,10 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<(), String> {
         let mut batches: HashMap<String, Vec<(Port, Registration)>> = HashMap::new();
         let mut singles: HashMap<u64, Single> = HashMap::new();
         let mut monitors = Vec::new();
+        let mut sinks: HashMap<u64, Arc<SinkCounts>> = HashMap::new();
+        // Sink and echo tasks, ended (and their ports closed) at exit.
+        let mut tasks = Vec::new();
+        let mut senders = Vec::new();
 
         while let Ok(cmd) = rx.recv().await {
             match get_str(&cmd, "cmd") {
@@ -258,11 +457,71 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<(), String> {
                         "groups": s.groups, "members": s.members, "local_ports": s.local_ports,
                         "frames_in": s.frames_in, "frames_out": s.frames_out,
                         "bytes_in": s.bytes_in, "bytes_out": s.bytes_out, "cpu_ns": cpu_ns(),
+                        "messages_sent": s.messages_sent, "messages_received": s.messages_received,
+                        "messages_dropped": s.messages_dropped,
                         "closed": s.closed.iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>(),
                     });
                     if let (Some(o), Value::Object(m)) = (v.as_object_mut(), memory_kib("self")) {
                         o.extend(m);
                     }
+                    emit(&v);
+                }
+                "sink" => {
+                    let key = get_u64(&cmd, "key").unwrap_or(0);
+                    let ack_every = get_u64(&cmd, "ack_every").unwrap_or(0);
+                    let (id, counts, task) = sink(&node, ack_every);
+                    sinks.insert(key, counts);
+                    tasks.push(task);
+                    emit(&json!({"ev": "sink_ready", "key": key, "port": port_json(&id)}));
+                }
+                "sink_wait" => {
+                    let key = get_u64(&cmd, "key").unwrap_or(0);
+                    let counts = sinks.get(&key).cloned().unwrap_or_default();
+                    let expect = get_u64(&cmd, "expect").unwrap_or(0);
+                    let idle = Duration::from_millis(get_u64(&cmd, "idle_ms").unwrap_or(1000));
+                    sink_wait(&counts, expect, idle);
+                    let c = &counts;
+                    emit(&json!({
+                        "ev": "sunk", "key": key,
+                        "received": c.received.load(Ordering::Relaxed),
+                        "bytes": c.bytes.load(Ordering::Relaxed),
+                        "first_t": c.first_t.load(Ordering::Relaxed),
+                        "last_t": c.last_t.load(Ordering::Relaxed),
+                        "out_of_order": c.out_of_order.load(Ordering::Relaxed),
+                    }));
+                }
+                "blast" => {
+                    let to = port_of(&cmd, "to")?;
+                    let count = get_u64(&cmd, "count").unwrap_or(0);
+                    let size = get_usize(&cmd, "size");
+                    let window = get_u64(&cmd, "window").unwrap_or(0);
+                    let mut port = node.open_port();
+                    let v = blast(&mut port, &to, count, size, window).await;
+                    // Kept open until exit, like the sinks.
+                    senders.push(port);
+                    emit(&v);
+                }
+                "echo" => {
+                    let key = get_u64(&cmd, "key").unwrap_or(0);
+                    let mut port = node.open_port();
+                    let id = port.id().clone();
+                    tasks.push(smol::spawn(async move {
+                        while let Some(m) = port.recv().await {
+                            if let Some(from) = &m.from {
+                                // A dropped reply shows as a lost round trip.
+                                let _ = port.send(from, &m.payload);
+                            }
+                        }
+                    }));
+                    emit(&json!({"ev": "echo_ready", "key": key, "port": port_json(&id)}));
+                }
+                "rtt" => {
+                    let to = port_of(&cmd, "to")?;
+                    let iters = get_usize(&cmd, "iters");
+                    let warmup = get_usize(&cmd, "warmup");
+                    let size = get_usize(&cmd, "size");
+                    let limit = Duration::from_millis(get_u64(&cmd, "limit_ms").unwrap_or(20_000));
+                    let v = smol::spawn(rtt(node.clone(), to, (iters, warmup), size, limit)).await;
                     emit(&v);
                 }
                 "ping" => emit(&json!({"ev": "pong", "t": sys_ns()})),
@@ -273,6 +532,8 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<(), String> {
             }
         }
         drop(monitors);
+        drop(tasks);
+        drop(senders);
         node.shutdown().await;
         Ok(())
     })

@@ -132,15 +132,32 @@ impl Groups {
 /// Applies a sorted batch to sorted `members` and returns what really changed
 /// (ports already present are not added again, absent ones not removed).
 ///
-/// Only the span of `members` between the batch's smallest and largest port
-/// is merged and spliced back. Ports sort by node first, so a batch from one
-/// node touches that node's run only: the cost is the run's length (plus one
-/// move of the tail when the length changes), not the group's.
+/// A few changes are applied one by one (a binary search and a move of the
+/// tail each). A larger batch is merged with the span of `members` between
+/// its smallest and largest port only, spliced back in one move: ports sort
+/// by node first, so a batch from one node touches that node's run, not the
+/// whole group.
 pub(crate) fn merge(
     members: &mut Vec<PortId>,
     added: &[PortId],
     removed: &[PortId],
 ) -> (Vec<PortId>, Vec<PortId>) {
+    if added.len() + removed.len() <= 8 {
+        let mut did_remove = Vec::new();
+        let mut did_add = Vec::new();
+        for p in removed {
+            if let Ok(i) = members.binary_search(p) {
+                did_remove.push(members.remove(i));
+            }
+        }
+        for p in added {
+            if let Err(i) = members.binary_search(p) {
+                members.insert(i, p.clone());
+                did_add.push(p.clone());
+            }
+        }
+        return (did_add, did_remove);
+    }
     let (Some(first), Some(last)) = (
         [added.first(), removed.first()].into_iter().flatten().min(),
         [added.last(), removed.last()].into_iter().flatten().max(),
@@ -181,6 +198,8 @@ pub(crate) fn merge(
         }
     }
     if !did_add.is_empty() || !did_remove.is_empty() {
+        // Grown to fit exactly: a view built from snapshots keeps no slack.
+        members.reserve_exact(run.len().saturating_sub(hi - lo));
         members.splice(lo..hi, run);
     }
     (did_add, did_remove)

@@ -61,9 +61,13 @@ impl Node {
                 None
             }
         } else {
-            match self.peers.get(port.node()).map(|p| p.conn) {
+            // A newer incarnation than the port's is up: it restarted. The
+            // port's own incarnation, or a newer one not yet connected, or a
+            // connection being handed over: watch, and ask once connected
+            // (`rewatch`); losing the node fires it.
+            match self.peers.get(port.node()) {
                 None => Some(PortDownReason::Unreachable),
-                Some(_) if self.conn_to(port).is_none() => Some(PortDownReason::Restarted),
+                Some(p) if p.incarnation > port.incarnation() => Some(PortDownReason::Restarted),
                 Some(_) => None,
             }
         };

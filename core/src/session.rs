@@ -401,7 +401,7 @@ impl Node {
             });
         }
         if old_inc != inc {
-            self.node_ports_gone(&node, |p| p.incarnation() != inc, PortDownReason::Restarted);
+            self.node_ports_gone(&node, |p| p.incarnation() < inc, PortDownReason::Restarted);
         }
         let new = &self.peers[&node].view;
         let port = |inc: u64, n: u64| PortId::new(node.clone(), inc, n);

@@ -5,6 +5,13 @@
 //! checks the contract's consistency, mesh and monitor rules. A failing seed
 //! is printed with its replay command; every run is a pure function of its seed.
 //!
+//! `messages_are_delivered_at_most_once_in_order_to_the_right_incarnation`
+//! does the same with port messages and port monitors mixed in: every
+//! delivery is checked as it happens (see `common/mod.rs`), and once the
+//! network is healed and quiet, messages between live ports must all arrive
+//! and every port monitor still waiting must watch a live port. Its seeds are
+//! counted by the same `SIM_SEEDS` (default 150).
+//!
 //! ```text
 //! SIM_SEED=1234 cargo test -p groupmesh-core --test simulation random_faults -- --nocapture
 //! SIM_SEED=1234 SIM_TRACE=1 ...       # the same, with the core's and the simulator's debug log
@@ -13,6 +20,7 @@
 //! SIM_VERBOSE=1 ...                   # one line per seed: size, steps, faults, deltas
 //! SIM_FORGET_MS=600000 ...            # fix forget_after (search past a forgetting bug)
 //! cargo test --release -p groupmesh-core --test simulation long_random -- --ignored   # bigger runs
+//! SIM_SEED=1234 cargo test -p groupmesh-core --test simulation messages_are -- --nocapture
 //! ```
 //!
 //! The other tests are focused scenarios, named after what they show. The
@@ -25,7 +33,9 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use common::{close_reasons, init_tracing, run_seeds, CutMode, Sim, SimOptions};
-use groupmesh_core::{ApiError, CloseReason, Event, Instant, MonitorId, PortId, RegId};
+use groupmesh_core::{
+    ApiError, CloseReason, Event, Instant, MonitorId, PortDownReason, PortId, PortMonitorId, RegId,
+};
 use rand::rngs::SmallRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -99,17 +109,93 @@ fn random_api_call(sim: &mut Sim, i: usize, groups: usize) {
     }
 }
 
+/// A port to send to or watch: mostly a live port of any node, else any port
+/// ever opened (closed, or of an earlier incarnation).
+fn random_target(sim: &mut Sim) -> Option<PortId> {
+    if sim.rng.random_ratio(3, 4) {
+        let live: Vec<PortId> = sim
+            .nodes
+            .iter()
+            .filter(|n| n.alive())
+            .flat_map(|n| n.model.ports.iter().cloned())
+            .collect();
+        live.choose(&mut sim.rng).cloned()
+    } else {
+        sim.port_history.choose(&mut sim.rng).cloned()
+    }
+}
+
+/// One random messaging call on live node `i`: a burst of messages from one
+/// of its ports to one port, a port monitor started or ended, a port opened,
+/// or a send from a port that is not its own (refused).
+fn random_message_call(sim: &mut Sim, i: usize) {
+    let mine: Vec<PortId> = sim.nodes[i].model.ports.iter().cloned().collect();
+    match sim.rng.random_range(0..100) {
+        0..60 => {
+            let Some(to) = random_target(sim) else {
+                return;
+            };
+            let from = if sim.rng.random_ratio(9, 10) {
+                mine.choose(&mut sim.rng).cloned()
+            } else {
+                None
+            };
+            for _ in 0..sim.rng.random_range(1..=4) {
+                let pad = sim.rng.random_range(0..=16);
+                sim.send(i, from.as_ref(), &to, pad);
+            }
+        }
+        60..80 => {
+            if let Some(p) = random_target(sim) {
+                sim.monitor_port(i, &p);
+            }
+        }
+        80..90 => {
+            let waiting: Vec<PortMonitorId> = sim.nodes[i]
+                .port_monitors
+                .iter()
+                .filter(|(_, t)| t.fired.is_none() && !t.ended)
+                .map(|(id, _)| *id)
+                .collect();
+            if let Some(&m) = waiting.choose(&mut sim.rng) {
+                sim.unmonitor_port(i, m);
+            }
+        }
+        90..95 => {
+            sim.open_port(i);
+        }
+        _ => {
+            let not_mine: Vec<PortId> = sim
+                .port_history
+                .iter()
+                .filter(|p| !mine.contains(p))
+                .cloned()
+                .collect();
+            let to = random_target(sim);
+            if let (Some(from), Some(to)) = (not_mine.choose(&mut sim.rng), to) {
+                sim.send_refused(i, from, &to, ApiError::NotLocalPort);
+            }
+        }
+    }
+}
+
 fn random_mode(rng: &mut SmallRng) -> CutMode {
     *[CutMode::Reset, CutMode::Silent, CutMode::Stall]
         .choose(rng)
         .expect("non-empty")
 }
 
-/// One random fault, API call or pause.
-fn random_step(sim: &mut Sim, groups: usize) {
+/// One random fault, API call or pause; with `msgs`, also messaging calls.
+fn random_step(sim: &mut Sim, groups: usize, msgs: bool) {
     let n = sim.nodes.len();
     let live = sim.live_nodes();
     let dead = sim.dead_nodes();
+    if msgs && sim.rng.random_ratio(3, 10) {
+        if let Some(&i) = live.choose(&mut sim.rng) {
+            random_message_call(sim, i);
+        }
+        return;
+    }
     match sim.rng.random_range(0..100) {
         0..55 => {
             if let Some(&i) = live.choose(&mut sim.rng) {
@@ -167,6 +253,20 @@ fn random_step(sim: &mut Sim, groups: usize) {
 /// A random run: options drawn from the seed, a phase of random faults and API
 /// calls, then everything healed and restarted, and the network must converge.
 fn random_run(seed: u64, nodes: RangeInclusive<usize>, fault_ms: RangeInclusive<u64>) -> Sim {
+    random_run_with(seed, nodes, fault_ms, false)
+}
+
+/// [`random_run`], with port messages and port monitors mixed in (`msgs`):
+/// once converged, messages between live ports must all arrive, a monitored
+/// port that closes must give exactly one notice, and every port monitor
+/// still waiting must watch a live port. Without `msgs`, the very same run
+/// as before messaging existed (no extra random draws).
+fn random_run_with(
+    seed: u64,
+    nodes: RangeInclusive<usize>,
+    fault_ms: RangeInclusive<u64>,
+    msgs: bool,
+) -> Sim {
     let mut rng = SmallRng::seed_from_u64(seed);
     let n = rng.random_range(nodes);
     let mut opts = SimOptions::new(n);
@@ -200,12 +300,25 @@ fn random_run(seed: u64, nodes: RangeInclusive<usize>, fault_ms: RangeInclusive<
             let p = sim.open_port(i);
             sim.register(i, g, &p);
         }
+        if msgs {
+            for _ in 0..sim.rng.random_range(1..=2) {
+                sim.open_port(i);
+            }
+        }
     }
 
     while sim.now < fault_end {
         let gap = sim.rng.random_range(0..=120);
         sim.run_for(ms(gap));
-        random_step(&mut sim, groups);
+        random_step(&mut sim, groups, msgs);
+        if msgs {
+            // Messages between the faults, not only instead of them.
+            for _ in 0..sim.rng.random_range(0..=2) {
+                if let Some(&i) = sim.live_nodes().choose(&mut sim.rng) {
+                    random_message_call(&mut sim, i);
+                }
+            }
+        }
     }
     sim.heal_all();
     for i in sim.dead_nodes() {
@@ -219,6 +332,9 @@ fn random_run(seed: u64, nodes: RangeInclusive<usize>, fault_ms: RangeInclusive<
         random_api_call(&mut sim, i, groups);
     }
     let took = sim.settle_or_panic();
+    if msgs {
+        quiet_messages(&mut sim);
+    }
     if std::env::var_os("SIM_VERBOSE").is_some() {
         eprintln!(
             "seed {seed}: {n} nodes, converged in {took:?}, {} steps, {:?}",
@@ -226,6 +342,75 @@ fn random_run(seed: u64, nodes: RangeInclusive<usize>, fault_ms: RangeInclusive<
         );
     }
     sim
+}
+
+/// On the converged, quiet network (no fault from here on): every port
+/// monitor still waiting watches a live port; messages between live ports,
+/// local and remote, all arrive; a watched remote port that closes gives its
+/// monitor exactly one notice, `Closed`.
+fn quiet_messages(sim: &mut Sim) {
+    let fail = |sim: &Sim, e: String| -> ! { panic!("{e}\n{}", sim.dump()) };
+    if let Err(e) = sim.check_port_monitors() {
+        fail(sim, e);
+    }
+    let n = sim.nodes.len();
+    for i in 0..n {
+        if sim.nodes[i].model.ports.is_empty() {
+            sim.open_port(i);
+        }
+    }
+    let ports =
+        |sim: &Sim, i: usize| -> Vec<PortId> { sim.nodes[i].model.ports.iter().cloned().collect() };
+    let first = sim.sent.len() as u64;
+    for _ in 0..sim.rng.random_range(1..=20) {
+        let (a, b) = (sim.rng.random_range(0..n), sim.rng.random_range(0..n));
+        let from = ports(sim, a).choose(&mut sim.rng).cloned();
+        let to = ports(sim, b).choose(&mut sim.rng).cloned();
+        let (Some(from), Some(to)) = (from, to) else {
+            continue;
+        };
+        for _ in 0..sim.rng.random_range(1..=3) {
+            let pad = sim.rng.random_range(0..=16);
+            sim.send(a, Some(&from), &to, pad);
+        }
+    }
+    // A watched remote port closes.
+    let watched = if n > 1 {
+        let (a, b) = (0, sim.rng.random_range(1..n));
+        let p = ports(sim, b).choose(&mut sim.rng).cloned();
+        p.map(|p| (a, b, sim.monitor_port(a, &p), p))
+    } else {
+        None
+    };
+    sim.run_for(ms(200));
+    if let Some((_, b, _, p)) = &watched {
+        sim.close_port(*b, p);
+    }
+    sim.run_for(ms(200));
+    let lost = sim.undelivered_since(first);
+    if !lost.is_empty() {
+        fail(
+            sim,
+            format!(
+                "{} of {} messages between live ports lost on a quiet network, first: {:?}",
+                lost.len(),
+                sim.sent.len() as u64 - first,
+                lost[0]
+            ),
+        );
+    }
+    if let Some((a, _, m, p)) = watched {
+        let fired = sim.nodes[a].port_monitors[&m].fired;
+        if fired != Some(PortDownReason::Closed) {
+            fail(
+                sim,
+                format!("node {a}'s monitor of {p:?}, closed on a quiet network: {fired:?}"),
+            );
+        }
+    }
+    if let Err(e) = sim.check_port_monitors() {
+        fail(sim, e);
+    }
 }
 
 #[test]
@@ -248,6 +433,19 @@ fn random_faults_in_a_fifty_node_mesh_keep_views_consistent() {
         1,
         |seed| {
             random_run(seed, 50..=50, 1_000..=2_000);
+        },
+    );
+}
+
+#[test]
+fn messages_are_delivered_at_most_once_in_order_to_the_right_incarnation() {
+    run_seeds(
+        "messages_are_delivered_at_most_once_in_order_to_the_right_incarnation",
+        "SIM_SEEDS",
+        150,
+        |seed| {
+            let sim = random_run_with(seed, 2..=8, 1_000..=4_000, true);
+            assert!(sim.counts.messages_sent > 0, "seed {seed}: no message sent");
         },
     );
 }
@@ -689,5 +887,129 @@ fn nodes_cut_from_each_other_stay_known_and_reconnect_after_the_heal() {
         );
         sim.heal(3, 4);
         sim.settle_or_panic();
+    }
+}
+
+/// Node 0 watches three ports: `p` on node 2, which is closed; `q` on node
+/// 2, whose node then crashes (reset or silent) and restarts; `r` on node 1,
+/// whose node crashes silently and restarts at once (half-open connection,
+/// long keepalive). Each monitor gets exactly one notice (the simulator
+/// refuses a second), with a reason that fits, and a monitor of a port of an
+/// earlier incarnation fires at once.
+#[test]
+fn a_remote_port_monitor_gets_exactly_one_notice_when_its_port_closes_or_its_node_crashes_or_restarts(
+) {
+    init_tracing();
+    for seed in common::seeds(0..10) {
+        let mut opts = SimOptions::new(3);
+        opts.timeouts.keepalive_timeout = Duration::from_secs(30);
+        opts.timeouts.ping_interval = Duration::from_secs(1);
+        let mut sim = Sim::new(opts, seed);
+        let p = sim.open_port(2);
+        let q = sim.open_port(2);
+        let r = sim.open_port(1);
+        sim.settle_with(Duration::from_secs(60), Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let mp = sim.monitor_port(0, &p);
+        let mq = sim.monitor_port(0, &q);
+        let mr = sim.monitor_port(0, &r);
+        let fired = |sim: &Sim, m: PortMonitorId| sim.nodes[0].port_monitors[&m].fired;
+        sim.run_for(ms(200));
+        assert_eq!(fired(&sim, mp), None, "seed {seed}: live port");
+
+        sim.close_port(2, &p);
+        sim.run_for(ms(200));
+        assert_eq!(fired(&sim, mp), Some(PortDownReason::Closed), "seed {seed}");
+        assert_eq!(fired(&sim, mq), None, "seed {seed}: q is still live");
+
+        let silent = seed % 2 == 1;
+        sim.crash(2, silent);
+        sim.run_for(ms(500));
+        sim.restart(2);
+        sim.crash(1, true);
+        sim.restart(1);
+        sim.settle_with(Duration::from_secs(60), Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", sim.dump()));
+        for (m, port) in [(mq, &q), (mr, &r)] {
+            match fired(&sim, m) {
+                Some(PortDownReason::NodeDown(_) | PortDownReason::Restarted) => {}
+                other => panic!("seed {seed}: monitor of {port:?}: {other:?}"),
+            }
+        }
+        // A port of an earlier incarnation: at once.
+        let stale = sim.monitor_port(0, &q);
+        assert_eq!(
+            fired(&sim, stale),
+            Some(PortDownReason::Restarted),
+            "seed {seed}"
+        );
+        sim.run_for(Duration::from_secs(5));
+        sim.check_port_monitors()
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(sim.counts.port_downs, 4, "seed {seed}: one notice each");
+    }
+}
+
+/// Node 1 crashes silently (node 0 keeps a half-open connection to it) and
+/// restarts: its new incarnation opens ports with the same numbers. Messages
+/// node 0 sends to the old ports, before and after the new incarnation is
+/// connected, never reach the new ports (the simulator checks every
+/// delivery's incarnation); messages to the new ports arrive.
+#[test]
+fn a_message_for_a_restarted_nodes_old_port_never_reaches_its_new_incarnation() {
+    init_tracing();
+    for seed in common::seeds(0..10) {
+        let mut opts = SimOptions::new(2);
+        opts.timeouts.keepalive_timeout = Duration::from_secs(30);
+        opts.timeouts.ping_interval = Duration::from_secs(1);
+        let mut sim = Sim::new(opts, seed);
+        let me = sim.open_port(0);
+        let old: Vec<PortId> = (0..3).map(|_| sim.open_port(1)).collect();
+        sim.settle_with(Duration::from_secs(60), Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let delivered_before = sim.send(0, Some(&me), &old[0], 0);
+        sim.run_for(ms(100));
+        sim.crash(1, true);
+        sim.restart(1);
+        let new: Vec<PortId> = (0..3).map(|_| sim.open_port(1)).collect();
+        assert_eq!(
+            new.iter().map(PortId::number).collect::<Vec<_>>(),
+            old.iter().map(PortId::number).collect::<Vec<_>>(),
+            "the new incarnation reuses the numbers"
+        );
+        let first_stale = sim.sent.len() as u64;
+        let mut to_new = Vec::new();
+        for step in 0..40 {
+            for p in &old {
+                sim.send(0, Some(&me), p, step % 5);
+            }
+            let new_inc = sim.nodes[1].incarnation;
+            let new_is_up = sim.nodes[0].events.iter().any(|(_, _, e)| {
+                matches!(e, Event::NodeUp { incarnation, .. } if *incarnation == new_inc)
+            });
+            if new_is_up {
+                for p in &new {
+                    to_new.push(sim.send(0, Some(&me), p, 0));
+                }
+            }
+            sim.run_for(ms(25));
+        }
+        sim.settle_with(Duration::from_secs(60), Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(sim.sent[delivered_before as usize].delivered, 1);
+        let stale_delivered = sim.sent[first_stale as usize..]
+            .iter()
+            .filter(|m| old.contains(&m.to) && m.delivered > 0)
+            .count();
+        assert_eq!(stale_delivered, 0, "seed {seed}");
+        assert!(
+            !to_new.is_empty(),
+            "seed {seed}: node 0 never saw the new incarnation"
+        );
+        let late = to_new
+            .iter()
+            .filter(|&&n| sim.sent[n as usize].delivered == 0)
+            .count();
+        assert_eq!(late, 0, "seed {seed}: messages to the new ports lost");
     }
 }

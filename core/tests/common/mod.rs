@@ -15,6 +15,14 @@
 //! node's registrations gives the membership every node must converge to
 //! ([`Sim::check_converged`]).
 //!
+//! Port messages sent through [`Sim::send`] carry their number in the simulator's
+//! ledger; every delivery is checked at once (right port and incarnation, port
+//! alive, sender's address, at most once, in order per sender and port). Port
+//! monitors started with [`Sim::monitor_port`] are checked at every notice (one
+//! per monitor, never after it ended, a reason that fits) and, on a quiet
+//! network, by [`Sim::check_port_monitors`] (a monitor still waiting watches a
+//! live port).
+//!
 //! The whole run is a pure function of the seed: every collection is ordered,
 //! every random draw comes from one `SmallRng`, and simultaneous deliveries are
 //! ordered by a sequence number.
@@ -30,7 +38,7 @@ use std::time::Duration;
 
 use groupmesh_core::{
     Action, ApiError, CloseReason, Config, ConnId, Event, GroupDelta, Instant, MonitorId, Node,
-    NodeId, PortId, RegId, Timeouts, Transmit, WireReason,
+    NodeId, PortDownReason, PortId, PortMonitorId, RegId, Timeouts, Transmit, WireReason,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -95,6 +103,11 @@ pub struct SimOptions {
     /// keeps re-dialling seeds whose dial lost the one-connection-per-pair
     /// rule (see `connected_seeds_are_not_redialled` in simulation.rs).
     pub strict_mesh: bool,
+    /// A port monitor's `Restarted` notice is refused unless a later
+    /// incarnation of the port's node exists. On by default (it once failed
+    /// during a connection handover and for a port of a newer incarnation
+    /// than the connected one: replayed in `messaging_sim.rs`).
+    pub strict_port_down_reasons: bool,
 }
 
 impl SimOptions {
@@ -108,6 +121,7 @@ impl SimOptions {
             latency_ms: (1, 20),
             max_chunks: 4,
             strict_mesh: true,
+            strict_port_down_reasons: true,
         }
     }
 
@@ -163,6 +177,34 @@ pub struct MonitorTrack {
     pub ended: bool,
 }
 
+/// A port monitor as the simulator saw it.
+#[derive(Debug, Clone)]
+pub struct PortMonitorTrack {
+    /// The port watched.
+    pub port: PortId,
+    /// Its notice, once it came.
+    pub fired: Option<PortDownReason>,
+    /// Ended with `unmonitor_port` before any notice.
+    pub ended: bool,
+}
+
+/// A message sent through [`Sim::send`]; its payload starts with its index
+/// in [`Sim::sent`] (u64, little endian).
+#[derive(Debug, Clone)]
+pub struct SentMessage {
+    /// The sending node and its incarnation then.
+    pub node: usize,
+    pub incarnation: u64,
+    /// The sending port, if one was named.
+    pub from: Option<PortId>,
+    /// The port it was addressed to.
+    pub to: PortId,
+    /// When it was sent.
+    pub at: Instant,
+    /// How many times it was delivered (at most once).
+    pub delivered: u32,
+}
+
 /// One simulated node: its configuration, the running core (if alive), and
 /// what the simulator recorded about it.
 #[derive(Debug)]
@@ -183,6 +225,8 @@ pub struct SimNode {
     pub model: LocalModel,
     /// The current incarnation's monitors.
     pub monitors: BTreeMap<MonitorId, MonitorTrack>,
+    /// The current incarnation's port monitors.
+    pub port_monitors: BTreeMap<PortMonitorId, PortMonitorTrack>,
     /// `handle_timeout` calls in a row after which `poll_timeout` was still <= now.
     stale_wakes: u32,
 }
@@ -274,6 +318,13 @@ pub struct Sim {
     pub steps: u64,
     /// What happened in the run, to see that a scenario tests something.
     pub counts: Counts,
+    /// Every message sent through [`Sim::send`], by number.
+    pub sent: Vec<SentMessage>,
+    /// The last message delivered per (sending node, its incarnation,
+    /// sending port number, receiving port): order is kept per pair.
+    last_delivered: BTreeMap<(usize, u64, Option<u64>, PortId), u64>,
+    /// Every port ever opened, of every incarnation (stale ones included).
+    pub port_history: Vec<PortId>,
 }
 
 /// Counters of a run.
@@ -295,6 +346,12 @@ pub struct Counts {
     /// NodeDown events caused by the one-connection-per-pair rule (a flap:
     /// the node never went away).
     pub superseded_downs: u64,
+    /// Messages sent through [`Sim::send`], and delivered.
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    /// Port monitors started, and notices.
+    pub port_monitors: u64,
+    pub port_downs: u64,
 }
 
 impl Sim {
@@ -319,6 +376,9 @@ impl Sim {
             steps_at_now: 0,
             steps: 0,
             counts: Counts::default(),
+            sent: Vec::new(),
+            last_delivered: BTreeMap::new(),
+            port_history: Vec::new(),
             opts,
         };
         for i in 0..sim.opts.nodes {
@@ -340,6 +400,7 @@ impl Sim {
                 events: Vec::new(),
                 model: LocalModel::default(),
                 monitors: BTreeMap::new(),
+                port_monitors: BTreeMap::new(),
                 stale_wakes: 0,
             });
             sim.start(i);
@@ -363,6 +424,7 @@ impl Sim {
         n.incarnation = inc;
         n.model = LocalModel::default();
         n.monitors.clear();
+        n.port_monitors.clear();
         n.stale_wakes = 0;
     }
 
@@ -889,6 +951,31 @@ impl Sim {
                 );
             }
         }
+        if let Event::Message { to, from, payload } = &e {
+            self.counts.messages_delivered += 1;
+            if let Err(msg) = self.check_message(i, to, from.as_ref(), payload) {
+                panic!(
+                    "node {i} at {:?}: message rule broken: {msg}\nto {to:?} from {from:?}\n{}",
+                    self.now,
+                    self.dump()
+                );
+            }
+        }
+        if let Event::PortDown {
+            monitor,
+            port,
+            reason,
+        } = &e
+        {
+            self.counts.port_downs += 1;
+            if let Err(msg) = self.check_port_down(i, *monitor, port, *reason) {
+                panic!(
+                    "node {i} at {:?}: port monitor rule broken: {msg}\n{monitor} {port:?} {reason:?}\n{}",
+                    self.now,
+                    self.dump()
+                );
+            }
+        }
         self.nodes[i].events.push((self.now, inc, e));
     }
 
@@ -935,6 +1022,7 @@ impl Sim {
         assert_eq!(p.node(), &self.nodes[i].id);
         assert_eq!(p.incarnation(), self.nodes[i].incarnation);
         assert!(self.nodes[i].model.ports.insert(p.clone()), "port reused");
+        self.port_history.push(p.clone());
         p
     }
 
@@ -979,11 +1067,18 @@ impl Sim {
 
     /// Closes a port of node `i`: all its registrations end.
     pub fn close_port(&mut self, i: usize, port: &PortId) {
-        self.api(i, |n| n.close_port(port))
-            .expect("close a live port");
+        // The model first: the drain checks the port's monitors' notices.
+        let now = self.now;
+        self.counts.api_calls += 1;
+        let node = self.nodes[i].node.as_mut().expect("live");
+        {
+            let _s = tracing::debug_span!("node", t = now.as_millis(), n = i).entered();
+            node.close_port(port).expect("close a live port");
+        }
         let m = &mut self.nodes[i].model;
         m.ports.remove(port);
         m.regs.retain(|_, (_, p)| p != port);
+        self.drain(i);
         assert_eq!(
             self.api(i, |n| n.close_port(port)),
             Err(ApiError::NotLocalPort)
@@ -1066,6 +1161,234 @@ impl Sim {
             let w = want.get(&g).cloned().unwrap_or_default();
             assert_eq!(mine, w, "node {i}: own ports in {g:?}");
         }
+    }
+
+    // ----- port messages and port monitors ------------------------------
+
+    /// Sends a message from node `i` (from its port `from`, if given) to `to`
+    /// and records it in [`Sim::sent`]; returns its number. The payload is the
+    /// number and `pad` more bytes.
+    pub fn send(&mut self, i: usize, from: Option<&PortId>, to: &PortId, pad: usize) -> u64 {
+        let n = self.sent.len() as u64;
+        let mut payload = n.to_le_bytes().to_vec();
+        payload.resize(8 + pad, 0x5a);
+        self.sent.push(SentMessage {
+            node: i,
+            incarnation: self.nodes[i].incarnation,
+            from: from.cloned(),
+            to: to.clone(),
+            at: self.now,
+            delivered: 0,
+        });
+        self.counts.messages_sent += 1;
+        let r = self.api(i, |node| node.send(to, from, &payload));
+        assert_eq!(r, Ok(()), "node {i}: send({to:?}, from {from:?})");
+        n
+    }
+
+    /// A send that must be refused with `want`, sending and emitting nothing.
+    pub fn send_refused(&mut self, i: usize, from: &PortId, to: &PortId, want: ApiError) {
+        let before = self.nodes[i].events.len();
+        let bytes = self.core(i).stats().bytes_out;
+        let r = self.api(i, |node| node.send(to, Some(from), b"refused"));
+        assert_eq!(r, Err(want), "node {i}: send({to:?}, from {from:?})");
+        assert_eq!(
+            self.nodes[i].events.len(),
+            before,
+            "a refused send emitted events"
+        );
+        assert_eq!(
+            self.core(i).stats().bytes_out,
+            bytes,
+            "a refused send sent bytes"
+        );
+    }
+
+    /// Starts a port monitor on node `i`; its notice may come at once.
+    pub fn monitor_port(&mut self, i: usize, port: &PortId) -> PortMonitorId {
+        let now = self.now;
+        self.counts.api_calls += 1;
+        self.counts.port_monitors += 1;
+        let node = self.nodes[i].node.as_mut().expect("live");
+        let id = {
+            let _s = tracing::debug_span!("node", t = now.as_millis(), n = i).entered();
+            node.monitor_port(port)
+                .expect("a live node monitors any port")
+        };
+        let track = PortMonitorTrack {
+            port: port.clone(),
+            fired: None,
+            ended: false,
+        };
+        assert!(
+            self.nodes[i].port_monitors.insert(id, track).is_none(),
+            "node {i}: port monitor id {id} reused"
+        );
+        self.drain(i);
+        id
+    }
+
+    /// Ends a port monitor of node `i` that has not fired.
+    pub fn unmonitor_port(&mut self, i: usize, id: PortMonitorId) {
+        self.api(i, |n| n.unmonitor_port(id))
+            .expect("a port monitor that has not fired");
+        if let Some(t) = self.nodes[i].port_monitors.get_mut(&id) {
+            t.ended = true;
+        }
+        assert_eq!(
+            self.api(i, |n| n.unmonitor_port(id)),
+            Err(ApiError::UnknownPortMonitor),
+            "a port monitor ends once"
+        );
+    }
+
+    /// The node that owns `port`'s node id, if simulated.
+    fn owner_of(&self, port: &PortId) -> Option<usize> {
+        self.nodes.iter().position(|n| &n.id == port.node())
+    }
+
+    /// Whether `port` is a live port of its node's running incarnation.
+    pub fn port_live(&self, port: &PortId) -> bool {
+        self.owner_of(port).is_some_and(|j| {
+            let o = &self.nodes[j];
+            o.alive() && o.incarnation == port.incarnation() && o.model.ports.contains(port)
+        })
+    }
+
+    /// Checks one delivery at node `i` against the ledger, and records it.
+    fn check_message(
+        &mut self,
+        i: usize,
+        to: &PortId,
+        from: Option<&PortId>,
+        payload: &[u8],
+    ) -> Result<(), String> {
+        let n = payload
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
+            .ok_or("a payload the simulator did not send")?;
+        let sent = self
+            .sent
+            .get(n as usize)
+            .ok_or_else(|| format!("message {n} was never sent"))?
+            .clone();
+        if payload.len() < 8 {
+            return Err(format!("message {n}: payload cut"));
+        }
+        if *to != sent.to {
+            return Err(format!(
+                "message {n} addressed to {:?} delivered to {to:?}",
+                sent.to
+            ));
+        }
+        let me = &self.nodes[i];
+        if to.node() != &me.id || to.incarnation() != me.incarnation {
+            return Err(format!(
+                "message {n} for {to:?} delivered at node {i} incarnation {}",
+                me.incarnation
+            ));
+        }
+        if !me.model.ports.contains(to) {
+            return Err(format!("message {n}: {to:?} is not a live port here"));
+        }
+        if from != sent.from.as_ref() {
+            return Err(format!(
+                "message {n}: sender given as {from:?}, sent from {:?}",
+                sent.from
+            ));
+        }
+        let key = (
+            sent.node,
+            sent.incarnation,
+            sent.from.as_ref().map(PortId::number),
+            to.clone(),
+        );
+        if let Some(&last) = self.last_delivered.get(&key) {
+            if last >= n {
+                return Err(format!(
+                    "message {n} delivered after message {last} of the same sender and port \
+                     (sent at {:?})",
+                    sent.at
+                ));
+            }
+        }
+        self.last_delivered.insert(key, n);
+        let s = &mut self.sent[n as usize];
+        s.delivered += 1;
+        if s.delivered > 1 {
+            return Err(format!("message {n} delivered {} times", s.delivered));
+        }
+        Ok(())
+    }
+
+    /// Checks a port monitor's notice at node `i`, and records it.
+    fn check_port_down(
+        &mut self,
+        i: usize,
+        monitor: PortMonitorId,
+        port: &PortId,
+        reason: PortDownReason,
+    ) -> Result<(), String> {
+        let live = self.port_live(port);
+        let newer = self
+            .owner_of(port)
+            .is_some_and(|j| self.nodes[j].incarnation > port.incarnation());
+        let strict = self.opts.strict_port_down_reasons;
+        let t = self.nodes[i]
+            .port_monitors
+            .get_mut(&monitor)
+            .ok_or("notice for a port monitor never started (or of an earlier incarnation)")?;
+        if t.ended {
+            return Err("notice after unmonitor_port".into());
+        }
+        if let Some(first) = t.fired {
+            return Err(format!("second notice (the first said {first:?})"));
+        }
+        if *port != t.port {
+            return Err(format!(
+                "notice for {port:?}, the monitor watches {:?}",
+                t.port
+            ));
+        }
+        t.fired = Some(reason);
+        match reason {
+            PortDownReason::Closed if live => Err("says Closed, but the port is live".into()),
+            PortDownReason::Restarted if !newer && strict => Err(format!(
+                "says Restarted, but no later incarnation of its node exists (port live: {live})"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// On a quiet network: every port monitor of a live node that has not
+    /// fired (nor ended) watches a live port.
+    pub fn check_port_monitors(&self) -> Result<(), String> {
+        for n in &self.nodes {
+            if !n.alive() {
+                continue;
+            }
+            for (id, t) in &n.port_monitors {
+                if t.fired.is_none() && !t.ended && !self.port_live(&t.port) {
+                    return Err(format!(
+                        "node {}: port monitor {id} of {:?} never fired, but the port is gone",
+                        n.index, t.port
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Messages from number `from` on that were not delivered, with their sender.
+    pub fn undelivered_since(&self, from: u64) -> Vec<(u64, &SentMessage)> {
+        self.sent
+            .iter()
+            .enumerate()
+            .skip(from as usize)
+            .filter(|(_, m)| m.delivered == 0)
+            .map(|(n, m)| (n as u64, m))
+            .collect()
     }
 
     // ----- faults ------------------------------------------------------
@@ -1251,6 +1574,7 @@ impl Sim {
         n.wake = None;
         n.model = LocalModel::default();
         n.monitors.clear();
+        n.port_monitors.clear();
     }
 
     /// Node `i` shuts down gracefully (its peers are told), then stops.
