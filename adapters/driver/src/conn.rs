@@ -133,7 +133,15 @@ async fn read_loop<R: Runtime>(
     loop {
         match reader.read(&mut buf).await {
             Ok(0) => return,
-            Ok(n) => shared.bytes(id, buf.get(..n).unwrap_or_default()),
+            Ok(n) => {
+                shared.bytes(id, buf.get(..n).unwrap_or_default());
+                if n == buf.len() {
+                    // More is likely waiting: let the tasks this woke (port
+                    // and monitor readers) run before the next chunk, so a
+                    // burst does not overrun a mailbox whose reader keeps up.
+                    future::yield_now().await;
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 tracing::debug!(conn = %id, error = %e, "read failed");
