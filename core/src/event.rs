@@ -299,6 +299,10 @@ pub enum Event {
         from: Option<PortId>,
         /// The bytes.
         payload: Vec<u8>,
+        /// The connection it arrived on; `None` when sent from this node.
+        /// A driver may stop reading that connection while the port's
+        /// mailbox is full (backpressure) rather than drop the message.
+        conn: Option<ConnId>,
     },
     /// A monitored port is gone. Each port monitor gets exactly one, then ends.
     PortDown {

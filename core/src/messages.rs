@@ -44,6 +44,7 @@ impl Node {
                     to: to.clone(),
                     from: from.cloned(),
                     payload: payload.to_vec(),
+                    conn: None,
                 });
             } else {
                 self.stats.messages_dropped += 1;
@@ -117,6 +118,7 @@ impl Node {
             to: PortId::new(self.cfg.node_id.clone(), self.incarnation, to),
             from,
             payload: payload.into_vec(),
+            conn: Some(conn),
         });
     }
 }

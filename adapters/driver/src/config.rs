@@ -11,7 +11,7 @@ pub const DEFAULT_SEND_BUFFER: usize = 8 * 1024 * 1024;
 /// slow reader before it drops the oldest.
 pub const DEFAULT_EVENT_BUFFER: usize = 1024;
 /// Default number of messages a [`Port`](crate::Port)'s mailbox holds before
-/// it drops new ones.
+/// it holds back new ones (see [`NodeConfig::mailbox`]).
 pub const DEFAULT_MAILBOX: usize = 1024;
 
 /// Everything [`Node::start`](crate::Node::start) needs.
@@ -58,10 +58,13 @@ pub struct NodeConfig {
     /// past it the oldest are dropped and counted in
     /// [`NodeEvent::Lagged`](crate::NodeEvent::Lagged). Default [`DEFAULT_EVENT_BUFFER`].
     pub event_buffer: usize,
-    /// Messages a [`Port`](crate::Port)'s mailbox holds for a slow reader;
-    /// past it new messages are dropped (the oldest are kept, so what is read
-    /// stays in order with no gap before it) and counted in
-    /// [`Stats::messages_dropped`](crate::Stats::messages_dropped).
+    /// Messages a [`Port`](crate::Port)'s mailbox holds for a slow reader.
+    /// Past it, a message from a peer is held and that peer's connection is
+    /// not read until the reader made room (backpressure), for at most a
+    /// quarter of `timeouts.ping_interval`; then what was held is dropped.
+    /// A message from this node is dropped at once. Dropped messages are
+    /// the newest (what is read stays in order with no gap before it) and
+    /// are counted in [`Stats::messages_dropped`](crate::Stats::messages_dropped).
     /// Default [`DEFAULT_MAILBOX`].
     pub mailbox: usize,
     /// How long a closing connection may take to write its last bytes and see

@@ -16,6 +16,7 @@ use async_io::Timer;
 use futures_lite::{future, io as fio, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use groupmesh_core::ConnId;
 
+use crate::gate::Gate;
 use crate::runtime::Runtime;
 use crate::shared::Shared;
 
@@ -47,13 +48,14 @@ pub(crate) async fn dial<R: Runtime>(
     addr: SocketAddr,
     out: Receiver<Vec<u8>>,
     queued: Arc<AtomicUsize>,
+    gate: Arc<Gate>,
 ) {
     let _guard = SlotGuard { shared, id };
     match shared.rt.connect(addr).await {
         Ok(stream) => {
             if shared.dialed(id, &stream) {
                 tracing::debug!(conn = %id, %addr, "tcp connection established");
-                serve(shared, id, stream, out, queued).await;
+                serve(shared, id, stream, out, queued, gate).await;
             }
         }
         Err(e) => {
@@ -70,9 +72,10 @@ pub(crate) async fn run<R: Runtime>(
     stream: R::Stream,
     out: Receiver<Vec<u8>>,
     queued: Arc<AtomicUsize>,
+    gate: Arc<Gate>,
 ) {
     let _guard = SlotGuard { shared, id };
-    serve(shared, id, stream, out, queued).await;
+    serve(shared, id, stream, out, queued, gate).await;
 }
 
 /// How a connection's reading and writing ended.
@@ -91,12 +94,13 @@ async fn serve<R: Runtime, S>(
     stream: S,
     out: Receiver<Vec<u8>>,
     queued: Arc<AtomicUsize>,
+    gate: Arc<Gate>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut reader, mut writer) = fio::split(stream);
     let reading = async {
-        read_loop(shared, id, &mut reader).await;
+        read_loop(shared, id, &mut reader, &gate).await;
         End::Read
     };
     let writing = async {
@@ -124,13 +128,20 @@ async fn serve<R: Runtime, S>(
 }
 
 /// Feeds everything read to the core, until end of stream or an error.
+/// While the gate is closed (a port's mailbox holds messages that came on
+/// this connection), it reads nothing, for at most `shared.hold`; then the
+/// held messages are dropped and reading goes on.
 async fn read_loop<R: Runtime>(
     shared: &Shared<R>,
     id: ConnId,
     reader: &mut (impl AsyncRead + Unpin),
+    gate: &Gate,
 ) {
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
+        if !gate.wait_open(shared.hold).await {
+            shared.hold_expired(id);
+        }
         match reader.read(&mut buf).await {
             Ok(0) => return,
             Ok(n) => {

@@ -110,6 +110,7 @@ mod config;
 mod conn;
 mod error;
 mod events;
+mod gate;
 mod message;
 mod monitor;
 mod node;

@@ -35,6 +35,7 @@ pub(crate) use control::Control;
 use crate::config::NodeConfig;
 use crate::conn;
 use crate::events::Inbox;
+use crate::gate::Gate;
 use crate::message::PortQueue;
 use crate::monitor::Mailbox;
 use crate::port_monitor::Watch;
@@ -54,6 +55,8 @@ struct Slot<S> {
     queued: Arc<AtomicUsize>,
     /// The socket, once connected: written directly while the writer is idle.
     direct: Option<S>,
+    /// Closed while a port's mailbox holds messages that came on it.
+    pub(crate) gate: Arc<Gate>,
     /// Dropping it ends the connection's task at once, dropping the socket.
     _abort: Trigger,
 }
@@ -73,6 +76,8 @@ pub(crate) struct State<S> {
     pub(crate) watches: HashMap<PortMonitorId, Watch>,
     /// Messages the driver dropped: congested connection, full mailbox.
     pub(crate) dropped: u64,
+    /// Messages held past full mailboxes, by the connection they came on.
+    pub(crate) held: HashMap<ConnId, usize>,
     /// Shut down or killed: the local API refuses, streams end.
     pub(crate) stopped: bool,
     /// Corked: a flush task is on its way, and inputs until then are drained by it.
@@ -90,6 +95,8 @@ pub(crate) struct Shared<R: Runtime> {
     send_buffer: usize,
     event_buffer: usize,
     pub(crate) mailbox: usize,
+    /// How long a connection's reading may pause for a full mailbox.
+    pub(crate) hold: Duration,
     pub(crate) linger: Duration,
     state: Mutex<State<R::Stream>>,
     /// Wakes the timer task when its deadline moved closer.
@@ -117,6 +124,7 @@ impl<R: Runtime> Shared<R> {
             send_buffer: cfg.send_buffer,
             event_buffer: cfg.event_buffer,
             mailbox: cfg.mailbox,
+            hold: cfg.timeouts.ping_interval / 4,
             linger: cfg.linger,
             state: Mutex::new(State {
                 core,
@@ -128,6 +136,7 @@ impl<R: Runtime> Shared<R> {
                 ports: HashMap::new(),
                 watches: HashMap::new(),
                 dropped: 0,
+                held: HashMap::new(),
                 stopped: false,
                 flush_pending: false,
             }),
@@ -229,7 +238,7 @@ impl<R: Runtime> Shared<R> {
         st: &mut State<R::Stream>,
         id: ConnId,
         direct: Option<R::Stream>,
-        task: impl FnOnce(Arc<Self>, Receiver<Vec<u8>>, Arc<AtomicUsize>) -> F,
+        task: impl FnOnce(Arc<Self>, Receiver<Vec<u8>>, Arc<AtomicUsize>, Arc<Gate>) -> F,
     ) where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -239,6 +248,7 @@ impl<R: Runtime> Shared<R> {
         let (tx, rx) = async_channel::unbounded();
         let (abort, aborted) = tripwire();
         let queued = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Gate::default());
         st.slots.insert(
             id,
             Slot {
@@ -246,10 +256,11 @@ impl<R: Runtime> Shared<R> {
                 out: Some(tx),
                 queued: queued.clone(),
                 direct,
+                gate: gate.clone(),
                 _abort: abort,
             },
         );
-        let task = task(me, rx, queued);
+        let task = task(me, rx, queued, gate);
         self.spawn_killable(future::or(task, aborted.wait()));
     }
 
@@ -282,9 +293,14 @@ impl<R: Runtime> Shared<R> {
                 Some(id) => {
                     tracing::debug!(conn = %id, %addr, "tcp connection accepted");
                     let direct = Some(stream.clone());
-                    self.open_slot(st, id, direct, move |shared, out, queued| async move {
-                        conn::run(&shared, id, stream, out, queued).await;
-                    });
+                    self.open_slot(
+                        st,
+                        id,
+                        direct,
+                        move |shared, out, queued, gate| async move {
+                            conn::run(&shared, id, stream, out, queued, gate).await;
+                        },
+                    );
                 }
                 None => tracing::debug!(%addr, "tcp connection refused: connection limit"),
             }

@@ -17,7 +17,9 @@ fn messages(events: &[Event]) -> Vec<(&PortId, Option<&PortId>, &[u8])> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Message { to, from, payload } => Some((to, from.as_ref(), payload.as_slice())),
+            Event::Message {
+                to, from, payload, ..
+            } => Some((to, from.as_ref(), payload.as_slice())),
             _ => None,
         })
         .collect()

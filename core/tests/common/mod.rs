@@ -951,7 +951,10 @@ impl Sim {
                 );
             }
         }
-        if let Event::Message { to, from, payload } = &e {
+        if let Event::Message {
+            to, from, payload, ..
+        } = &e
+        {
             self.counts.messages_delivered += 1;
             if let Err(msg) = self.check_message(i, to, from.as_ref(), payload) {
                 panic!(

@@ -34,7 +34,11 @@ pub(crate) trait Control: Send + Sync {
 impl<R: Runtime> Control for Shared<R> {
     fn close_port(&self, port: &PortId) {
         let mut st = self.lock();
-        st.ports.remove(port);
+        if let Some(mut q) = st.ports.remove(port) {
+            let held = q.take_held();
+            st.dropped += held.len() as u64;
+            self.release(&mut st, &held);
+        }
         if !st.stopped {
             // Only fails for a port already gone: nothing to do then.
             let _ = st.core.close_port(port);
@@ -92,7 +96,10 @@ impl<R: Runtime> Control for Shared<R> {
         let mut st = self.lock();
         self.settle(&mut st);
         let stopped = st.stopped;
-        match st.ports.get_mut(port).map(|q| q.poll(cx)) {
+        let mut released = Vec::new();
+        let polled = st.ports.get_mut(port).map(|q| q.poll(cx, &mut released));
+        self.release(&mut st, &released);
+        match polled {
             Some(Some(m)) => Poll::Ready(Some(m)),
             Some(None) if !stopped => Poll::Pending,
             _ => Poll::Ready(None),

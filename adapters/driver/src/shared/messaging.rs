@@ -8,6 +8,15 @@
 //! push a connection past its send buffer limit (which closes it): a flood
 //! loses messages, not the connection, and group traffic keeps the other
 //! half of the buffer.
+//!
+//! Receiving: a message past a port's full mailbox is held, and the
+//! connection it came on is not read again until the port's reader has
+//! made room (TCP then slows the sender down to the reader's pace, and the
+//! rule above drops at the sender, where it is counted). A connection is
+//! paused for at most a quarter of `ping_interval`: then what it had held is
+//! dropped and counted, and it is read again, so that a port nobody reads
+//! never holds up a peer's group changes or pings for long. A full mailbox
+//! drops a message sent from this node at once.
 
 use std::sync::atomic::Ordering;
 
@@ -87,5 +96,45 @@ impl<R: Runtime> Shared<R> {
             st.watches.insert(id, Watch::default());
             Ok(id)
         })
+    }
+
+    /// A message that came on `conn` is held past a full mailbox: stop
+    /// reading `conn` until the reader made room.
+    pub(crate) fn hold(&self, st: &mut State<R::Stream>, conn: ConnId) {
+        *st.held.entry(conn).or_default() += 1;
+        if let Some(slot) = st.slots.get(&conn) {
+            slot.gate.close();
+        }
+    }
+
+    /// Held messages of these connections moved into mailboxes (or were
+    /// dropped): a connection with none held any more reads again.
+    pub(crate) fn release(&self, st: &mut State<R::Stream>, conns: &[ConnId]) {
+        for conn in conns {
+            let Some(n) = st.held.get_mut(conn) else {
+                continue;
+            };
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                st.held.remove(conn);
+                if let Some(slot) = st.slots.get(conn) {
+                    slot.gate.open();
+                }
+            }
+        }
+    }
+
+    /// `conn` stayed paused for `hold`: its held messages are dropped (and
+    /// counted), and it reads again, so that its group changes and pings
+    /// get through even to a node whose port is never read.
+    pub(crate) fn hold_expired(&self, conn: ConnId) {
+        let mut st = self.lock();
+        let dropped: usize = st.ports.values_mut().map(|q| q.drop_held_from(conn)).sum();
+        st.dropped += dropped as u64;
+        tracing::debug!(%conn, dropped, "mailbox not read in time: held messages dropped");
+        st.held.remove(&conn);
+        if let Some(slot) = st.slots.get(&conn) {
+            slot.gate.open();
+        }
     }
 }

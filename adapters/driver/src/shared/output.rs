@@ -10,7 +10,7 @@ use groupmesh_core::{Action, ConnId, Event, Transmit};
 use super::{Shared, State};
 use crate::conn;
 use crate::events::NodeEvent;
-use crate::message::Message;
+use crate::message::{Message, Pushed};
 use crate::monitor::GroupChange;
 use crate::runtime::Runtime;
 
@@ -95,8 +95,8 @@ impl<R: Runtime> Shared<R> {
         match action {
             Action::Dial { conn: id, addr } => {
                 tracing::debug!(conn = %id, %addr, "dialling");
-                self.open_slot(st, id, None, move |shared, out, queued| async move {
-                    conn::dial(&shared, id, addr, out, queued).await;
+                self.open_slot(st, id, None, move |shared, out, queued, gate| async move {
+                    conn::dial(&shared, id, addr, out, queued, gate).await;
                 });
             }
             Action::Close { conn: id } => self.close_slot(st, id),
@@ -154,18 +154,24 @@ impl<R: Runtime> Shared<R> {
                 }
             }
             Event::InboundRefused { addr } => NodeEvent::InboundRefused { addr },
-            Event::Message { to, from, payload } => {
-                let delivered = match st.ports.get_mut(&to) {
-                    Some(mailbox) => mailbox.push(Message {
-                        from,
-                        to: to.clone(),
-                        payload,
-                    }),
-                    None => false,
+            Event::Message {
+                to,
+                from,
+                payload,
+                conn,
+            } => {
+                let m = Message {
+                    from,
+                    to: to.clone(),
+                    payload,
                 };
-                if !delivered {
-                    st.dropped += 1;
-                    tracing::debug!(port = %to, "mailbox full (or port gone): message dropped");
+                match st.ports.get_mut(&to).map(|q| q.push(m, conn)) {
+                    Some(Pushed::Queued) => {}
+                    Some(Pushed::Held(conn)) => self.hold(st, conn),
+                    Some(Pushed::Dropped) | None => {
+                        st.dropped += 1;
+                        tracing::debug!(port = %to, "mailbox full (or port gone): message dropped");
+                    }
                 }
                 return;
             }

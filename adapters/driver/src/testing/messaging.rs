@@ -244,6 +244,65 @@ pub async fn a_full_mailbox_drops_new_messages_and_counts_them<R: Runtime + Defa
     );
 }
 
+pub async fn a_burst_past_the_mailbox_reaches_a_reader_that_keeps_up<R: Runtime + Default>() {
+    // A burst 40 times the mailbox, sent while b reads: what does not fit
+    // is held, and a's connection is not read until b's reader made room.
+    // Nothing is lost.
+    const N: u64 = 20_000;
+    let a = start::<R>(config("a", &[])).await;
+    let mut bcfg = config("b", &[addr(&a)]);
+    bcfg.mailbox = 500;
+    bcfg.timeouts = crate::Timeouts::default(); // holds for 250 ms at most
+    let b = start::<R>(bcfg).await;
+    connected(&[&a, &b]).await;
+    let pa = a.open_port();
+    let mut pb = b.open_port();
+    let to = pb.id().clone();
+    let sender = std::thread::spawn(move || {
+        for i in 0..N {
+            pa.send(&to, i.to_le_bytes()).expect("fits");
+        }
+        pa
+    });
+    for i in 0..N {
+        let m = recv(&mut pb).await;
+        assert_eq!(m.payload, i.to_le_bytes(), "in order, none missing");
+    }
+    let _pa = sender.join().expect("the sender thread ends");
+    assert_eq!(a.stats().messages_dropped, 0);
+    assert_eq!(b.stats().messages_dropped, 0);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+pub async fn a_port_never_read_holds_its_senders_connection_only_briefly<R: Runtime + Default>() {
+    let a = start::<R>(config("a", &[])).await;
+    let mut bcfg = config("b", &[addr(&a)]);
+    bcfg.mailbox = 10;
+    let b = start::<R>(bcfg).await;
+    connected(&[&a, &b]).await;
+    let pa = a.open_port();
+    let pb = b.open_port(); // never read
+    for i in 0..1000u64 {
+        pa.send(pb.id(), i.to_le_bytes()).expect("fits");
+    }
+    // b holds what does not fit while it stops reading a, then drops it
+    // (counted) and reads again.
+    eventually("b drops what it held for the unread port", WAIT, || {
+        b.stats().messages_dropped == 990
+    })
+    .await;
+    let _reg = a.register("after.hold", &pa).expect("a valid group");
+    eventually("b reads a again", WAIT, || {
+        b.members("after.hold").is_some()
+    })
+    .await;
+    assert_eq!(a.connected_nodes().len(), 1, "the connection lives");
+    drop(pb);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 pub async fn a_message_flood_loses_messages_not_the_connection<R: Runtime + Default>() {
     const N: usize = 2000;
     let mut cfg = config("a", &[]);

@@ -57,6 +57,8 @@ macro_rules! runtime_tests {
             a_payload_too_large_is_a_typed_error,
             a_full_mailbox_drops_new_messages_and_counts_them,
             a_message_flood_loses_messages_not_the_connection,
+            a_burst_past_the_mailbox_reaches_a_reader_that_keeps_up,
+            a_port_never_read_holds_its_senders_connection_only_briefly,
             a_port_monitor_fires_when_the_port_is_dropped,
             a_port_monitor_fires_when_its_node_is_killed,
             a_restarted_node_gets_no_mail_for_its_old_incarnation,
