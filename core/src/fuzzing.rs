@@ -95,8 +95,14 @@ fn run(data: &[u8], handshake_only: bool) {
             break;
         };
         h.apply(op);
-        h.check();
+        if !h.corked {
+            h.check();
+        }
     }
+    // Whatever a burst left undrained comes out now, and must add up.
+    h.corked = false;
+    h.drain();
+    h.check();
 }
 
 fn small_limits() -> Config {
@@ -186,6 +192,9 @@ enum Op {
     },
     MonitorPort(PortChoice),
     UnmonitorPort(u8),
+    /// Drain only after a burst: `true` stops draining until `false` (as a
+    /// driver that batches inputs does).
+    Cork(bool),
 }
 
 /// A port to send to or watch: one of ours, or a peer's (maybe stale).
@@ -230,6 +239,11 @@ struct Harness {
     used_nonces: Vec<[u8; 32]>,
     next_nonce: u8,
     shut_down: bool,
+    /// Draining is held back (see `Op::Cork`).
+    corked: bool,
+    /// Monitors ended while events for them may still be undrained.
+    ended_monitors: BTreeSet<MonitorId>,
+    ended_port_monitors: BTreeSet<PortMonitorId>,
 }
 
 impl Harness {
@@ -248,6 +262,9 @@ impl Harness {
             used_nonces: Vec::new(),
             next_nonce: 0,
             shut_down: false,
+            corked: false,
+            ended_monitors: BTreeSet::new(),
+            ended_port_monitors: BTreeSet::new(),
         };
         h.drain();
         h
@@ -433,6 +450,9 @@ impl Harness {
                         .unmonitor(m)
                         .expect("the harness only ends live monitors");
                     self.monitors.remove(&m);
+                    if self.corked {
+                        self.ended_monitors.insert(m);
+                    }
                 }
             }
             Op::AddSeed(p) => {
@@ -460,12 +480,20 @@ impl Harness {
                     self.drain();
                 }
             }
+            Op::Cork(corked) => {
+                self.corked = corked;
+                self.drain();
+            }
             Op::UnmonitorPort(i) => {
                 let ids: Vec<PortMonitorId> = self.port_monitors.iter().copied().collect();
                 if let Some(id) = pick(&ids, i) {
-                    self.node
-                        .unmonitor_port(id)
-                        .expect("the harness only ends live port monitors");
+                    let ended = self.node.unmonitor_port(id);
+                    if self.corked {
+                        // It may have fired already, its notice undrained.
+                        self.ended_port_monitors.insert(id);
+                    } else {
+                        ended.expect("the harness only ends live port monitors");
+                    }
                     self.port_monitors.remove(&id);
                     self.drain();
                 }
@@ -546,6 +574,9 @@ impl Harness {
 
     /// Drains every output (capped: a node that keeps producing is a bug).
     fn drain(&mut self) {
+        if self.corked {
+            return;
+        }
         for _ in 0..100_000 {
             if let Some(t) = self.node.poll_transmit() {
                 assert!(!t.data.is_empty(), "no empty transmits");
@@ -587,6 +618,9 @@ impl Harness {
     /// port monitor fires once.
     fn observe(&mut self, e: &Event) {
         if let Event::PortDown { monitor, .. } = e {
+            if self.ended_port_monitors.remove(monitor) {
+                return; // fired before it ended, drained after
+            }
             assert!(
                 self.port_monitors.remove(monitor),
                 "a port monitor fired twice, or after it ended: {e:?}"
@@ -595,6 +629,9 @@ impl Harness {
         let Event::Group(d) = e else {
             return;
         };
+        if self.ended_monitors.contains(&d.monitor) {
+            return; // queued before it ended, drained after
+        }
         let Some((group, seen)) = self.monitors.get_mut(&d.monitor) else {
             panic!("event for a monitor that was ended or never made: {d:?}");
         };

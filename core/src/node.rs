@@ -661,7 +661,18 @@ impl Node {
                     data: core::mem::take(&mut c.out),
                 });
             }
-            self.actions.push_back(Action::Close { conn: id });
+            // A dial the driver has not been handed yet (it drains after a
+            // burst) is taken back: nothing to close then.
+            let dial = self
+                .actions
+                .iter()
+                .position(|a| matches!(a, Action::Dial { conn, .. } if *conn == id));
+            match dial {
+                Some(at) => {
+                    self.actions.remove(at);
+                }
+                None => self.actions.push_back(Action::Close { conn: id }),
+            }
         }
         let authenticated = c.is_active();
         let node = c.peer();

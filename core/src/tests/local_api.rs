@@ -160,3 +160,19 @@ fn the_api_refuses_calls_after_shutdown() {
     assert_eq!(n.register("g", &p), Err(ApiError::ShutDown));
     assert_eq!(n.poll_timeout(), None);
 }
+
+#[test]
+fn a_dial_abandoned_before_the_driver_drained_it_is_taken_back() {
+    // A driver that drains after a burst: the seed's dial is queued, then
+    // the node shuts down before the driver ever saw the dial.
+    let mut cfg = crate::Config::new(NodeId::new("a").expect("valid id"), super::SECRET);
+    cfg.seeds = alloc::vec![super::addr(7001)];
+    let mut node = crate::Node::new(cfg, 1, [1; 32], crate::Instant::ZERO).expect("valid config");
+    node.handle_timeout(crate::Instant::ZERO);
+    node.shutdown(crate::Instant::ZERO);
+    let actions: alloc::vec::Vec<_> = core::iter::from_fn(|| node.poll_action()).collect();
+    assert!(
+        actions.is_empty(),
+        "neither the dial nor its close: {actions:?}"
+    );
+}
