@@ -270,6 +270,9 @@ fn random_run_with(
     let mut rng = SmallRng::seed_from_u64(seed);
     let n = rng.random_range(nodes);
     let mut opts = SimOptions::new(n);
+    // Odd seeds drain after bursts of network input, as the bundled driver
+    // does; even seeds after every input.
+    opts.lazy_drain = seed % 2 == 1;
     opts.max_chunks = rng.random_range(1..=8);
     opts.timeouts.forget_after = ms(rng.random_range(2_000..=20_000));
     // SIM_FORGET_MS=n fixes forget_after (to search past a forgetting bug).
