@@ -4,6 +4,8 @@
 //! faults and API calls, then heals the network, restarts every node and
 //! checks the contract's consistency, mesh and monitor rules. A failing seed
 //! is printed with its replay command; every run is a pure function of its seed.
+//! Odd seeds drain each node only after a burst of network input (all input
+//! at one instant), as the bundled driver does; even seeds after every input.
 //!
 //! `messages_are_delivered_at_most_once_in_order_to_the_right_incarnation`
 //! does the same with port messages and port monitors mixed in: every
