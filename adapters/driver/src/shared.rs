@@ -46,14 +46,13 @@ use crate::timer::Clock;
 /// The driver side of one connection (`S`: the runtime's stream).
 #[derive(Debug)]
 struct Slot<S> {
-    /// Still connecting: closing it aborts the dial.
-    dialing: bool,
     /// Bytes for the writer; `None` once the connection is closing (the
     /// writer then writes what it has and closes the socket).
     out: Option<Sender<Vec<u8>>>,
     /// Bytes handed to the writer and not yet written.
     queued: Arc<AtomicUsize>,
-    /// The socket, once connected: written directly while the writer is idle.
+    /// The socket, once connected (`None` while dialling: closing the slot
+    /// then aborts the dial): written directly while the writer is idle.
     direct: Option<S>,
     /// Closed while a port's mailbox holds messages that came on it.
     pub(crate) gate: Arc<Gate>,
@@ -198,15 +197,10 @@ impl<R: Runtime> Shared<R> {
         }
     }
 
-    /// Makes sure a flush task will drain the core soon.
+    /// Corks the node: a flush task will drain the core soon.
     fn schedule_flush(&self, st: &mut State<R::Stream>) {
-        if st.flush_pending {
-            return;
-        }
         let Some(me) = self.me.upgrade() else {
-            // The node is being dropped: nothing will run later, drain now.
-            self.drain(st);
-            return;
+            return; // the node is being dropped: nothing runs later
         };
         st.flush_pending = true;
         self.spawn_killable(async move {
@@ -252,7 +246,6 @@ impl<R: Runtime> Shared<R> {
         st.slots.insert(
             id,
             Slot {
-                dialing: direct.is_none(),
                 out: Some(tx),
                 queued: queued.clone(),
                 direct,
@@ -268,7 +261,7 @@ impl<R: Runtime> Shared<R> {
     /// writes what it was given, then closes.
     fn close_slot(&self, st: &mut State<R::Stream>, id: ConnId) {
         match st.slots.get_mut(&id) {
-            Some(slot) if slot.dialing => self.remove_slot(st, id),
+            Some(slot) if slot.direct.is_none() => self.remove_slot(st, id),
             Some(slot) => slot.out = None,
             None => {}
         }
@@ -310,8 +303,7 @@ impl<R: Runtime> Shared<R> {
     /// The dial of `id` connected. False if the connection was given up meanwhile.
     pub(crate) fn dialed(&self, id: ConnId, stream: &R::Stream) -> bool {
         self.with(|st, now| match st.slots.get_mut(&id) {
-            Some(slot) if slot.dialing => {
-                slot.dialing = false;
+            Some(slot) if slot.direct.is_none() => {
                 slot.direct = Some(stream.clone());
                 st.core.handle_dialed(now, id);
                 true

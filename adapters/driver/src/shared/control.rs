@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use groupmesh_core::{MonitorId, PortDownReason, PortId, PortMonitorId, RegId};
 
-use super::Shared;
+use super::{Shared, State};
 use crate::events::NodeEvent;
 use crate::message::{Message, SendError};
 use crate::monitor::GroupChange;
@@ -63,25 +63,11 @@ impl<R: Runtime> Control for Shared<R> {
     }
 
     fn poll_monitor(&self, monitor: MonitorId, cx: &Context<'_>) -> Poll<Option<GroupChange>> {
-        let mut st = self.lock();
-        self.settle(&mut st);
-        let stopped = st.stopped;
-        match st.monitors.get_mut(&monitor).map(|m| m.poll(cx)) {
-            Some(Some(change)) => Poll::Ready(Some(change)),
-            Some(None) if !stopped => Poll::Pending,
-            _ => Poll::Ready(None),
-        }
+        self.poll_mailbox(|st| st.monitors.get_mut(&monitor).map(|m| m.poll(cx)))
     }
 
     fn poll_events(&self, inbox: u64, cx: &Context<'_>) -> Poll<Option<NodeEvent>> {
-        let mut st = self.lock();
-        self.settle(&mut st);
-        let stopped = st.stopped;
-        match st.inboxes.get_mut(&inbox).map(|i| i.poll(cx)) {
-            Some(Some(event)) => Poll::Ready(Some(event)),
-            Some(None) if !stopped => Poll::Pending,
-            _ => Poll::Ready(None),
-        }
+        self.poll_mailbox(|st| st.inboxes.get_mut(&inbox).map(|i| i.poll(cx)))
     }
 
     fn unsubscribe(&self, inbox: u64) {
@@ -93,17 +79,12 @@ impl<R: Runtime> Control for Shared<R> {
     }
 
     fn poll_port(&self, port: &PortId, cx: &Context<'_>) -> Poll<Option<Message>> {
-        let mut st = self.lock();
-        self.settle(&mut st);
-        let stopped = st.stopped;
-        let mut released = Vec::new();
-        let polled = st.ports.get_mut(port).map(|q| q.poll(cx, &mut released));
-        self.release(&mut st, &released);
-        match polled {
-            Some(Some(m)) => Poll::Ready(Some(m)),
-            Some(None) if !stopped => Poll::Pending,
-            _ => Poll::Ready(None),
-        }
+        self.poll_mailbox(|st| {
+            let mut released = Vec::new();
+            let polled = st.ports.get_mut(port).map(|q| q.poll(cx, &mut released));
+            self.release(st, &released);
+            polled
+        })
     }
 
     fn poll_port_monitor(
@@ -111,18 +92,14 @@ impl<R: Runtime> Control for Shared<R> {
         monitor: PortMonitorId,
         cx: &Context<'_>,
     ) -> Poll<Option<PortDownReason>> {
-        let mut st = self.lock();
-        self.settle(&mut st);
-        let stopped = st.stopped;
-        match st.watches.get_mut(&monitor).map(|w| w.poll(cx)) {
-            Some(Some(reason)) => {
+        self.poll_mailbox(|st| {
+            let polled = st.watches.get_mut(&monitor).map(|w| w.poll(cx));
+            if let Some(Some(_)) = polled {
                 // Exactly one notice: the monitor is over.
                 st.watches.remove(&monitor);
-                Poll::Ready(Some(reason))
             }
-            Some(None) if !stopped => Poll::Pending,
-            _ => Poll::Ready(None),
-        }
+            polled
+        })
     }
 
     fn unmonitor_port(&self, monitor: PortMonitorId) {
@@ -132,6 +109,25 @@ impl<R: Runtime> Control for Shared<R> {
             // Fails when it already fired: nothing to end then.
             let _ = st.core.unmonitor_port(monitor);
             self.after_input(&mut st);
+        }
+    }
+}
+
+impl<R: Runtime> Shared<R> {
+    /// Polls one of the node's mailboxes with `poll` (`None`: it is gone),
+    /// after draining any pending flush: what was delivered is `Ready`;
+    /// an empty mailbox is `Pending` until the node stops, then `Ready(None)`.
+    fn poll_mailbox<T>(
+        &self,
+        poll: impl FnOnce(&mut State<R::Stream>) -> Option<Option<T>>,
+    ) -> Poll<Option<T>> {
+        let mut st = self.lock();
+        self.settle(&mut st);
+        let stopped = st.stopped;
+        match poll(&mut st) {
+            Some(Some(item)) => Poll::Ready(Some(item)),
+            Some(None) if !stopped => Poll::Pending,
+            _ => Poll::Ready(None),
         }
     }
 }
