@@ -554,15 +554,23 @@ impl Node {
         id
     }
 
-    /// Queues one frame on a connection.
-    pub(crate) fn send_frame(&mut self, now: Instant, id: ConnId, frame: &Frame) {
+    /// Queues on connection `id` what `write` appends to it (and returns the
+    /// number of frames of): the one place a connection's output grows.
+    fn queue(&mut self, id: ConnId, write: impl FnOnce(&mut Conn) -> usize) {
         if let Some(c) = self.conns.get_mut(&id) {
             if c.out.is_empty() {
                 self.dirty.push_back(id);
             }
-            c.send(frame, now);
-            self.stats.frames_out += 1;
+            self.stats.frames_out += write(c) as u64;
         }
+    }
+
+    /// Queues one frame on a connection.
+    pub(crate) fn send_frame(&mut self, now: Instant, id: ConnId, frame: &Frame) {
+        self.queue(id, |c| {
+            c.send(frame, now);
+            1
+        });
     }
 
     /// Queues membership changes on a connection, in as few frames as fit.
@@ -572,13 +580,9 @@ impl Node {
         kind: BatchKind,
         changes: impl IntoIterator<Item = crate::local::Change>,
     ) {
-        if let Some(c) = self.conns.get_mut(&id) {
-            if c.out.is_empty() {
-                self.dirty.push_back(id);
-            }
-            let frames = batch::encode(kind, changes, c.peer_max_frame, &mut c.out);
-            self.stats.frames_out += frames as u64;
-        }
+        self.queue(id, |c| {
+            batch::encode(kind, changes, c.peer_max_frame, &mut c.out)
+        });
     }
 
     /// Sends local changes not yet sent to every peer that has our snapshot.
@@ -600,34 +604,25 @@ impl Node {
             active.rotate_left(turn);
             self.flush_turn = self.flush_turn.wrapping_add(1);
         }
-        // Encoded once per frame size (peers nearly always share one).
+        // Encoded once per frame size (peers nearly always share one):
+        // (frame size, bytes, frames).
         let mut encoded: Vec<(usize, Vec<u8>, usize)> = Vec::new();
         for id in active {
-            let Some(c) = self.conns.get_mut(&id) else {
+            let Some(max) = self.conns.get(&id).map(|c| c.peer_max_frame) else {
                 continue;
             };
-            let max = c.peer_max_frame;
-            let at = match encoded.iter().position(|(m, _, _)| *m == max) {
-                Some(at) => at,
-                None => {
-                    let mut bytes = Vec::new();
-                    let frames =
-                        batch::encode(BatchKind::Update, changes.iter().cloned(), max, &mut bytes);
-                    encoded.push((max, bytes, frames));
-                    encoded.len() - 1
-                }
-            };
-            let Some((_, bytes, frames)) = encoded.get(at) else {
-                continue;
-            };
-            if bytes.is_empty() {
-                continue;
+            if !encoded.iter().any(|(m, ..)| *m == max) {
+                let mut bytes = Vec::new();
+                let frames =
+                    batch::encode(BatchKind::Update, changes.iter().cloned(), max, &mut bytes);
+                encoded.push((max, bytes, frames));
             }
-            if c.out.is_empty() {
-                self.dirty.push_back(id);
+            if let Some((_, bytes, frames)) = encoded.iter().find(|(m, ..)| *m == max) {
+                self.queue(id, |c| {
+                    c.out.extend_from_slice(bytes);
+                    *frames
+                });
             }
-            c.out.extend_from_slice(bytes);
-            self.stats.frames_out += *frames as u64;
         }
     }
 
