@@ -130,24 +130,14 @@ impl Report {
             println!("{v}");
             return;
         }
-        let w0 = self
-            .rows
-            .iter()
-            .map(|r| r[0].chars().count())
-            .max()
-            .unwrap_or(0);
-        let w1 = self
-            .rows
-            .iter()
-            .map(|r| r[1].chars().count())
-            .max()
-            .unwrap_or(0);
-        let w2 = self
-            .rows
-            .iter()
-            .map(|r| r[2].chars().count())
-            .max()
-            .unwrap_or(0);
+        let width = |col: usize| {
+            self.rows
+                .iter()
+                .map(|r| r[col].chars().count())
+                .max()
+                .unwrap_or(0)
+        };
+        let (w0, w1, w2) = (width(0), width(1), width(2));
         println!("\n== {} ==", self.title);
         for r in &self.rows {
             let line = format!(

@@ -203,20 +203,11 @@ impl RawClient {
         stream
             .set_nodelay(true)
             .expect("TCP_NODELAY on a fresh socket");
-        let local = stream
-            .local_addr()
-            .expect("a connected socket has an address");
-        RawClient {
-            stream,
-            reader: FrameReader::new(CLIENT_MAX_FRAME),
-            eof: false,
-            local,
-            ours: None,
-            theirs: None,
-        }
+        RawClient::accepted(stream)
     }
 
-    /// Takes over a connection the node dialled (accepted by the test).
+    /// Takes over a connection: one the node dialled (accepted by the test),
+    /// or one [`connect`](Self::connect) opened.
     pub(crate) fn accepted(stream: TcpStream) -> RawClient {
         let local = stream
             .local_addr()
