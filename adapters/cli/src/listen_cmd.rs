@@ -97,10 +97,7 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), String> {
             Item::Message(None) | Item::Node(None) => break,
             Item::Node(Some(e)) => out.node_event(&e),
             Item::Stop(sig) => {
-                out.line(
-                    &format!("{sig}: leaving the mesh"),
-                    json!({"event": "stopping", "signal": sig}),
-                );
+                out.stopping(sig);
                 break;
             }
         }

@@ -112,10 +112,7 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), String> {
             Item::Group(group, change) => out.group(&group, &change),
             Item::Node(e) => out.node_event(&e),
             Item::Stop(sig) => {
-                out.line(
-                    &format!("{sig}: leaving the mesh"),
-                    json!({"event": "stopping", "signal": sig}),
-                );
+                out.stopping(sig);
                 break;
             }
         }

@@ -56,6 +56,14 @@ impl Printer {
         }
     }
 
+    /// The node leaves the mesh because of signal `sig`.
+    pub(crate) fn stopping(&self, sig: &str) {
+        self.line(
+            &format!("{sig}: leaving the mesh"),
+            json!({"event": "stopping", "signal": sig}),
+        );
+    }
+
     pub(crate) fn group(&self, group: &str, c: &GroupChange) {
         let mut text = format!("group {group:?}: {} member(s)", c.members.len());
         if !c.added.is_empty() {
