@@ -1,6 +1,7 @@
 //! Node configuration: identity, secret, addresses, timeouts and limits.
 
 use alloc::vec::Vec;
+use core::fmt;
 use core::net::SocketAddr;
 use core::time::Duration;
 
@@ -8,13 +9,16 @@ use crate::error::ConfigError;
 use crate::ids::NodeId;
 use crate::wire::MAX_ADDRS;
 
-/// Everything a [`Node`](crate::Node) needs to start.
-#[derive(Debug, Clone)]
+/// Everything a [`Node`](crate::Node) needs to start. Its `Debug` never
+/// shows the secret.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// This node's id, unique in the mesh.
     pub node_id: NodeId,
-    /// The shared secret every node of the mesh proves it knows.
+    /// The shared secret every node of the mesh proves it knows, of any
+    /// non-zero length. The handshake's key is derived from it (HKDF-SHA256
+    /// with a domain label); it never travels.
     pub secret: Vec<u8>,
     /// Addresses peers can dial this node at (the driver's bound addresses).
     /// An unspecified IP (`0.0.0.0`, `::`) is replaced by peers with the IP
@@ -43,7 +47,7 @@ impl Config {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        if self.secret.is_empty() || self.secret.len() > 1024 {
+        if self.secret.is_empty() {
             return Err(ConfigError::BadSecret {
                 len: self.secret.len(),
             });
@@ -76,6 +80,19 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("node_id", &self.node_id)
+            .field("secret", &format_args!("<redacted, {} bytes>", self.secret.len()))
+            .field("listen_addrs", &self.listen_addrs)
+            .field("seeds", &self.seeds)
+            .field("timeouts", &self.timeouts)
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 

@@ -1,16 +1,17 @@
-//! One connection's state: where it is in its life, its framing, its clocks,
-//! and the bytes waiting to be sent on it.
+//! One connection's state: where it is in its life, its secure channel, its
+//! clocks, and the frames waiting to be sealed and sent on it.
 
-use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
+use crate::channel::Channel;
 use crate::event::Direction;
-use crate::framing::FrameReader;
+use crate::handshake::Psk;
 use crate::ids::{ConnId, GroupName, NodeId};
 use crate::time::Instant;
-use crate::wire::{Frame, Hello};
+use crate::event::WireReason;
+use crate::wire::Frame;
 
 /// What a dial was for, so its outcome updates the right backoff.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,11 +28,8 @@ pub(crate) enum DialFor {
 pub(crate) enum Phase {
     /// Waiting for the driver to connect.
     Dialing,
-    /// Greetings under way.
-    Greeting {
-        ours: Box<Hello>,
-        theirs: Option<Box<Hello>>,
-    },
+    /// The handshake is under way.
+    Handshake,
     /// Authenticated. `incoming` holds the peer's snapshot while it arrives.
     Active {
         node: NodeId,
@@ -47,8 +45,11 @@ pub(crate) struct Conn {
     pub(crate) addr: SocketAddr,
     pub(crate) dial_for: DialFor,
     pub(crate) phase: Phase,
-    pub(crate) reader: FrameReader,
+    pub(crate) channel: Channel,
+    /// Frames queued, not yet sealed.
     pub(crate) out: Vec<u8>,
+    /// In the node's list of connections with output.
+    pub(crate) dirty: bool,
     pub(crate) opened: Instant,
     pub(crate) last_recv: Instant,
     pub(crate) last_send: Instant,
@@ -57,6 +58,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: ConnId,
         dir: Direction,
@@ -64,15 +66,19 @@ impl Conn {
         dial_for: DialFor,
         now: Instant,
         max_frame: usize,
+        psk: &Psk,
+        seed: [u8; 32],
     ) -> Self {
+        let initiator = dir == Direction::Outbound;
         Conn {
             id,
             dir,
             addr,
             dial_for,
             phase: Phase::Dialing,
-            reader: FrameReader::new(max_frame),
+            channel: Channel::new(initiator, psk, max_frame, seed),
             out: Vec::new(),
+            dirty: false,
             opened: now,
             last_recv: now,
             last_send: now,
@@ -89,14 +95,33 @@ impl Conn {
         matches!(self.phase, Phase::Active { .. })
     }
 
+    /// Has bytes to hand to the driver.
+    pub(crate) fn has_output(&self) -> bool {
+        !self.out.is_empty() || self.channel.unsent() > 0
+    }
+
+    /// Bytes queued, sealed or not.
+    pub(crate) fn unsent(&self) -> usize {
+        self.out.len() + self.channel.unsent()
+    }
+
+    /// Everything to write, in order: handshake records, then the queued
+    /// frames, sealed.
+    pub(crate) fn take_output(&mut self) -> Vec<u8> {
+        self.channel.seal(&mut self.out);
+        self.channel.take_wire()
+    }
+
+    /// Tells the peer why we close, the way the channel's state allows.
+    pub(crate) fn say_close(&mut self, reason: WireReason) {
+        self.channel.refuse(reason, &mut self.out);
+    }
+
     /// The authenticated peer, or the one its greeting names.
     pub(crate) fn peer(&self) -> Option<NodeId> {
         match &self.phase {
             Phase::Active { node, .. } => Some(node.clone()),
-            Phase::Greeting {
-                theirs: Some(h), ..
-            } => NodeId::new(&h.node).ok(),
-            _ => None,
+            _ => NodeId::new(&self.channel.theirs()?.node).ok(),
         }
     }
 }

@@ -105,7 +105,7 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::BadSecret { len } => write!(
                 f,
-                "the shared secret is {len} bytes; use 1 to 1024 bytes (32 random bytes recommended)"
+                "the shared secret is {len} bytes; it must not be empty (32 random bytes recommended)"
             ),
             ConfigError::BadMaxFrame { max_frame } => write!(
                 f,

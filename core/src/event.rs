@@ -96,8 +96,9 @@ pub enum CloseReason {
     SelfConnection,
     /// The peer claims our own node id with another incarnation.
     DuplicateNodeId,
-    /// The peer's greeting repeated a nonce: ours (reflected) or one seen before (replayed).
-    ReplayedNonce,
+    /// A sealed record did not open: altered, injected, replayed, reordered
+    /// or cut short on the way. The channel cannot be trusted past it.
+    Decrypt,
     /// A frame that is not allowed in the connection's state (e.g. before authentication).
     UnexpectedFrame,
     /// The handshake did not finish in time.
@@ -132,8 +133,8 @@ pub enum WireReason {
     SelfConnection,
     /// See [`CloseReason::DuplicateNodeId`].
     DuplicateNodeId,
-    /// See [`CloseReason::ReplayedNonce`].
-    ReplayedNonce,
+    /// See [`CloseReason::Decrypt`].
+    Decrypt,
     /// See [`CloseReason::UnexpectedFrame`].
     UnexpectedFrame,
     /// See [`CloseReason::HandshakeTimeout`].
@@ -164,7 +165,7 @@ impl CloseReason {
             CloseReason::AuthenticationFailed => WireReason::AuthenticationFailed,
             CloseReason::SelfConnection => WireReason::SelfConnection,
             CloseReason::DuplicateNodeId => WireReason::DuplicateNodeId,
-            CloseReason::ReplayedNonce => WireReason::ReplayedNonce,
+            CloseReason::Decrypt => WireReason::Decrypt,
             CloseReason::UnexpectedFrame => WireReason::UnexpectedFrame,
             CloseReason::HandshakeTimeout => WireReason::HandshakeTimeout,
             CloseReason::KeepaliveTimeout => WireReason::KeepaliveTimeout,
@@ -199,7 +200,9 @@ impl fmt::Display for WireReason {
             }
             WireReason::SelfConnection => f.write_str("connection to self"),
             WireReason::DuplicateNodeId => f.write_str("duplicate node id"),
-            WireReason::ReplayedNonce => f.write_str("replayed or reflected nonce"),
+            WireReason::Decrypt => {
+                f.write_str("a sealed record did not open (altered, replayed or injected)")
+            }
             WireReason::UnexpectedFrame => f.write_str("unexpected frame"),
             WireReason::HandshakeTimeout => f.write_str("handshake timeout"),
             WireReason::KeepaliveTimeout => f.write_str("keepalive timeout"),

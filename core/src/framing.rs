@@ -1,9 +1,14 @@
-//! Byte stream to frames: length-prefixed, checked before buffering.
+//! Byte streams to length-prefixed units, every length checked before buffering.
 //!
-//! TCP gives no message boundaries. [`FrameReader`] takes whatever the socket
-//! read returned, split at any byte, and yields the same frames in the same
-//! order whatever the split. A length over the limit is refused as soon as its
-//! four bytes are in, before the body is buffered.
+//! TCP gives no message boundaries. Two layers split what a socket read
+//! returned, split at any byte, into the same units in the same order whatever
+//! the split:
+//! - [`RecordReader`]: the wire's records (handshake records, then sealed
+//!   Noise messages). It buffers at most one record, and refuses a length over
+//!   its limit as soon as the four length bytes are in.
+//! - [`FrameReader`]: the frames inside the opened records. A length over the
+//!   maximum frame size is refused as soon as its four bytes are in, before
+//!   the body is buffered.
 
 use alloc::vec::Vec;
 
@@ -11,6 +16,13 @@ use crate::wire::{DecodeError, Frame, LEN_PREFIX};
 
 /// Buffer capacity kept between frames; more is given back once drained.
 const KEEP_CAPACITY: usize = 8 * 1024;
+
+/// The length in a 4-byte little-endian prefix.
+fn prefixed_len(prefix: &[u8]) -> usize {
+    let mut len = [0u8; LEN_PREFIX];
+    len.copy_from_slice(&prefix[..LEN_PREFIX]);
+    u32::from_le_bytes(len) as usize
+}
 
 /// Reassembles frames from a byte stream.
 #[derive(Debug)]
@@ -36,8 +48,22 @@ impl FrameReader {
     /// Appends received bytes. Call [`next_frame`](Self::next_frame) until it
     /// returns `Ok(None)` afterwards.
     pub fn push(&mut self, bytes: &[u8]) {
+        // Copying into the slice given cannot fail.
+        let _ = self.push_with::<()>(bytes.len(), |dst| {
+            dst.copy_from_slice(bytes);
+            Ok(bytes.len())
+        });
+    }
+
+    /// Appends what `write` puts into a slice of `room` bytes (it returns how
+    /// many it wrote): an opened record goes straight into the frame buffer.
+    pub fn push_with<E>(
+        &mut self,
+        room: usize,
+        write: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<(), E> {
         if self.failed {
-            return;
+            return Ok(());
         }
         if self.pos == self.buf.len() {
             self.buf.clear();
@@ -50,7 +76,11 @@ impl FrameReader {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        self.buf.extend_from_slice(bytes);
+        let start = self.buf.len();
+        self.buf.resize(start + room, 0);
+        let written = write(&mut self.buf[start..]);
+        self.buf.truncate(start + *written.as_ref().unwrap_or(&0));
+        written.map(|_| ())
     }
 
     /// Bytes buffered but not yet returned as frames.
@@ -65,12 +95,10 @@ impl FrameReader {
             return Ok(None);
         }
         let rest = &self.buf[self.pos..];
-        let Some(prefix) = rest.get(..LEN_PREFIX) else {
+        if rest.len() < LEN_PREFIX {
             return Ok(None);
-        };
-        let mut len_bytes = [0u8; LEN_PREFIX];
-        len_bytes.copy_from_slice(prefix);
-        let len = u32::from_le_bytes(len_bytes) as usize;
+        }
+        let len = prefixed_len(rest);
         if len > self.max_frame {
             return Err(self.fail(DecodeError::TooLarge {
                 len,
@@ -94,5 +122,72 @@ impl FrameReader {
         self.buf = Vec::new();
         self.pos = 0;
         e
+    }
+}
+
+/// Splits a byte stream into records, holding at most one record at a time.
+///
+/// [`fill`](Self::fill) takes from its input only the bytes the current
+/// record still needs, so whatever a peer sends, the reader holds at most
+/// `LEN_PREFIX + max` bytes.
+#[derive(Debug)]
+pub struct RecordReader {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl RecordReader {
+    /// A reader that refuses record bodies longer than `max` bytes.
+    pub fn new(max: usize) -> Self {
+        RecordReader {
+            buf: Vec::new(),
+            max,
+        }
+    }
+
+    /// Changes the largest record body accepted from the next record on.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    /// Moves bytes from the front of `input` into the current record; true
+    /// once it is complete (read it with [`record`](Self::record), then
+    /// [`consume`](Self::consume) it). A length over the limit is an error as
+    /// soon as it is read.
+    pub fn fill(&mut self, input: &mut &[u8]) -> Result<bool, DecodeError> {
+        if self.buf.len() < LEN_PREFIX {
+            let take = (LEN_PREFIX - self.buf.len()).min(input.len());
+            self.take(input, take);
+            if self.buf.len() < LEN_PREFIX {
+                return Ok(false);
+            }
+        }
+        let len = prefixed_len(&self.buf);
+        if len > self.max {
+            return Err(DecodeError::TooLarge { len, max: self.max });
+        }
+        let need = LEN_PREFIX + len - self.buf.len();
+        let take = need.min(input.len());
+        self.take(input, take);
+        Ok(take == need)
+    }
+
+    fn take(&mut self, input: &mut &[u8], n: usize) {
+        let (head, rest) = input.split_at(n);
+        self.buf.extend_from_slice(head);
+        *input = rest;
+    }
+
+    /// The body of the complete record.
+    pub fn record(&self) -> &[u8] {
+        self.buf.get(LEN_PREFIX..).unwrap_or_default()
+    }
+
+    /// Forgets the complete record, ready for the next.
+    pub fn consume(&mut self) {
+        self.buf.clear();
+        if self.buf.capacity() > KEEP_CAPACITY {
+            self.buf.shrink_to(KEEP_CAPACITY);
+        }
     }
 }

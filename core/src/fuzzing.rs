@@ -4,17 +4,21 @@
 //! as it goes:
 //!
 //! - [`decode`]: bytes → frame; whatever decodes re-encodes to the same frame.
-//! - [`stream`]: bytes on an authenticated connection, split at fuzzer-chosen
-//!   points, give exactly the same node state and events as the same bytes in one piece.
+//! - [`stream`]: a plaintext frame stream sealed on an authenticated
+//!   connection, its records split at fuzzer-chosen points, gives exactly the
+//!   same node state and events as the same bytes in one piece.
+//! - [`records`]: arbitrary records on an authenticated session (sealed
+//!   frames, forged, replayed, reordered, altered or cut records): whatever
+//!   was not sealed by the peer closes the connection, and nothing false is listed.
 //! - [`node`]: a whole node driven by an arbitrary sequence of inputs (peers
 //!   connecting, hostile or valid frames in any state, timeouts, local API
 //!   calls); the view, the monitors, the limits and the timers stay sound.
-//! - [`handshake`]: hostile greetings and proofs; no connection ever
-//!   authenticates without the secret.
+//! - [`handshake`]: hostile handshakes (wrong keys, replayed and spliced
+//!   messages, raw bytes, frames too early); no connection ever
+//!   authenticates unless the harness proved the key on it.
 //!
 //! Only built with the `fuzzing` feature (and in this crate's own tests).
 
-use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -23,11 +27,12 @@ use core::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use crate::channel::{Channel, Input};
 use crate::event::{Action, Event};
-use crate::framing::FrameReader;
+use crate::handshake::Psk;
 use crate::ids::{ConnId, MonitorId, NodeId, PortId, PortMonitorId, RegId};
 use crate::time::Instant;
-use crate::wire::{Frame, Hello, WireAddr, WireNodeId, LEN_PREFIX, PROTOCOL_VERSION};
+use crate::wire::{Frame, Hello, WireAddr, WireNodeId, LEN_PREFIX};
 use crate::{Config, Node};
 
 const SECRET: &[u8] = b"fuzz secret";
@@ -46,19 +51,22 @@ pub fn decode(data: &[u8]) {
     }
 }
 
-/// Bytes on an authenticated connection, in fuzzer-chosen chunks, against the
-/// same bytes in one piece: same events, same view.
+/// A plaintext stream sealed on an authenticated connection, its records in
+/// fuzzer-chosen chunks, against the same bytes in one piece: same events,
+/// same view.
 pub fn stream(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let Ok(cuts) = Vec::<u16>::arbitrary(&mut u) else {
         return;
     };
-    let bytes = u.take_rest();
+    let mut plain = u.take_rest().to_vec();
     let mut whole = Harness::new(small_limits());
     let mut split = Harness::new(small_limits());
     let (a, b) = (whole.authenticated_peer(), split.authenticated_peer());
-    whole.bytes(a, bytes);
-    let mut rest = bytes;
+    let bytes = whole.seal(a, &mut plain.clone());
+    assert_eq!(bytes, split.seal(b, &mut plain), "same keys, same records");
+    whole.bytes(a, &bytes);
+    let mut rest = &bytes[..];
     for cut in cuts {
         let at = usize::from(cut).min(rest.len());
         let (chunk, tail) = rest.split_at(at);
@@ -70,6 +78,93 @@ pub fn stream(data: &[u8]) {
     assert_eq!(whole.view(), split.view(), "chunking changed the view");
     whole.check();
     split.check();
+}
+
+/// What an on-path attacker does to an authenticated session's records.
+#[derive(Debug, Arbitrary)]
+enum RecordOp {
+    /// A frame, sealed by the honest peer and delivered.
+    Sealed(Frame),
+    /// Sealed by the peer, then lost on the way (the next one will not open).
+    Dropped(Frame),
+    /// One of the records delivered so far, again.
+    Replay(u8),
+    /// The next sealed record with one bit flipped.
+    Flip(Frame, u16),
+    /// A record nobody sealed.
+    Forged(Vec<u8>),
+    /// Bytes as they are.
+    Raw(Vec<u8>),
+}
+
+/// Arbitrary records on an authenticated session: the node opens exactly the
+/// records its peer sealed, in order, up to the first one it did not (or one
+/// lost on the way); nothing after that is ever read.
+pub fn records(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let mut h = Harness::new(small_limits());
+    let id = h.authenticated_peer();
+    let before = h.node.stats().frames_in;
+    let mut delivered: Vec<Vec<u8>> = Vec::new();
+    let mut honest_frames = 0;
+    let mut tainted = false;
+    for _ in 0..64 {
+        let Ok(op) = RecordOp::arbitrary(&mut u) else {
+            break;
+        };
+        let bytes = match op {
+            RecordOp::Sealed(f) => {
+                honest_frames += u64::from(!tainted);
+                h.seal(id, &mut framed(&f))
+            }
+            RecordOp::Dropped(f) => {
+                h.seal(id, &mut framed(&f));
+                tainted = true;
+                continue;
+            }
+            RecordOp::Replay(i) => {
+                let Some(rec) = pick(&delivered, i) else {
+                    continue;
+                };
+                tainted = true;
+                rec
+            }
+            RecordOp::Flip(f, bit) => {
+                let mut rec = h.seal(id, &mut framed(&f));
+                let at = usize::from(bit) % (rec.len() * 8);
+                rec[at / 8] ^= 1 << (at % 8);
+                tainted = true;
+                rec
+            }
+            RecordOp::Forged(body) => {
+                let mut rec = (body.len() as u32).to_le_bytes().to_vec();
+                rec.extend_from_slice(&body);
+                tainted = true;
+                rec
+            }
+            RecordOp::Raw(bytes) => {
+                tainted |= !bytes.is_empty();
+                bytes
+            }
+        };
+        delivered.push(bytes.clone());
+        h.bytes(id, &bytes);
+        h.check();
+        let read = h.node.stats().frames_in - before;
+        assert!(
+            read <= honest_frames,
+            "{read} frames read, only {honest_frames} sealed and delivered in order"
+        );
+        if !h.conns.get(&id).is_some_and(|r| r.open) {
+            break;
+        }
+    }
+}
+
+fn framed(frame: &Frame) -> Vec<u8> {
+    let mut out = Vec::new();
+    frame.encode(&mut out);
+    out
 }
 
 /// A whole node driven by arbitrary inputs.
@@ -132,39 +227,31 @@ enum Who {
     Empty,
 }
 
-/// Which nonce a greeting carries.
+/// Which key a peer's channel holds.
 #[derive(Debug, Arbitrary)]
-enum NonceChoice {
-    Fresh,
-    /// The node's own nonce on this connection (a reflection).
-    Echo,
-    /// One this harness already used.
-    Replay,
-}
-
-/// Which proof a peer sends.
-#[derive(Debug, Arbitrary)]
-enum Proof {
-    Correct,
-    WrongSecret,
-    /// The MAC the node itself would send (a reflection).
-    Reflected,
-    Garbage([u8; 32]),
+enum Key {
+    Right,
+    Wrong,
 }
 
 #[derive(Debug, Arbitrary)]
 enum HandshakeOp {
     Inbound,
     Dialed(u8),
-    Hello {
+    /// Starts the handshake on a connection, as someone, with some key (the
+    /// harness answers the node's greeting and confirms as the protocol says).
+    Start {
         conn: u8,
         who: Who,
-        nonce: NonceChoice,
         incarnation: u8,
-        other_version: bool,
+        key: Key,
     },
-    Auth(u8, Proof),
+    /// Bytes recorded earlier on any connection, either way, replayed.
+    Replay { conn: u8, which: u8 },
+    /// A frame, sealed if the harness's channel is keyed, plain if not.
     Frame(u8, Frame),
+    /// Bytes as they are.
+    Raw(u8, Vec<u8>),
     Closed(u8),
     Timeout(u16),
 }
@@ -217,12 +304,22 @@ impl From<HandshakeOp> for Op {
 /// What the harness knows of one connection, as the remote side.
 #[derive(Debug, Default)]
 struct Remote {
-    reader: Option<FrameReader>,
-    node_hello: Option<Hello>,
-    our_hello: Option<Hello>,
-    /// We sent a correct proof over a greeting the node could accept.
-    proved: bool,
+    /// Our end of the channel, once the harness started it.
+    channel: Option<Channel>,
+    /// The node dialled (the harness is the responder).
+    dialled: bool,
+    /// What the node sent before our channel existed.
+    early: Vec<u8>,
+    /// Our channel holds the right key.
+    right_key: bool,
     open: bool,
+}
+
+impl Remote {
+    /// The harness proved the key on this connection (it could be authenticated).
+    fn proved(&self) -> bool {
+        self.right_key && self.channel.as_ref().is_some_and(|c| c.is_keyed())
+    }
 }
 
 /// A node and the harness acting as every peer it talks to.
@@ -236,8 +333,8 @@ struct Harness {
     monitors: BTreeMap<MonitorId, (String, Option<BTreeSet<PortId>>)>,
     port_monitors: BTreeSet<PortMonitorId>,
     events: Vec<Event>,
-    used_nonces: Vec<[u8; 32]>,
-    next_nonce: u8,
+    /// Bytes seen on any connection, either way, for replays (the first few).
+    recorded: Vec<Vec<u8>>,
     shut_down: bool,
     /// Draining is held back (see `Op::Cork`).
     corked: bool,
@@ -259,8 +356,7 @@ impl Harness {
             monitors: BTreeMap::new(),
             port_monitors: BTreeSet::new(),
             events: Vec::new(),
-            used_nonces: Vec::new(),
-            next_nonce: 0,
+            recorded: Vec::new(),
             shut_down: false,
             corked: false,
             ended_monitors: BTreeSet::new(),
@@ -301,8 +397,7 @@ impl Harness {
     }
 
     fn join(&mut self, id: ConnId, peer: u8) {
-        self.hello(id, Who::Peer(peer), NonceChoice::Fresh, 1, false);
-        self.auth(id, Proof::Correct);
+        self.start(id, Who::Peer(peer), 1, Key::Right);
         self.frame(
             id,
             &Frame::Sync {
@@ -312,21 +407,11 @@ impl Harness {
         );
     }
 
-    fn hello(&mut self, id: ConnId, who: Who, nonce: NonceChoice, incarnation: u8, other: bool) {
-        let Some(r) = self.conns.get(&id) else {
+    /// Starts our end of the handshake on `id`.
+    fn start(&mut self, id: ConnId, who: Who, incarnation: u8, key: Key) {
+        let Some(r) = self.conns.get_mut(&id).filter(|r| r.channel.is_none()) else {
             return;
         };
-        let nonce = match nonce {
-            NonceChoice::Fresh => {
-                self.next_nonce = self.next_nonce.wrapping_add(1);
-                let mut n = [0xA5; 32];
-                n[0] = self.next_nonce;
-                n
-            }
-            NonceChoice::Echo => r.node_hello.as_ref().map_or([0; 32], |h| h.nonce),
-            NonceChoice::Replay => self.used_nonces.first().copied().unwrap_or([1; 32]),
-        };
-        self.used_nonces.push(nonce);
         let mut node = WireNodeId::new();
         match who {
             Who::Peer(p) => {
@@ -340,51 +425,81 @@ impl Harness {
         let mut addrs = heapless::Vec::new();
         let _ = addrs.push(WireAddr::from(addr(8000 + u16::from(incarnation % 4))));
         let hello = Hello {
-            version: if other {
-                PROTOCOL_VERSION + 1
-            } else {
-                PROTOCOL_VERSION
-            },
             node,
             incarnation: u64::from(incarnation),
             addrs,
-            nonce,
             max_frame: 4096,
         };
-        if let Some(r) = self.conns.get_mut(&id) {
-            r.our_hello = Some(hello.clone());
-        }
-        self.frame(id, &Frame::Hello(Box::new(hello)));
+        r.right_key = matches!(key, Key::Right);
+        let psk = Psk::derive(if r.right_key { SECRET } else { b"wrong" });
+        let seed = [id.0 as u8; 32];
+        let mut channel = Channel::new(!r.dialled, &psk, 1 << 24, seed);
+        channel.start(&hello);
+        r.channel = Some(channel);
+        let early = core::mem::take(&mut r.early);
+        self.read(id, &early);
+        self.flush(id);
     }
 
-    fn auth(&mut self, id: ConnId, proof: Proof) {
+    /// Feeds what the node sent into our end of `id`, answering a greeting.
+    fn read(&mut self, id: ConnId, mut bytes: &[u8]) {
         let Some(r) = self.conns.get_mut(&id) else {
             return;
         };
-        let (Some(ours), Some(theirs)) = (r.our_hello.clone(), r.node_hello.clone()) else {
+        let Some(channel) = r.channel.as_mut() else {
+            r.early.extend_from_slice(bytes);
             return;
         };
-        let mac = match proof {
-            Proof::Correct => {
-                r.proved = true;
-                crate::handshake::prove(SECRET, &ours, &theirs)
+        while let Ok(Some(input)) = channel.next(&mut bytes) {
+            if let Input::Greeting(_) = input {
+                channel.answer();
             }
-            Proof::WrongSecret => crate::handshake::prove(b"wrong", &ours, &theirs),
-            Proof::Reflected => crate::handshake::prove(SECRET, &theirs, &ours),
-            Proof::Garbage(m) => m,
+        }
+    }
+
+    /// Sends what our end of `id` wrote.
+    fn flush(&mut self, id: ConnId) {
+        let bytes = self
+            .conns
+            .get_mut(&id)
+            .and_then(|r| r.channel.as_mut())
+            .map(|c| c.take_wire())
+            .unwrap_or_default();
+        if !bytes.is_empty() {
+            self.bytes(id, &bytes);
+        }
+    }
+
+    /// `plain` sealed by our end of `id` (empty if it is not keyed).
+    fn seal(&mut self, id: ConnId, plain: &mut Vec<u8>) -> Vec<u8> {
+        let Some(c) = self.conns.get_mut(&id).and_then(|r| r.channel.as_mut()) else {
+            return Vec::new();
         };
-        self.frame(id, &Frame::Auth { mac });
+        c.seal(plain);
+        c.take_wire()
     }
 
     fn frame(&mut self, id: ConnId, frame: &Frame) {
-        let mut bytes = Vec::new();
-        frame.encode(&mut bytes);
+        let mut plain = framed(frame);
+        let keyed = self
+            .conns
+            .get(&id)
+            .and_then(|r| r.channel.as_ref())
+            .is_some_and(|c| c.is_keyed());
+        let bytes = if keyed { self.seal(id, &mut plain) } else { plain };
         self.bytes(id, &bytes);
     }
 
     fn bytes(&mut self, id: ConnId, bytes: &[u8]) {
+        self.record(bytes);
         self.node.handle_bytes(self.now, id, bytes);
         self.drain();
+    }
+
+    fn record(&mut self, bytes: &[u8]) {
+        if self.recorded.len() < 16 && !bytes.is_empty() {
+            self.recorded.push(bytes.to_vec());
+        }
     }
 
     fn apply(&mut self, op: Op) {
@@ -527,25 +642,30 @@ impl Harness {
                     self.drain();
                 }
             }
-            HandshakeOp::Hello {
+            HandshakeOp::Start {
                 conn,
                 who,
-                nonce,
                 incarnation,
-                other_version,
+                key,
             } => {
                 if let Some(id) = self.pick(conn) {
-                    self.hello(id, who, nonce, incarnation, other_version);
+                    self.start(id, who, incarnation, key);
                 }
             }
-            HandshakeOp::Auth(c, proof) => {
-                if let Some(id) = self.pick(c) {
-                    self.auth(id, proof);
+            HandshakeOp::Replay { conn, which } => {
+                if let (Some(id), Some(bytes)) = (self.pick(conn), pick(&self.recorded, which)) {
+                    self.node.handle_bytes(self.now, id, &bytes);
+                    self.drain();
                 }
             }
             HandshakeOp::Frame(c, frame) => {
                 if let Some(id) = self.pick(c) {
                     self.frame(id, &frame);
+                }
+            }
+            HandshakeOp::Raw(c, bytes) => {
+                if let Some(id) = self.pick(c) {
+                    self.bytes(id, &bytes);
                 }
             }
             HandshakeOp::Closed(c) => {
@@ -572,22 +692,19 @@ impl Harness {
         }
     }
 
-    /// Drains every output (capped: a node that keeps producing is a bug).
+    /// Drains every output (capped: a node that keeps producing is a bug),
+    /// then sends what our ends of the channels wrote in answer.
     fn drain(&mut self) {
         if self.corked {
             return;
         }
+        let mut answered = BTreeSet::new();
         for _ in 0..100_000 {
             if let Some(t) = self.node.poll_transmit() {
                 assert!(!t.data.is_empty(), "no empty transmits");
-                let r = self.conns.entry(t.conn).or_default();
-                let reader = r.reader.get_or_insert_with(|| FrameReader::new(1 << 24));
-                reader.push(&t.data);
-                while let Ok(Some(f)) = reader.next_frame() {
-                    if let Frame::Hello(h) = f {
-                        r.node_hello = Some(*h);
-                    }
-                }
+                self.record(&t.data);
+                self.read(t.conn, &t.data);
+                answered.insert(t.conn);
                 continue;
             }
             if let Some(a) = self.node.poll_action() {
@@ -595,6 +712,9 @@ impl Harness {
                     Action::Dial { conn, .. } => {
                         assert!(!self.shut_down, "no dials after shutdown");
                         self.track(conn);
+                        if let Some(r) = self.conns.get_mut(&conn) {
+                            r.dialled = true;
+                        }
                     }
                     Action::Close { conn } => {
                         if let Some(r) = self.conns.get_mut(&conn) {
@@ -608,6 +728,11 @@ impl Harness {
                 self.observe(&e);
                 self.events.push(e);
                 continue;
+            }
+            for id in answered {
+                if self.conns.get(&id).is_some_and(|r| r.open) {
+                    self.flush(id);
+                }
             }
             return;
         }
@@ -713,7 +838,7 @@ impl Harness {
             stats.known_nodes <= limits.max_known_nodes + limits.max_connections,
             "known nodes bounded"
         );
-        let proved = self.conns.values().filter(|r| r.proved && r.open).count();
+        let proved = self.conns.values().filter(|r| r.proved() && r.open).count();
         assert!(
             stats.authenticated <= proved,
             "{} authenticated connections but only {proved} proofs of the secret",

@@ -1,94 +1,121 @@
-//! The handshake: greetings, mutual authentication, and the checks on a greeting.
+//! The handshake's rules: the Noise pattern, the key derived from the shared
+//! secret, where its randomness comes from, and the checks on a greeting.
 //!
-//! Both sides send a [`Hello`] at once. On the peer's hello, a side checks it
-//! (version, nonce never seen, not itself) and answers with
-//! `Auth { mac }`, where `mac = HMAC-SHA256(secret, LABEL ‖ len ‖ hello_sender ‖ len ‖ hello_receiver)`
-//! over the canonical encodings of both greetings. Each side's MAC covers its own
-//! greeting first, so a MAC cannot be reflected back, and it covers the other
-//! side's fresh nonce, so it cannot be replayed. The secret never travels; MACs
-//! are compared in constant time. Nothing but `Hello`, `Auth` and `Close` is
-//! accepted before the peer's MAC is verified.
+//! Pattern: `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`, with the prologue
+//! [`PROLOGUE`] (which binds the protocol version). The dialler is the
+//! initiator:
+//!
+//! ```text
+//! -> psk, e        payload: initiator's Hello (encrypted under the PSK)
+//! <- e, ee         payload: responder's Hello (PSK and both ephemerals)
+//! -> first sealed record (key confirmation, at most 1 KiB)
+//! ```
+//!
+//! The initiator knows the responder holds the key, and is live, when the
+//! second message decrypts (it depends on the initiator's fresh ephemeral).
+//! The responder knows the same of the initiator only when the first sealed
+//! record opens (it depends on the responder's fresh ephemeral): a recorded
+//! first message replayed on a new connection gets an answer nobody can use.
+//! Why this pattern is in `docs/SECURITY.md`.
+//!
+//! The pre-shared key is HKDF-SHA256 of the configured secret with a domain
+//! label; the secret itself never leaves the node. Ephemeral keys come from a
+//! ChaCha RNG seeded by the node's own seeded RNG, so runs replay exactly.
 
-use alloc::collections::{BTreeSet, VecDeque};
+use alloc::boxed::Box;
+use core::fmt;
 
-use hmac::{Hmac, Mac};
+use hkdf::Hkdf;
+use rand_chacha::ChaCha12Rng;
+use rand_core::{RngCore, SeedableRng};
 use sha2::Sha256;
+use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
+use snow::resolvers::{CryptoResolver, DefaultResolver};
+use snow::types::{Cipher, Dh, Hash, Random};
+use snow::HandshakeState;
 
 use crate::event::CloseReason;
-use crate::wire::{Hello, MAC_LEN, NONCE_LEN, PROTOCOL_VERSION};
+use crate::wire::Hello;
 
-type HmacSha256 = Hmac<Sha256>;
+/// The Noise protocol name.
+pub const NOISE_PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
 
-const LABEL: &[u8] = b"groupmesh/1 auth";
+/// Mixed into the handshake hash: both sides must speak this protocol version.
+pub const PROLOGUE: &[u8] = b"groupmesh/2";
 
-/// How many nonces (ours and peers') are remembered to refuse replays.
-const REMEMBERED_NONCES: usize = 4096;
+/// HKDF salt and info: the domain of the derived key.
+const PSK_SALT: &[u8] = b"groupmesh/2 pre-shared key";
+const PSK_INFO: &[u8] = b"noise psk0";
 
-fn mac_over(secret: &[u8], sender: &Hello, receiver: &Hello) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    for hello in [sender, receiver] {
-        let bytes = postcard::to_allocvec(hello).expect("encoding into a Vec cannot fail");
-        mac.update(&(bytes.len() as u64).to_le_bytes());
-        mac.update(&bytes);
+/// The 32-byte pre-shared key derived from a mesh's secret. Its `Debug` never
+/// shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Psk([u8; 32]);
+
+impl Psk {
+    /// The key for a secret of any length.
+    pub fn derive(secret: &[u8]) -> Psk {
+        let mut key = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(PSK_SALT), secret)
+            .expand(PSK_INFO, &mut key)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        Psk(key)
     }
-    mac.update(LABEL);
-    mac
 }
 
-/// The MAC a node sends (`ours`: its own greeting, `theirs`: the peer's) to
-/// prove the secret. Public so test clients and other implementations can
-/// speak the protocol.
-pub fn prove(secret: &[u8], ours: &Hello, theirs: &Hello) -> [u8; MAC_LEN] {
-    mac_over(secret, ours, theirs)
-        .finalize()
-        .into_bytes()
-        .into()
+impl fmt::Debug for Psk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Psk(<redacted>)")
+    }
 }
 
-/// Checks the MAC a peer sent (`theirs`: its greeting) in constant time.
-pub fn verify(secret: &[u8], ours: &Hello, theirs: &Hello, mac: &[u8; MAC_LEN]) -> bool {
-    mac_over(secret, theirs, ours).verify_slice(mac).is_ok()
+/// A Noise handshake for one connection: the initiator if `initiator`, keyed
+/// by `psk`, its ephemeral key drawn from an RNG seeded with `seed`.
+pub(crate) fn noise(initiator: bool, psk: &Psk, seed: [u8; 32]) -> Box<HandshakeState> {
+    let params: NoiseParams = NOISE_PATTERN
+        .parse()
+        .expect("the pattern is a valid Noise protocol name");
+    let builder = snow::Builder::with_resolver(params, Box::new(Seeded(seed)))
+        .prologue(PROLOGUE)
+        .and_then(|b| b.psk(0, &psk.0))
+        .expect("a prologue and a 32-byte psk at location 0 are valid");
+    let state = if initiator {
+        builder.build_initiator()
+    } else {
+        builder.build_responder()
+    };
+    Box::new(state.expect("the default resolver has every primitive of the pattern"))
 }
 
-/// Nonces this node generated or received, to refuse reflected and replayed greetings.
-#[derive(Debug, Default)]
-pub(crate) struct Nonces {
-    seen: BTreeSet<[u8; NONCE_LEN]>,
-    order: VecDeque<[u8; NONCE_LEN]>,
+/// Snow's primitives, with the randomness from a seed instead of the OS.
+struct Seeded([u8; 32]);
+
+struct SeededRng(ChaCha12Rng);
+
+impl Random for SeededRng {
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), snow::Error> {
+        self.0.fill_bytes(dest);
+        Ok(())
+    }
 }
 
-impl Nonces {
-    /// Remembers `nonce`; false if it was already known.
-    pub(crate) fn insert(&mut self, nonce: [u8; NONCE_LEN]) -> bool {
-        if !self.seen.insert(nonce) {
-            return false;
-        }
-        self.order.push_back(nonce);
-        if self.order.len() > REMEMBERED_NONCES {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        true
+impl CryptoResolver for Seeded {
+    fn resolve_rng(&self) -> Option<Box<dyn Random>> {
+        Some(Box::new(SeededRng(ChaCha12Rng::from_seed(self.0))))
+    }
+    fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
+        DefaultResolver.resolve_dh(choice)
+    }
+    fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
+        DefaultResolver.resolve_hash(choice)
+    }
+    fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
+        DefaultResolver.resolve_cipher(choice)
     }
 }
 
 /// Checks a peer's greeting against ours. `Err` is the reason to refuse it.
-pub(crate) fn check_hello(
-    ours: &Hello,
-    theirs: &Hello,
-    nonces: &mut Nonces,
-) -> Result<(), CloseReason> {
-    if theirs.version != PROTOCOL_VERSION {
-        return Err(CloseReason::VersionMismatch {
-            ours: PROTOCOL_VERSION,
-            theirs: theirs.version,
-        });
-    }
-    if theirs.nonce == ours.nonce {
-        // Our own greeting, reflected on the same connection.
-        return Err(CloseReason::ReplayedNonce);
-    }
+pub(crate) fn check_hello(ours: &Hello, theirs: &Hello) -> Result<(), CloseReason> {
     if theirs.node == ours.node {
         return Err(if theirs.incarnation == ours.incarnation {
             CloseReason::SelfConnection
@@ -96,15 +123,5 @@ pub(crate) fn check_hello(
             CloseReason::DuplicateNodeId
         });
     }
-    if !nonces.insert(theirs.nonce) {
-        return Err(CloseReason::ReplayedNonce);
-    }
     Ok(())
-}
-
-/// A greeting's nonce as a fresh random value.
-pub(crate) fn fresh_nonce(rng: &mut impl rand_core::RngCore) -> [u8; NONCE_LEN] {
-    let mut n = [0u8; NONCE_LEN];
-    rng.fill_bytes(&mut n);
-    n
 }

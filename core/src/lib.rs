@@ -55,6 +55,7 @@ extern crate alloc;
 extern crate std;
 
 mod batch;
+mod channel;
 mod config;
 mod conn;
 mod error;
@@ -76,13 +77,15 @@ pub mod wire;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 
+pub use channel::{Channel, Input};
 pub use config::{Config, Limits, Timeouts};
 pub use error::{ApiError, ConfigError};
 pub use event::{
     Action, CloseReason, Direction, Event, GroupDelta, Limit, PortDownReason, RemoteReason,
     Transmit, WireReason,
 };
-pub use framing::FrameReader;
+pub use framing::{FrameReader, RecordReader};
+pub use handshake::Psk;
 pub use ids::{
     ConnId, MonitorId, NodeId, PortId, PortMonitorId, RegId, MAX_GROUP_NAME, MAX_NODE_ID,
 };

@@ -82,7 +82,7 @@ impl Node {
     /// has not handed out yet (0 for an unknown connection). With what it
     /// already gave the writer, this is what a driver's backpressure counts.
     pub fn unsent(&self, conn: ConnId) -> usize {
-        self.conns.get(&conn).map_or(0, |c| c.out.len())
+        self.conns.get(&conn).map_or(0, |c| c.unsent())
     }
 
     /// The authenticated connection to the incarnation `port` belongs to.

@@ -15,7 +15,8 @@ use crate::conn::{Conn, DialFor, Phase, RemoteView};
 use crate::error::{ApiError, ConfigError};
 use crate::event::{Action, CloseReason, Direction, Event, Transmit};
 use crate::groups::Groups;
-use crate::handshake::Nonces;
+use crate::channel::Input;
+use crate::handshake::Psk;
 use crate::ids::{check_group, group_name, ConnId, MonitorId, NodeId, PortId, RegId};
 use crate::local::Local;
 use crate::mesh::{DueDial, Mesh};
@@ -79,7 +80,8 @@ pub struct Node {
     pub(crate) next_gossip: Instant,
     /// Rotates the order peers get local changes in (see `flush_local`).
     flush_turn: usize,
-    pub(crate) nonces: Nonces,
+    /// The key derived from the configured secret.
+    pub(crate) psk: Psk,
     /// Connections with bytes waiting, in the order they got them.
     dirty: VecDeque<ConnId>,
     /// Last bytes of connections already closed.
@@ -93,7 +95,8 @@ impl Node {
     /// A node from its configuration.
     ///
     /// `incarnation` must differ on every start of the same node id (a start
-    /// time in nanoseconds does); `seed` feeds the nonces and jitter and should
+    /// time in nanoseconds does); `seed` feeds the handshakes' ephemeral keys
+    /// and the jitter and should
     /// come from the OS in production (tests fix it to replay runs).
     ///
     /// Seeds are dialled on the first [`handle_timeout`](Self::handle_timeout)
@@ -113,6 +116,7 @@ impl Node {
         for &addr in &cfg.seeds {
             mesh.add_seed(addr, now);
         }
+        let psk = Psk::derive(&cfg.secret);
         Ok(Node {
             cfg,
             incarnation,
@@ -129,7 +133,7 @@ impl Node {
             now,
             next_gossip,
             flush_turn: 0,
-            nonces: Nonces::default(),
+            psk,
             dirty: VecDeque::new(),
             closing: VecDeque::new(),
             actions: VecDeque::new(),
@@ -237,28 +241,20 @@ impl Node {
         };
         self.stats.bytes_in += bytes.len() as u64;
         c.last_recv = now;
-        c.reader.push(bytes);
+        let mut input = bytes;
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            match c.reader.next_frame() {
-                Ok(Some(frame)) => {
+            match c.channel.next(&mut input) {
+                Ok(Some(Input::Frame(frame))) => {
                     self.stats.frames_in += 1;
                     self.on_frame(now, conn, frame);
                 }
+                Ok(Some(Input::Greeting(hello))) => self.on_greeting(now, conn, hello),
+                Ok(Some(Input::Authenticated(hello))) => self.on_authenticated(now, conn, hello),
                 Ok(None) => return,
-                Err(e) => {
-                    let reason = match e {
-                        crate::wire::DecodeError::Malformed => CloseReason::Malformed,
-                        crate::wire::DecodeError::Version(theirs) => CloseReason::VersionMismatch {
-                            ours: crate::wire::PROTOCOL_VERSION,
-                            theirs,
-                        },
-                        crate::wire::DecodeError::TooLarge { .. } => {
-                            CloseReason::LimitExceeded(crate::event::Limit::FrameSize)
-                        }
-                    };
+                Err(reason) => {
                     self.close(now, conn, reason);
                     return;
                 }
@@ -471,10 +467,11 @@ impl Node {
             let Some(c) = self.conns.get_mut(&id) else {
                 continue;
             };
-            if c.out.is_empty() {
+            c.dirty = false;
+            let data = c.take_output();
+            if data.is_empty() {
                 continue;
             }
-            let data = core::mem::take(&mut c.out);
             self.stats.bytes_out += data.len() as u64;
             return Some(Transmit { conn: id, data });
         }
@@ -542,7 +539,10 @@ impl Node {
     ) -> ConnId {
         self.next_conn += 1;
         let id = ConnId(self.next_conn);
-        let conn = Conn::new(id, dir, addr, dial_for, now, self.cfg.limits.max_frame);
+        let mut seed = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut self.rng, &mut seed);
+        let max_frame = self.cfg.limits.max_frame;
+        let conn = Conn::new(id, dir, addr, dial_for, now, max_frame, &self.psk, seed);
         self.conns.insert(id, conn);
         id
     }
@@ -558,10 +558,16 @@ impl Node {
     /// number of frames of): the one place a connection's output grows.
     fn queue(&mut self, id: ConnId, write: impl FnOnce(&mut Conn) -> usize) {
         if let Some(c) = self.conns.get_mut(&id) {
-            if c.out.is_empty() {
-                self.dirty.push_back(id);
-            }
             self.stats.frames_out += write(c) as u64;
+        }
+        self.mark_dirty(id);
+    }
+
+    /// Puts a connection with output in the list `poll_transmit` drains.
+    pub(crate) fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id).filter(|c| !c.dirty && c.has_output()) {
+            c.dirty = true;
+            self.dirty.push_back(id);
         }
     }
 
@@ -629,11 +635,12 @@ impl Node {
     /// Closes a connection from our side: tell the peer why, ask the driver
     /// to close it, forget it.
     pub(crate) fn close(&mut self, now: Instant, id: ConnId, reason: CloseReason) {
-        let Some(c) = self.conns.get(&id) else {
+        let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        if let (Some(wire), false) = (reason.to_wire(), matches!(c.phase, Phase::Dialing)) {
-            self.send_frame(now, id, &Frame::Close { reason: wire });
+        if let Some(wire) = reason.to_wire() {
+            c.say_close(wire);
+            self.stats.frames_out += 1;
         }
         self.remove_conn(now, id, reason, true);
     }
@@ -650,11 +657,9 @@ impl Node {
             return;
         };
         if ours {
-            if !c.out.is_empty() {
-                self.closing.push_back(Transmit {
-                    conn: id,
-                    data: core::mem::take(&mut c.out),
-                });
+            let data = c.take_output();
+            if !data.is_empty() {
+                self.closing.push_back(Transmit { conn: id, data });
             }
             // A dial the driver has not been handed yet (it drains after a
             // burst) is taken back: nothing to close then.

@@ -2,7 +2,6 @@
 //! connection per pair, the snapshot and incremental changes, and what losing
 //! a connection does to the view.
 
-use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
@@ -10,29 +9,26 @@ use core::net::SocketAddr;
 use crate::batch::BatchKind;
 use crate::conn::{Conn, DialFor, Phase, RemoteView};
 use crate::event::{CloseReason, Direction, Event, Limit, PortDownReason};
-use crate::handshake::{self, check_hello};
+use crate::handshake;
 use crate::ids::{group_name, ConnId, GroupName, NodeId, PortId};
 use crate::mesh::{Dial, Known};
 use crate::node::{Node, Peer};
 use crate::time::Instant;
 use crate::wire::{
     BoundedVec, Frame, GroupChange, GroupPorts, Hello, PeerInfo, WireAddr, WireNodeId,
-    MAX_PEERS_PER_FRAME, PROTOCOL_VERSION,
+    MAX_PEERS_PER_FRAME,
 };
 
 /// Smallest frame size a peer may ask us to keep to.
 const MIN_PEER_FRAME: usize = 1024;
 
 impl Node {
-    /// Sends our greeting on a freshly connected connection.
-    pub(crate) fn greet(&mut self, now: Instant, id: ConnId) {
+    /// Our greeting, as it goes into the handshake.
+    fn hello(&self) -> Hello {
         let mut node = WireNodeId::new();
         node.push_str(self.cfg.node_id.as_str())
             .unwrap_or_else(|_| unreachable!("NodeId is at most MAX_NODE_ID bytes"));
-        let nonce = handshake::fresh_nonce(&mut self.rng);
-        self.nonces.insert(nonce);
-        let hello = Hello {
-            version: PROTOCOL_VERSION,
+        Hello {
             node,
             incarnation: self.incarnation,
             addrs: self
@@ -41,21 +37,62 @@ impl Node {
                 .iter()
                 .map(|a| WireAddr::from(*a))
                 .collect(),
-            nonce,
             max_frame: u32::try_from(self.cfg.limits.max_frame).unwrap_or(u32::MAX),
-        };
+        }
+    }
+
+    /// Starts the handshake on a freshly connected connection.
+    pub(crate) fn greet(&mut self, now: Instant, id: ConnId) {
+        let hello = self.hello();
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
         c.opened = now;
         c.last_recv = now;
-        let hello = Box::new(hello);
-        c.phase = Phase::Greeting {
-            ours: hello.clone(),
-            theirs: None,
-        };
+        c.last_send = now;
+        c.phase = Phase::Handshake;
+        c.channel.start(&hello);
         tracing::debug!(conn = %id, addr = %c.addr, dir = ?c.dir, "connection opened");
-        self.send_frame(now, id, &Frame::Hello(hello));
+        self.mark_dirty(id);
+    }
+
+    /// Responder: the initiator's greeting decrypted under the key, but may
+    /// be a recording. Refuse what can never be right, or answer it; nothing
+    /// else changes until the initiator proves the key on this connection.
+    pub(crate) fn on_greeting(&mut self, now: Instant, id: ConnId, theirs: Hello) {
+        if let Err(reason) = handshake::check_hello(&self.hello(), &theirs) {
+            self.close(now, id, reason);
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        c.peer_max_frame =
+            (theirs.max_frame as usize).clamp(MIN_PEER_FRAME, self.cfg.limits.max_frame);
+        c.channel.answer();
+        self.mark_dirty(id);
+    }
+
+    /// The peer proved the key on this connection, both ways.
+    pub(crate) fn on_authenticated(&mut self, now: Instant, id: ConnId, theirs: Hello) {
+        if let Err(reason) = handshake::check_hello(&self.hello(), &theirs) {
+            let seed = match (reason, self.conns.get(&id).map(|c| &c.dial_for)) {
+                (CloseReason::SelfConnection, Some(DialFor::Seed(i))) => Some(*i),
+                _ => None,
+            };
+            self.close(now, id, reason);
+            if let Some(i) = seed {
+                self.seed_leads_to_self(now, i);
+            }
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.peer_max_frame =
+                (theirs.max_frame as usize).clamp(MIN_PEER_FRAME, self.cfg.limits.max_frame);
+        }
+        // The initiator's key confirmation is already queued.
+        self.mark_dirty(id);
+        self.authenticated(now, id, theirs);
     }
 
     pub(crate) fn on_frame(&mut self, now: Instant, id: ConnId, frame: Frame) {
@@ -67,38 +104,6 @@ impl Node {
             // the driver close the socket, without a close frame back.
             (_, Frame::Close { reason }) => {
                 self.remove_conn(now, id, CloseReason::Remote(reason), true)
-            }
-            (Phase::Greeting { ours, theirs }, Frame::Hello(hello)) if theirs.is_none() => {
-                if let Err(reason) = check_hello(ours, &hello, &mut self.nonces) {
-                    let seed = match (reason, &c.dial_for) {
-                        (CloseReason::SelfConnection, DialFor::Seed(i)) => Some(*i),
-                        _ => None,
-                    };
-                    self.close(now, id, reason);
-                    if let Some(i) = seed {
-                        self.seed_leads_to_self(now, i);
-                    }
-                    return;
-                }
-                let mac = handshake::prove(&self.cfg.secret, ours, &hello);
-                c.peer_max_frame =
-                    (hello.max_frame as usize).clamp(MIN_PEER_FRAME, self.cfg.limits.max_frame);
-                *theirs = Some(hello);
-                self.send_frame(now, id, &Frame::Auth { mac });
-            }
-            (
-                Phase::Greeting {
-                    ours,
-                    theirs: Some(theirs),
-                },
-                Frame::Auth { mac },
-            ) => {
-                if handshake::verify(&self.cfg.secret, ours, theirs, &mac) {
-                    let theirs = theirs.clone();
-                    self.authenticated(now, id, theirs);
-                } else {
-                    self.close(now, id, CloseReason::AuthenticationFailed);
-                }
             }
             (Phase::Active { .. }, Frame::Ping) => {}
             (Phase::Active { .. }, Frame::Peers { nodes }) => self.on_peers(now, id, nodes),
@@ -130,7 +135,7 @@ impl Node {
 
     /// The peer proved the secret. Keep one connection per pair, then send it
     /// the nodes we are connected to and our snapshot.
-    fn authenticated(&mut self, now: Instant, id: ConnId, hello: Box<Hello>) {
+    fn authenticated(&mut self, now: Instant, id: ConnId, hello: Hello) {
         let Ok(node) = NodeId::new(&hello.node) else {
             unreachable!("decoded node ids are 1..=MAX_NODE_ID bytes");
         };

@@ -5,11 +5,14 @@
 //! maximum frame size before anything is buffered or decoded, and a body with
 //! trailing bytes is rejected. Every variable-length field is bounded by its type.
 //!
-//! Versioning: [`Frame::Hello`] is variant 0 and its first field is the protocol
-//! version, in every version, so a peer of another version is told apart from a
-//! broken one and refused with [`CloseReason::VersionMismatch`](crate::CloseReason::VersionMismatch).
+//! Frames travel inside the secure channel (see `channel.rs`): before it is
+//! keyed, only [`HandshakeRecord`]s cross the wire, each in a record with the
+//! same 4-byte length prefix. The first record either side sends is
+//! [`HandshakeRecord::Version`]: variant 0 with the version as its first field,
+//! in every version (version 1's greeting began the same way), so a peer of
+//! another version is told apart from a broken one and refused with
+//! [`CloseReason::VersionMismatch`](crate::CloseReason::VersionMismatch).
 
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use core::marker::PhantomData;
@@ -22,15 +25,18 @@ use crate::event::WireReason;
 use crate::ids::{MAX_GROUP_NAME, MAX_NODE_ID};
 
 /// The protocol version this core speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Most listen addresses a node advertises.
 pub const MAX_ADDRS: usize = 8;
-/// Length of handshake nonces.
-pub const NONCE_LEN: usize = 32;
-/// Length of handshake MACs (HMAC-SHA256).
-pub const MAC_LEN: usize = 32;
-/// Bytes of the length prefix in front of every frame.
+/// Bytes of the length prefix in front of every frame and every record.
 pub const LEN_PREFIX: usize = 4;
+/// Largest record body before the peer has proved the key: handshake records
+/// and the initiator's first sealed record.
+pub const MAX_HANDSHAKE_RECORD: usize = 1024;
+/// Largest record body once the peer has proved the key (a Noise message).
+pub const MAX_RECORD: usize = 65_535;
+/// Bytes of the AEAD tag at the end of every sealed record.
+pub const TAG_LEN: usize = 16;
 /// Most nodes in one [`Frame::Peers`].
 pub const MAX_PEERS_PER_FRAME: usize = 1024;
 /// Most groups in one [`Frame::Sync`] or [`Frame::Update`].
@@ -47,13 +53,6 @@ pub type WireGroup = heapless::String<MAX_GROUP_NAME>;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
 pub enum Frame {
-    /// The greeting both sides send first. Must stay variant 0.
-    Hello(Box<Hello>),
-    /// Proof of the shared secret: HMAC over both greetings (see `handshake`).
-    Auth {
-        /// The MAC.
-        mac: [u8; MAC_LEN],
-    },
     /// Nodes the sender is connected to, with their addresses.
     Peers {
         /// The nodes.
@@ -111,12 +110,50 @@ pub type Payload = serde_bytes::ByteBuf;
 /// Largest encoding of a [`Frame::Message`] besides its payload bytes.
 pub const MESSAGE_OVERHEAD: usize = 32;
 
-/// The greeting. Its first field must stay `version`.
+/// What travels before the channel is keyed, one per record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
+pub enum HandshakeRecord {
+    /// The protocol version of the sender, the first record of each side.
+    /// Must stay variant 0 with the version first.
+    Version(u16),
+    /// A Noise handshake message; its payload is the sender's [`Hello`].
+    Noise(#[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_payload))] Payload),
+    /// The sender refuses the connection before it is keyed, and says why.
+    /// Unauthenticated: a hint for the user, never a reason to change state.
+    Refuse(WireReason),
+}
+
+impl HandshakeRecord {
+    /// Appends this record, length prefix included, to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        encode_prefixed(self, out);
+    }
+
+    /// Decodes one record body. The whole body must be one record.
+    pub fn decode(body: &[u8]) -> Result<HandshakeRecord, DecodeError> {
+        match postcard::take_from_bytes::<HandshakeRecord>(body) {
+            Ok((HandshakeRecord::Version(v), [])) if v != PROTOCOL_VERSION => {
+                Err(DecodeError::Version(v))
+            }
+            Ok((record, [])) => Ok(record),
+            // Another version's first record: variant 0, the version first,
+            // maybe more fields after it (version 1's greeting).
+            _ => match postcard::take_from_bytes::<(u8, u16)>(body) {
+                Ok(((0, version), _)) if version != PROTOCOL_VERSION => {
+                    Err(DecodeError::Version(version))
+                }
+                _ => Err(DecodeError::Malformed),
+            },
+        }
+    }
+}
+
+/// The payload of each side's Noise handshake message: who the sender is.
+/// It travels encrypted under the key derived from the shared secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
 pub struct Hello {
-    /// Protocol version of the sender.
-    pub version: u16,
     /// The sender's node id.
     #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_heapless_str))]
     pub node: WireNodeId,
@@ -125,10 +162,23 @@ pub struct Hello {
     /// Where the sender can be dialled.
     #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_heapless_vec))]
     pub addrs: heapless::Vec<WireAddr, MAX_ADDRS>,
-    /// A fresh random nonce.
-    pub nonce: [u8; NONCE_LEN],
     /// Largest frame the sender accepts.
     pub max_frame: u32,
+}
+
+impl Hello {
+    /// The greeting's bytes, as they go into a Noise message.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("encoding into a Vec cannot fail")
+    }
+
+    /// A greeting from the bytes of a Noise message: one whole, valid greeting.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Hello, DecodeError> {
+        match postcard::take_from_bytes::<Hello>(bytes) {
+            Ok((hello, [])) if !hello.node.is_empty() => Ok(hello),
+            _ => Err(DecodeError::Malformed),
+        }
+    }
 }
 
 /// A node and its addresses, in [`Frame::Peers`].
@@ -343,12 +393,24 @@ fn arb_heapless_vec<'a, T: arbitrary::Arbitrary<'a>, const N: usize>(
     Ok(out)
 }
 
+/// Appends `value` postcard-encoded, after its 4-byte little-endian length.
+fn encode_prefixed<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; LEN_PREFIX]);
+    let mut buf = core::mem::take(out);
+    buf = postcard::to_extend(value, buf).expect("encoding into a Vec cannot fail");
+    *out = buf;
+    let len = u32::try_from(out.len() - start - LEN_PREFIX)
+        .expect("frames are built below max_frame, far under 4 GiB");
+    out[start..start + LEN_PREFIX].copy_from_slice(&len.to_le_bytes());
+}
+
 /// Why bytes did not decode as a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
     /// Not a valid frame (bad encoding, a bound exceeded, an empty name, trailing bytes).
     Malformed,
-    /// A greeting of another protocol version.
+    /// A first record of another protocol version.
     Version(u16),
     /// The length prefix exceeds the maximum frame size.
     TooLarge {
@@ -366,14 +428,7 @@ impl Frame {
     /// Never for frames this crate builds: postcard only fails to encode into a
     /// full fixed buffer, and `out` grows.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(&[0; LEN_PREFIX]);
-        let mut buf = core::mem::take(out);
-        buf = postcard::to_extend(self, buf).expect("encoding into a Vec cannot fail");
-        *out = buf;
-        let len = u32::try_from(out.len() - start - LEN_PREFIX)
-            .expect("frames are built below max_frame, far under 4 GiB");
-        out[start..start + LEN_PREFIX].copy_from_slice(&len.to_le_bytes());
+        encode_prefixed(self, out);
     }
 
     /// Decodes one frame body (without the length prefix). The whole body must
@@ -381,25 +436,17 @@ impl Frame {
     pub fn decode(body: &[u8]) -> Result<Frame, DecodeError> {
         match postcard::take_from_bytes::<Frame>(body) {
             Ok((frame, [])) if frame.is_valid() => Ok(frame),
-            Ok(_) => Err(DecodeError::Malformed),
-            Err(_) => match postcard::take_from_bytes::<(u8, u16)>(body) {
-                Ok(((0, version), _)) if version != PROTOCOL_VERSION => {
-                    Err(DecodeError::Version(version))
-                }
-                _ => Err(DecodeError::Malformed),
-            },
+            _ => Err(DecodeError::Malformed),
         }
     }
 
     /// Checks what types cannot: names are non-empty.
     fn is_valid(&self) -> bool {
         match self {
-            Frame::Hello(h) => !h.node.is_empty(),
             Frame::Peers { nodes } => nodes.iter().all(|p| !p.node.is_empty()),
             Frame::Sync { groups, .. } => groups.iter().all(|g| !g.group.is_empty()),
             Frame::Update { groups } => groups.iter().all(|g| !g.group.is_empty()),
-            Frame::Auth { .. }
-            | Frame::Ping
+            Frame::Ping
             | Frame::Close { .. }
             | Frame::Message { .. }
             | Frame::MonitorPort { .. }

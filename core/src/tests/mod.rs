@@ -11,16 +11,16 @@ mod messaging;
 mod peer_input;
 mod wire;
 
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
+use crate::channel::{Channel, Input};
 use crate::event::{Action, Event};
-use crate::framing::FrameReader;
+use crate::handshake::Psk;
 use crate::ids::{ConnId, NodeId};
 use crate::time::Instant;
-use crate::wire::{Frame, Hello, WireNodeId, PROTOCOL_VERSION};
-use crate::{Config, Node};
+use crate::wire::{Frame, Hello, WireNodeId};
+use crate::{CloseReason, Config, Node};
 
 pub(crate) const SECRET: &[u8] = b"test secret";
 
@@ -40,13 +40,12 @@ pub(crate) fn wire_id(s: &str) -> WireNodeId {
     id
 }
 
-pub(crate) fn hello(node: &str, nonce: u8) -> Hello {
+/// A greeting from `node` at `incarnation`, with no addresses.
+pub(crate) fn hello(node: &str, incarnation: u64) -> Hello {
     Hello {
-        version: PROTOCOL_VERSION,
         node: wire_id(node),
-        incarnation: 9,
+        incarnation,
         addrs: heapless::Vec::new(),
-        nonce: [nonce; 32],
         max_frame: 65536,
     }
 }
@@ -57,60 +56,90 @@ pub(crate) fn framed(frame: &Frame) -> Vec<u8> {
     out
 }
 
-/// A peer written by hand, connected inbound to `node`.
+/// A peer written by hand, connected inbound to `node`: it speaks the
+/// protocol through its own [`Channel`] (the initiator), or any bytes at all.
 pub(crate) struct RawPeer {
     pub(crate) node: Node,
     pub(crate) conn: ConnId,
     pub(crate) now: Instant,
-    reader: FrameReader,
+    pub(crate) channel: Channel,
     /// Frames the node sent us.
     pub(crate) got: Vec<Frame>,
+    /// Every byte the node sent us.
+    pub(crate) raw: Vec<u8>,
+    /// Every byte we sent the node.
+    pub(crate) sent: Vec<u8>,
+    /// Why our channel ended, if it did (e.g. the node refused us).
+    pub(crate) ended: Option<CloseReason>,
     pub(crate) closed: bool,
     pub(crate) events: Vec<Event>,
+    /// The node's greeting, once it proved the key.
     pub(crate) node_hello: Option<Hello>,
+    /// What the node sent before our channel started.
+    early: Option<Vec<u8>>,
 }
 
 impl RawPeer {
+    /// Connects inbound to `node`; no handshake yet.
     pub(crate) fn connect(node: Node) -> RawPeer {
-        let mut node = node;
-        let conn = node
-            .handle_inbound(Instant::ZERO, addr(9000))
-            .expect("under the limits");
+        RawPeer::connect_with(node, SECRET, 9000)
+    }
+
+    /// Connects from `port`, keyed by `secret`.
+    pub(crate) fn connect_with(mut node: Node, secret: &[u8], port: u16) -> RawPeer {
+        let now = Instant::ZERO;
+        let conn = node.handle_inbound(now, addr(port)).expect("under the limits");
         let mut p = RawPeer {
             node,
             conn,
-            now: Instant::ZERO,
-            reader: FrameReader::new(1 << 24),
+            now,
+            channel: Channel::new(true, &Psk::derive(secret), 1 << 24, [port as u8; 32]),
             got: Vec::new(),
+            raw: Vec::new(),
+            sent: Vec::new(),
+            ended: None,
             closed: false,
             events: Vec::new(),
             node_hello: None,
+            early: Some(Vec::new()),
         };
         p.drain();
-        p.node_hello = p.got.iter().find_map(|f| match f {
-            Frame::Hello(h) => Some((**h).clone()),
-            _ => None,
-        });
         p
     }
 
-    /// Connects and completes the handshake as node `id`.
+    /// Connects and completes the handshake as node `id` (incarnation 9).
     pub(crate) fn authenticated(node: Node, id: &str) -> RawPeer {
         let mut p = RawPeer::connect(node);
-        let ours = hello(id, 42);
-        p.send(&Frame::Hello(Box::new(ours.clone())));
-        let theirs = p.node_hello.clone().expect("node greets first");
-        let mac = crate::handshake::prove(SECRET, &ours, &theirs);
-        p.send(&Frame::Auth { mac });
+        p.handshake(&hello(id, 9));
         p
     }
 
-    pub(crate) fn send(&mut self, frame: &Frame) {
-        let bytes = framed(frame);
-        self.send_bytes(&bytes);
+    /// Runs the handshake as `ours`.
+    pub(crate) fn handshake(&mut self, ours: &Hello) {
+        self.channel.start(ours);
+        let early = self.early.take().unwrap_or_default();
+        self.read(&early);
+        self.flush();
     }
 
+    /// Sends a frame, sealed.
+    pub(crate) fn send(&mut self, frame: &Frame) {
+        let mut plain = framed(frame);
+        self.channel.seal(&mut plain);
+        self.flush();
+    }
+
+    /// Sends what our channel wrote.
+    pub(crate) fn flush(&mut self) {
+        let bytes = self.channel.take_wire();
+        if !bytes.is_empty() {
+            self.send_bytes(&bytes);
+        }
+    }
+
+    /// Sends bytes as they are.
     pub(crate) fn send_bytes(&mut self, bytes: &[u8]) {
+        self.sent.extend_from_slice(bytes);
         let (now, conn) = (self.now, self.conn);
         self.node.handle_bytes(now, conn, bytes);
         self.drain();
@@ -119,10 +148,8 @@ impl RawPeer {
     pub(crate) fn drain(&mut self) {
         while let Some(t) = self.node.poll_transmit() {
             if t.conn == self.conn {
-                self.reader.push(&t.data);
-                while let Ok(Some(f)) = self.reader.next_frame() {
-                    self.got.push(f);
-                }
+                self.raw.extend_from_slice(&t.data);
+                self.read(&t.data);
             }
         }
         while let Some(a) = self.node.poll_action() {
@@ -132,6 +159,28 @@ impl RawPeer {
         }
         while let Some(e) = self.node.poll_event() {
             self.events.push(e);
+        }
+        // Our key confirmation, once the node answered.
+        if self.channel.unsent() > 0 && !self.closed {
+            self.flush();
+        }
+    }
+
+    fn read(&mut self, mut bytes: &[u8]) {
+        if let Some(early) = self.early.as_mut() {
+            early.extend_from_slice(bytes);
+            return;
+        }
+        loop {
+            match self.channel.next(&mut bytes) {
+                Ok(Some(Input::Frame(f))) => self.got.push(f),
+                Ok(Some(Input::Authenticated(h) | Input::Greeting(h))) => self.node_hello = Some(h),
+                Ok(None) => return,
+                Err(reason) => {
+                    self.ended = Some(reason);
+                    return;
+                }
+            }
         }
     }
 

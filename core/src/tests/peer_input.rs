@@ -1,7 +1,6 @@
 //! What a connected peer's frames do to the view: snapshot, updates, limits,
 //! loss, restarts.
 
-use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -176,27 +175,9 @@ fn a_restarted_peer_replaces_its_old_incarnation_in_one_delta() {
     let mut old = RawPeer::authenticated(node, "x");
     old.send(&sync(&[("g", &[1])], true));
     // The old connection stays half-open; the new incarnation connects.
-    let mut node = old.node;
-    let conn = node
-        .handle_inbound(Instant::ZERO, super::addr(9001))
-        .expect("room");
-    let mut fresh = RawPeer {
-        node,
-        conn,
-        ..RawPeer::connect(new_node("unused"))
-    };
+    let mut fresh = RawPeer::connect_with(old.node, SECRET, 9001);
     fresh.events.clear();
-    fresh.got.clear();
-    fresh.drain();
-    let theirs = fresh.got.iter().find_map(|f| match f {
-        Frame::Hello(h) => Some((**h).clone()),
-        _ => None,
-    });
-    let mut ours = hello("x", 43);
-    ours.incarnation = 10;
-    fresh.send(&Frame::Hello(Box::new(ours.clone())));
-    let mac = crate::handshake::prove(SECRET, &ours, &theirs.expect("greeted"));
-    fresh.send(&Frame::Auth { mac });
+    fresh.handshake(&hello("x", 10));
     assert_eq!(
         fresh.node.members("g"),
         Some(&[port("x", 9, 1)][..]),
