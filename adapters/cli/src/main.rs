@@ -1,6 +1,10 @@
 //! `groupmesh`: join a real mesh and watch it, serve or send messages, or
 //! run a local demo.
 
+// The doc comments of the argument structs are the `--help` text, written
+// for a terminal: `<payload>` there is a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 mod args;
 mod demo;
 mod listen_cmd;

@@ -60,6 +60,26 @@ fn mixes_incarnations(c: &GroupChange) -> bool {
         .any(|p| *seen.entry(p.node()).or_insert(p.incarnation()) != p.incarnation())
 }
 
+/// A group change for people: ports as `node#n`, or `node#n@incarnation`
+/// in a change that names two incarnations of one node.
+fn group_text(group: &str, c: &GroupChange) -> String {
+    let show = |list: &[PortId]| {
+        if mixes_incarnations(c) {
+            ports_shown(list, port)
+        } else {
+            ports(list)
+        }
+    };
+    let mut text = format!("group {group:?}: {} member(s)", c.members.len());
+    if !c.added.is_empty() {
+        text += &format!("  + {}", show(&c.added));
+    }
+    if !c.removed.is_empty() {
+        text += &format!("  - {}", show(&c.removed));
+    }
+    text
+}
+
 /// Milliseconds with one decimal, for timings.
 pub(crate) fn ms(d: std::time::Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
@@ -134,20 +154,7 @@ impl Printer {
     }
 
     pub(crate) fn group(&self, group: &str, c: &GroupChange) {
-        let show = |list: &[PortId]| {
-            if mixes_incarnations(c) {
-                ports_shown(list, port)
-            } else {
-                ports(list)
-            }
-        };
-        let mut text = format!("group {group:?}: {} member(s)", c.members.len());
-        if !c.added.is_empty() {
-            text += &format!("  + {}", show(&c.added));
-        }
-        if !c.removed.is_empty() {
-            text += &format!("  - {}", show(&c.removed));
-        }
+        let text = group_text(group, c);
         self.line(
             &text,
             json!({
@@ -158,5 +165,45 @@ impl Printer {
                 "removed": port_list(&c.removed),
             }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use groupmesh_smol::NodeId;
+
+    fn p(node: &str, inc: u64, n: u64) -> PortId {
+        PortId::new(NodeId::new(node).expect("a valid id"), inc, n)
+    }
+
+    #[test]
+    fn text_shows_incarnations_only_when_a_change_mixes_two_of_a_node() {
+        let restart = GroupChange {
+            members: vec![p("a", 1, 1), p("x", 9, 1)],
+            added: vec![p("x", 9, 1)],
+            removed: vec![p("x", 7, 1)],
+        };
+        assert_eq!(
+            group_text("g", &restart),
+            "group \"g\": 2 member(s)  + x#1@9  - x#1@7"
+        );
+        let join = GroupChange {
+            members: vec![p("a", 1, 1), p("x", 9, 1)],
+            added: vec![p("x", 9, 1)],
+            removed: vec![],
+        };
+        assert_eq!(group_text("g", &join), "group \"g\": 2 member(s)  + x#1");
+    }
+
+    #[test]
+    fn a_json_line_starts_with_its_version_and_event() {
+        let line = json_line(json!({"port": "a#1@5", "event": "registered", "group": "g"}));
+        assert_eq!(
+            line,
+            r#"{"v":1,"event":"registered","group":"g","port":"a#1@5"}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(parsed["port"], "a#1@5");
     }
 }
