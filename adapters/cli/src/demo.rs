@@ -16,6 +16,18 @@ use groupmesh_smol::{Node, NodeConfig, Port, Registration};
 use crate::output::{ms, ports};
 use crate::DemoArgs;
 
+/// Prints a line; a closed stdout (the reader gone) ends the demo quietly.
+macro_rules! println {
+    () => {
+        println!("")
+    };
+    ($($arg:tt)*) => {
+        if !crate::output::write_line(&format!($($arg)*)) {
+            std::process::exit(0);
+        }
+    };
+}
+
 const GROUP: &str = "demo.workers";
 const SECRET: &[u8] = b"groupmesh demo secret";
 const STEP_LIMIT: Duration = Duration::from_secs(10);

@@ -5,7 +5,7 @@ use groupmesh_smol::{Message, NodeEvent};
 use serde_json::json;
 
 use crate::messaging::{self, show, text, MeshArgs};
-use crate::output::Printer;
+use crate::output::{self, Printer};
 
 /// Open a port in a group; print every message received and reply
 /// "echo: <payload>" to senders that name their port.
@@ -37,7 +37,7 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), String> {
         .map_err(|e| format!("--group {group:?}: {e}"))?;
     out.line(
         &format!("listening as {} in group {group:?}", port.id()),
-        json!({"event": "listening", "group": group, "port": port.id().to_string()}),
+        json!({"event": "listening", "group": group, "port": output::port(port.id())}),
     );
 
     let (tx, rx) = smol::channel::unbounded::<&'static str>();
@@ -67,14 +67,16 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), String> {
         .await;
         match item {
             Item::Message(Some(m)) => {
-                let from = m.from.as_ref().map(ToString::to_string);
+                let from = m.from.as_ref().map(output::port);
                 out.line(
                     &format!(
                         "message from {}: {}",
-                        from.as_deref().unwrap_or("(no port)"),
+                        m.from
+                            .as_ref()
+                            .map_or_else(|| "(no port)".into(), ToString::to_string),
                         show(&m.payload)
                     ),
-                    json!({"event": "message", "from": from, "to": m.to.to_string(),
+                    json!({"event": "message", "from": from, "to": output::port(&m.to),
                            "payload": text(&m.payload), "bytes": m.payload.len()}),
                 );
                 let Some(sender) = m.from.filter(|_| !args.no_reply) else {
@@ -84,12 +86,12 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), String> {
                 match port.send(&sender, &reply) {
                     Ok(()) => out.line(
                         &format!("replied to {sender}: {}", show(&reply)),
-                        json!({"event": "replied", "to": sender.to_string(),
+                        json!({"event": "replied", "to": output::port(&sender),
                                "payload": text(&reply)}),
                     ),
                     Err(e) => out.line(
                         &format!("cannot reply to {sender}: {e}"),
-                        json!({"event": "reply_failed", "to": sender.to_string(),
+                        json!({"event": "reply_failed", "to": output::port(&sender),
                                "error": e.to_string()}),
                     ),
                 }
@@ -100,6 +102,9 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), String> {
                 out.stopping(sig);
                 break;
             }
+        }
+        if out.closed() {
+            break; // the reader of our output is gone: leave quietly
         }
     }
     drop(port);

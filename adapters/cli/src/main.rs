@@ -1,11 +1,19 @@
 //! `groupmesh`: join a real mesh and watch it, serve or send messages, or
 //! run a local demo.
 
+// The doc comments of the argument structs are the `--help` text, written
+// for a terminal: `<payload>` there is a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
+mod args;
 mod demo;
 mod listen_cmd;
 mod messaging;
 mod node_cmd;
+mod notices;
+mod order;
 mod output;
+mod query_cmd;
 mod send_cmd;
 
 use std::net::SocketAddr;
@@ -14,9 +22,21 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// What `--help` says about logging, for every command.
+const LOG_HELP: &str = "\
+Logging: set GROUPMESH_LOG to a tracing filter to log to stderr (default: warn).
+  GROUPMESH_LOG=warn   send buffer overflows, failed accepts (the default)
+  GROUPMESH_LOG=info   also the node's start and stop, with its incarnation and addresses
+  GROUPMESH_LOG=debug  also every connection: dialling, accepted, established, authenticated,
+                       closed with its reason; dials that failed with the system's error;
+                       nodes learned of, up, down and forgotten; messages dropped
+                       (congested connection, full mailbox, port gone)
+  GROUPMESH_LOG=groupmesh_driver=debug,groupmesh_core=debug   the same, by crate
+Each line names the node (node{id=...}) and the connection (conn=connN).";
+
 /// Service discovery across machines: a full mesh of nodes and named port groups.
 #[derive(Parser, Debug)]
-#[command(name = "groupmesh", version, about)]
+#[command(name = "groupmesh", version, about, after_help = LOG_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,19 +45,29 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Join a mesh: register ports in groups, print group changes and node up/down.
+    #[command(after_help = LOG_HELP)]
     Node(NodeArgs),
     /// Serve in a group: print every message received, reply "echo: <payload>".
+    #[command(after_help = LOG_HELP)]
     Listen(listen_cmd::ListenArgs),
     /// Send one message to a member of a group and print its reply.
+    #[command(after_help = LOG_HELP)]
     Send(send_cmd::SendArgs),
+    /// Join, wait until the view has settled, print a group's members, leave.
+    #[command(after_help = LOG_HELP)]
+    Members(query_cmd::MembersArgs),
+    /// Join, wait until the view has settled, print the mesh's nodes, leave.
+    #[command(after_help = LOG_HELP)]
+    Nodes(query_cmd::QueryArgs),
     /// Start a local mesh on loopback, show it converge, kill a node, show it vanish.
+    #[command(after_help = LOG_HELP)]
     Demo(DemoArgs),
 }
 
 #[derive(clap::Args, Debug)]
 struct NodeArgs {
     /// This node's id, unique in the mesh (1 to 64 bytes).
-    #[arg(long)]
+    #[arg(long, value_parser = args::node_id)]
     id: String,
     /// Address to listen on (repeatable); port 0 picks a free port.
     #[arg(long = "bind", required = true)]
@@ -49,10 +79,10 @@ struct NodeArgs {
     #[arg(long)]
     secret_file: PathBuf,
     /// Open a port and register it in this group (repeatable).
-    #[arg(long = "register")]
+    #[arg(long = "register", value_parser = args::group_name)]
     register: Vec<String>,
     /// Watch this group too (groups given to --register are watched anyway).
-    #[arg(long = "monitor")]
+    #[arg(long = "monitor", value_parser = args::group_name)]
     monitor: Vec<String>,
     /// Print one JSON object per line instead of text.
     #[arg(long)]
@@ -76,19 +106,15 @@ struct DemoArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GROUPMESH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging();
     let result = smol::block_on(async {
         match cli.command {
             Command::Node(args) => node_cmd::run(args).await,
             Command::Listen(args) => listen_cmd::run(args).await,
             Command::Send(args) => send_cmd::run(args).await,
+            Command::Members(args) => query_cmd::members(args).await,
+            Command::Nodes(args) => query_cmd::nodes(args).await,
             Command::Demo(args) => demo::run(args).await,
         }
     });
@@ -99,4 +125,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr as `GROUPMESH_LOG` says (see [`LOG_HELP`]); `warn` when
+/// unset, and when it cannot be read (then says so).
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("GROUPMESH_LOG") {
+        Err(_) => EnvFilter::new("warn"),
+        Ok(spec) => EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+            eprintln!("groupmesh: GROUPMESH_LOG={spec:?} is not a log filter ({e}); logging warnings only");
+            EnvFilter::new("warn")
+        }),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -8,14 +8,14 @@ use std::time::Duration;
 use groupmesh_smol::{Node, NodeConfig};
 use serde_json::json;
 
-use crate::node_cmd::read_secret;
+use crate::args;
 use crate::output::Printer;
 
 /// How to join the mesh, and which group to use.
 #[derive(clap::Args, Debug)]
 pub(crate) struct MeshArgs {
     /// This node's id, unique in the mesh (1 to 64 bytes) [default: <command>-<pid>].
-    #[arg(long)]
+    #[arg(long, value_parser = args::node_id)]
     pub(crate) id: Option<String>,
     /// Address to listen on (repeatable); port 0 picks a free port.
     #[arg(long = "bind")]
@@ -27,7 +27,7 @@ pub(crate) struct MeshArgs {
     #[arg(long)]
     pub(crate) secret_file: PathBuf,
     /// The group to serve in (listen) or to send to a member of (send).
-    #[arg(long)]
+    #[arg(long, value_parser = args::group_name)]
     pub(crate) group: String,
     /// Print one JSON object per line instead of text.
     #[arg(long)]
@@ -40,18 +40,35 @@ pub(crate) struct MeshArgs {
     pub(crate) keepalive_ms: u64,
 }
 
+/// A node's configuration from the flags, checked (each error names its
+/// flag); `id` defaults to `<command>-<pid>`.
+pub(crate) fn node_config(
+    id: Option<&str>,
+    command: &str,
+    secret_file: &std::path::Path,
+    ping_ms: u64,
+    keepalive_ms: u64,
+) -> Result<NodeConfig, String> {
+    args::keepalive(ping_ms, keepalive_ms)?;
+    let secret = args::read_secret(secret_file)?;
+    let id = id.map_or_else(|| format!("{command}-{}", std::process::id()), String::from);
+    let mut cfg = NodeConfig::new(id, secret);
+    cfg.timeouts.ping_interval = Duration::from_millis(ping_ms);
+    cfg.timeouts.keepalive_timeout = Duration::from_millis(keepalive_ms);
+    Ok(cfg)
+}
+
 /// Starts the node and prints where it listens.
 pub(crate) async fn start(args: &MeshArgs, command: &str, out: &Printer) -> Result<Node, String> {
-    let secret = read_secret(&args.secret_file)?;
-    let id = args
-        .id
-        .clone()
-        .unwrap_or_else(|| format!("{command}-{}", std::process::id()));
-    let mut cfg = NodeConfig::new(id, secret);
+    let mut cfg = node_config(
+        args.id.as_deref(),
+        command,
+        &args.secret_file,
+        args.ping_ms,
+        args.keepalive_ms,
+    )?;
     cfg.bind.clone_from(&args.binds);
     cfg.seeds.clone_from(&args.seeds);
-    cfg.timeouts.ping_interval = Duration::from_millis(args.ping_ms);
-    cfg.timeouts.keepalive_timeout = Duration::from_millis(args.keepalive_ms);
     let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
     let addrs: Vec<String> = node.local_addrs().iter().map(ToString::to_string).collect();
     let listening = if addrs.is_empty() {

@@ -1,13 +1,15 @@
-//! `groupmesh node`: join a real mesh and print what happens until stopped.
+//! `groupmesh node`: join a real mesh and print what happens until stopped
+//! (by a signal, or when the reader of its output goes away).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use futures_lite::StreamExt;
-use groupmesh_smol::{Node, NodeConfig};
+use groupmesh_smol::Node;
 use serde_json::json;
 
-use crate::output::Printer;
+use crate::messaging::node_config;
+use crate::order::Order;
+use crate::output::{self, Printer};
 use crate::NodeArgs;
 
 enum Item {
@@ -16,30 +18,17 @@ enum Item {
     Stop(&'static str),
 }
 
-pub(crate) fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let mut secret = std::fs::read(path)
-        .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
-    if secret.last() == Some(&b'\n') {
-        secret.pop();
-    }
-    if secret.is_empty() {
-        return Err(format!(
-            "the secret file {} is empty; put the mesh's shared secret in it \
-             (e.g. `head -c 32 /dev/urandom | base64 > {}`)",
-            path.display(),
-            path.display()
-        ));
-    }
-    Ok(secret)
-}
-
 pub(crate) async fn run(args: NodeArgs) -> Result<(), String> {
-    let secret = read_secret(&args.secret_file)?;
-    let mut cfg = NodeConfig::new(args.id.clone(), secret);
+    // Every flag was checked by now but these, which need each other or a file.
+    let mut cfg = node_config(
+        Some(&args.id),
+        "node",
+        &args.secret_file,
+        args.ping_ms,
+        args.keepalive_ms,
+    )?;
     cfg.bind = args.binds;
     cfg.seeds = args.seeds;
-    cfg.timeouts.ping_interval = Duration::from_millis(args.ping_ms);
-    cfg.timeouts.keepalive_timeout = Duration::from_millis(args.keepalive_ms);
     let out = Printer::new(args.json);
     let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
     let addrs: Vec<String> = node.local_addrs().iter().map(ToString::to_string).collect();
@@ -56,21 +45,7 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), String> {
     );
 
     let (tx, rx) = smol::channel::unbounded::<Item>();
-    let watched: BTreeSet<String> = args.register.iter().chain(&args.monitor).cloned().collect();
     let mut tasks = Vec::new();
-    for group in watched {
-        let mut monitor = node
-            .monitor(&group)
-            .map_err(|e| format!("--monitor {group:?}: {e}"))?;
-        let tx = tx.clone();
-        tasks.push(smol::spawn(async move {
-            while let Some(change) = monitor.next().await {
-                if tx.send(Item::Group(group.clone(), change)).await.is_err() {
-                    break;
-                }
-            }
-        }));
-    }
     let mut events = node.events();
     let etx = tx.clone();
     tasks.push(smol::spawn(async move {
@@ -80,6 +55,41 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), String> {
             }
         }
     }));
+
+    // Registered before the monitors start, so that a monitor's first view
+    // already holds our own ports (as the `registered` lines said).
+    let mut registrations = Vec::new();
+    for group in &args.register {
+        let port = node.open_port();
+        let reg = node
+            .register(group, &port)
+            .map_err(|e| format!("--register {group:?}: {e}"))?;
+        out.line(
+            &format!("registered {} in group {group:?}", port.id()),
+            json!({"event": "registered", "group": group, "port": output::port(port.id())}),
+        );
+        registrations.push((port, reg));
+    }
+
+    let watched: BTreeSet<String> = args.register.iter().chain(&args.monitor).cloned().collect();
+    for group in watched {
+        let flag = if args.register.contains(&group) {
+            "--register"
+        } else {
+            "--monitor"
+        };
+        let mut monitor = node
+            .monitor(&group)
+            .map_err(|e| format!("{flag} {group:?}: {e}"))?;
+        let tx = tx.clone();
+        tasks.push(smol::spawn(async move {
+            while let Some(change) = monitor.next().await {
+                if tx.send(Item::Group(group.clone(), change)).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
     let mut signals =
         async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])
             .map_err(|e| format!("cannot watch for signals: {e}"))?;
@@ -94,29 +104,19 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), String> {
         }
     }));
 
-    let mut registrations = Vec::new();
-    for group in &args.register {
-        let port = node.open_port();
-        let reg = node
-            .register(group, &port)
-            .map_err(|e| format!("--register {group:?}: {e}"))?;
-        out.line(
-            &format!("registered {} in group {group:?}", port.id()),
-            json!({"event": "registered", "group": group, "port": port.id().to_string()}),
-        );
-        registrations.push((port, reg));
-    }
-
-    while let Ok(item) = rx.recv().await {
+    let mut order = Order::new(node.id().clone());
+    while !out.closed() {
+        let Ok(item) = rx.recv().await else { break };
         match item {
-            Item::Group(group, change) => out.group(&group, &change),
-            Item::Node(e) => out.node_event(&e),
+            Item::Group(group, change) => order.group(&out, &group, &change),
+            Item::Node(e) => order.notice(&out, &e),
             Item::Stop(sig) => {
                 out.stopping(sig);
                 break;
             }
         }
     }
+    // A closed stdout ends the node as a signal does, without a word.
     drop(registrations);
     node.shutdown().await;
     out.line("stopped", json!({"event": "stopped"}));

@@ -1,28 +1,83 @@
 //! How the tool prints what happens: text for people, JSON lines for scripts.
+//!
+//! Every JSON line carries `"v": FORMAT_VERSION`, `"event"` and `"t_ms"`;
+//! every port in it is written [`port`]`(p)`, `node#n@incarnation`, so ports
+//! of two incarnations of one node never look alike. The README documents
+//! each event. A closed stdout (a reader such as `head -1` gone) ends the
+//! output quietly: [`Printer::closed`] then says so and nothing more is written.
 
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use groupmesh_smol::{GroupChange, NodeEvent, PortId};
+use groupmesh_smol::{GroupChange, PortId};
 use serde_json::json;
+
+/// The version of the JSON lines' format (`"v"`), raised when a field
+/// changes meaning or goes away (new fields and events do not raise it).
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// Prints events as text or JSON lines, stamped with the time since start.
 pub(crate) struct Printer {
-    json: bool,
+    pub(crate) json: bool,
     start: Instant,
+    closed: AtomicBool,
+}
+
+/// A port with its node's incarnation, `node#n@incarnation`: what the JSON
+/// output and `send --to` use.
+pub(crate) fn port(p: &PortId) -> String {
+    format!("{}#{}@{}", p.node(), p.number(), p.incarnation())
+}
+
+/// Ports in the JSON form.
+pub(crate) fn port_list(list: &[PortId]) -> Vec<String> {
+    list.iter().map(port).collect()
 }
 
 /// A list of ports, shortened past a handful.
 pub(crate) fn ports(list: &[PortId]) -> String {
+    ports_shown(list, |p| p.to_string())
+}
+
+fn ports_shown(list: &[PortId], show: impl Fn(&PortId) -> String) -> String {
     const SHOWN: usize = 6;
-    let mut s: Vec<String> = list.iter().take(SHOWN).map(ToString::to_string).collect();
+    let mut s: Vec<String> = list.iter().take(SHOWN).map(show).collect();
     if list.len() > SHOWN {
         s.push(format!("… {} more", list.len() - SHOWN));
     }
     s.join(", ")
 }
 
-fn ids(list: &[PortId]) -> Vec<String> {
-    list.iter().map(ToString::to_string).collect()
+/// Whether `change` names ports of two incarnations of one node (a node
+/// restarted): then the text shows every port with its incarnation.
+fn mixes_incarnations(c: &GroupChange) -> bool {
+    let mut seen = std::collections::BTreeMap::new();
+    c.members
+        .iter()
+        .chain(&c.added)
+        .chain(&c.removed)
+        .any(|p| *seen.entry(p.node()).or_insert(p.incarnation()) != p.incarnation())
+}
+
+/// A group change for people: ports as `node#n`, or `node#n@incarnation`
+/// in a change that names two incarnations of one node.
+fn group_text(group: &str, c: &GroupChange) -> String {
+    let show = |list: &[PortId]| {
+        if mixes_incarnations(c) {
+            ports_shown(list, port)
+        } else {
+            ports(list)
+        }
+    };
+    let mut text = format!("group {group:?}: {} member(s)", c.members.len());
+    if !c.added.is_empty() {
+        text += &format!("  + {}", show(&c.added));
+    }
+    if !c.removed.is_empty() {
+        text += &format!("  - {}", show(&c.removed));
+    }
+    text
 }
 
 /// Milliseconds with one decimal, for timings.
@@ -30,12 +85,39 @@ pub(crate) fn ms(d: std::time::Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// Writes one line to stdout; false if stdout is closed (or failing).
+pub(crate) fn write_line(line: &str) -> bool {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+}
+
+/// `value` (an object with an `event`) as one line that starts
+/// `{"v":1,"event":...` and goes on with the other fields, sorted.
+pub(crate) fn json_line(value: serde_json::Value) -> String {
+    let serde_json::Value::Object(mut fields) = value else {
+        return value.to_string();
+    };
+    let event = fields.remove("event").unwrap_or(serde_json::Value::Null);
+    let mut line = format!("{{\"v\":{FORMAT_VERSION},\"event\":{event}");
+    for (key, v) in fields {
+        line += &format!(",{}:{v}", serde_json::Value::String(key));
+    }
+    line.push('}');
+    line
+}
+
 impl Printer {
     pub(crate) fn new(json: bool) -> Self {
         Printer {
             json,
             start: Instant::now(),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Whether stdout was found closed: the reader is gone, stop quietly.
+    pub(crate) fn closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     fn stamp(&self) -> String {
@@ -46,13 +128,20 @@ impl Printer {
         self.start.elapsed().as_secs_f64() * 1000.0
     }
 
+    /// Prints `text`, or `value` as a JSON line (with `v` and `t_ms` added).
     pub(crate) fn line(&self, text: &str, value: serde_json::Value) {
-        if self.json {
+        if self.closed() {
+            return;
+        }
+        let line = if self.json {
             let mut v = value;
-            v["t_ms"] = json!(self.elapsed_ms());
-            println!("{v}");
+            v["t_ms"] = json!((self.elapsed_ms() * 1000.0).round() / 1000.0);
+            json_line(v)
         } else {
-            println!("{} {text}", self.stamp());
+            format!("{} {text}", self.stamp())
+        };
+        if !write_line(&line) {
+            self.closed.store(true, Ordering::Relaxed);
         }
     }
 
@@ -65,79 +154,56 @@ impl Printer {
     }
 
     pub(crate) fn group(&self, group: &str, c: &GroupChange) {
-        let mut text = format!("group {group:?}: {} member(s)", c.members.len());
-        if !c.added.is_empty() {
-            text += &format!("  + {}", ports(&c.added));
-        }
-        if !c.removed.is_empty() {
-            text += &format!("  - {}", ports(&c.removed));
-        }
+        let text = group_text(group, c);
         self.line(
             &text,
             json!({
                 "event": "group",
                 "group": group,
-                "members": ids(&c.members),
-                "added": ids(&c.added),
-                "removed": ids(&c.removed),
+                "members": port_list(&c.members),
+                "added": port_list(&c.added),
+                "removed": port_list(&c.removed),
             }),
         );
     }
+}
 
-    pub(crate) fn node_event(&self, e: &NodeEvent) {
-        match e {
-            NodeEvent::NodeUp { node, incarnation } => self.line(
-                &format!("node {node} up (incarnation {incarnation})"),
-                json!({"event": "node_up", "node": node.as_str(), "incarnation": incarnation}),
-            ),
-            NodeEvent::NodeDown {
-                node,
-                incarnation,
-                reason,
-            } => self.line(
-                &format!("node {node} down: {reason}"),
-                json!({"event": "node_down", "node": node.as_str(), "incarnation": incarnation,
-                       "reason": reason.to_string()}),
-            ),
-            NodeEvent::ConnectionClosed {
-                addr,
-                node,
-                authenticated,
-                reason,
-            } => {
-                // Routine closes of a pair's duplicate connection are noise.
-                if *reason == groupmesh_smol::CloseReason::Superseded
-                    || matches!(reason, groupmesh_smol::CloseReason::Remote(r) if *r == groupmesh_smol::RemoteReason::Superseded)
-                {
-                    return;
-                }
-                let who = node
-                    .as_ref()
-                    .map_or_else(|| addr.to_string(), |n| format!("{n} ({addr})"));
-                let what = if *authenticated {
-                    "connection to"
-                } else {
-                    "connection refused:"
-                };
-                self.line(
-                    &format!("{what} {who} closed: {reason}"),
-                    json!({"event": "connection_closed", "addr": addr.to_string(),
-                           "node": node.as_ref().map(|n| n.as_str()), "authenticated": authenticated,
-                           "reason": reason.to_string()}),
-                );
-            }
-            NodeEvent::InboundRefused { addr } => self.line(
-                &format!("inbound connection from {addr} refused: connection limit"),
-                json!({"event": "inbound_refused", "addr": addr.to_string()}),
-            ),
-            NodeEvent::Lagged { missed } => self.line(
-                &format!("(missed {missed} older notices: output too slow)"),
-                json!({"event": "lagged", "missed": missed}),
-            ),
-            other => self.line(
-                &format!("{other:?}"),
-                json!({"event": format!("{other:?}")}),
-            ),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use groupmesh_smol::NodeId;
+
+    fn p(node: &str, inc: u64, n: u64) -> PortId {
+        PortId::new(NodeId::new(node).expect("a valid id"), inc, n)
+    }
+
+    #[test]
+    fn text_shows_incarnations_only_when_a_change_mixes_two_of_a_node() {
+        let restart = GroupChange {
+            members: vec![p("a", 1, 1), p("x", 9, 1)],
+            added: vec![p("x", 9, 1)],
+            removed: vec![p("x", 7, 1)],
+        };
+        assert_eq!(
+            group_text("g", &restart),
+            "group \"g\": 2 member(s)  + x#1@9  - x#1@7"
+        );
+        let join = GroupChange {
+            members: vec![p("a", 1, 1), p("x", 9, 1)],
+            added: vec![p("x", 9, 1)],
+            removed: vec![],
+        };
+        assert_eq!(group_text("g", &join), "group \"g\": 2 member(s)  + x#1");
+    }
+
+    #[test]
+    fn a_json_line_starts_with_its_version_and_event() {
+        let line = json_line(json!({"port": "a#1@5", "event": "registered", "group": "g"}));
+        assert_eq!(
+            line,
+            r#"{"v":1,"event":"registered","group":"g","port":"a#1@5"}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(parsed["port"], "a#1@5");
     }
 }

@@ -8,7 +8,7 @@ use groupmesh_smol::{Node, PortId};
 use serde_json::json;
 
 use crate::messaging::{self, show, text, MeshArgs};
-use crate::output::{ms, Printer};
+use crate::output::{ms, port as qualified, Printer};
 
 /// Join the mesh, wait for a member of the group, send it one message from
 /// a port, print its reply, leave.
@@ -16,7 +16,8 @@ use crate::output::{ms, Printer};
 pub(crate) struct SendArgs {
     #[command(flatten)]
     mesh: MeshArgs,
-    /// The member to send to, as listed (`node#n`) [default: the first member].
+    /// The member to send to, as listed: `node#n`, or `node#n@incarnation`
+    /// as in JSON output [default: the first member].
     #[arg(long)]
     to: Option<String>,
     /// How long to wait for a member, and then for the reply.
@@ -44,7 +45,11 @@ async fn member(node: &Node, args: &SendArgs, limit: Duration) -> Result<PortId,
     let wanted = |members: &[PortId]| {
         members
             .iter()
-            .find(|p| args.to.as_ref().is_none_or(|to| p.to_string() == *to))
+            .find(|p| {
+                args.to
+                    .as_ref()
+                    .is_none_or(|to| p.to_string() == *to || qualified(p) == *to)
+            })
             .cloned()
     };
     let found = async {
@@ -108,7 +113,7 @@ async fn exchange(
             show(args.payload.as_bytes()),
             port.id()
         ),
-        json!({"event": "sent", "to": to.to_string(), "from": port.id().to_string(),
+        json!({"event": "sent", "to": qualified(&to), "from": qualified(port.id()),
                "payload": args.payload, "bytes": args.payload.len()}),
     );
     if args.no_wait {
@@ -138,11 +143,13 @@ async fn exchange(
     match outcome {
         Outcome::Reply(m) => {
             let rtt = sent_at.elapsed();
-            let from = m.from.as_ref().map(ToString::to_string);
+            let from = m.from.as_ref().map(qualified);
             out.line(
                 &format!(
                     "reply from {} in {}: {}",
-                    from.as_deref().unwrap_or("(no port)"),
+                    m.from
+                        .as_ref()
+                        .map_or_else(|| "(no port)".into(), ToString::to_string),
                     ms(rtt),
                     show(&m.payload)
                 ),

@@ -4,189 +4,13 @@
 //! and its response. Every wait is bounded, and every process is killed by
 //! its pid when its guard drops, whatever the test's outcome.
 
-use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{mesh, nodes_of, secret_file, short, signal, tempfile_path, Proc, WAIT};
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-/// One `groupmesh node` process and the JSON lines it prints.
-struct Proc {
-    child: Child,
-    lines: Receiver<Value>,
-    /// The latest members of each watched group, from its group events.
-    members: std::collections::BTreeMap<String, BTreeSet<String>>,
-    addr: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn secret_file() -> tempfile_path::Path {
-    tempfile_path::Path::new(b"multi-process test secret\n")
-}
-
-/// A tiny temp-file helper (no extra crate): removed on drop.
-mod tempfile_path {
-    pub(crate) struct Path(pub(crate) std::path::PathBuf);
-    impl Path {
-        pub(crate) fn new(contents: &[u8]) -> Path {
-            let p = std::env::temp_dir().join(format!(
-                "groupmesh-secret-{}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos())
-            ));
-            std::fs::write(&p, contents).expect("temp dir is writable");
-            Path(p)
-        }
-    }
-    impl Drop for Path {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
-
-impl Proc {
-    fn start(id: &str, seed: Option<&str>, secret: &tempfile_path::Path) -> Proc {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_groupmesh"));
-        cmd.args(["node", "--id", id, "--bind", "127.0.0.1:0", "--json"])
-            .args([
-                "--register",
-                "svc",
-                "--ping-ms",
-                "100",
-                "--keepalive-ms",
-                "500",
-            ])
-            .arg("--secret-file")
-            .arg(&secret.0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(s) = seed {
-            cmd.args(["--seed", s]);
-        }
-        Proc::launch(cmd)
-    }
-
-    /// Runs `cmd` (stdout piped) and waits for its "started" line.
-    fn launch(mut cmd: Command) -> Proc {
-        let mut child = cmd.spawn().expect("the groupmesh binary runs");
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if tx.send(v).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        let mut p = Proc {
-            child,
-            lines,
-            members: Default::default(),
-            addr: String::new(),
-        };
-        let started = p.next_where(|v| v["event"] == "started");
-        p.addr = started["addrs"][0]
-            .as_str()
-            .expect("an address")
-            .to_string();
-        p
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    fn absorb(&mut self, v: &Value) {
-        if v["event"] == "group" {
-            let group = v["group"].as_str().unwrap_or_default().to_string();
-            let set = v["members"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|m| m.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
-            self.members.insert(group, set);
-        }
-    }
-
-    /// Reads lines until one matches (bounded by WAIT).
-    fn next_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let v = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no matching line within {WAIT:?}"));
-            self.absorb(&v);
-            if pred(&v) {
-                return v;
-            }
-        }
-    }
-
-    /// Waits until the members of `svc` satisfy `pred`; returns how long it took.
-    fn until_members(&mut self, pred: impl Fn(&BTreeSet<String>) -> bool) -> Duration {
-        let start = Instant::now();
-        let deadline = start + WAIT;
-        while !pred(self.members.get("svc").unwrap_or(&BTreeSet::new())) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) => self.absorb(&v),
-                Err(_) => panic!(
-                    "members of svc never matched within {WAIT:?}; last: {:?}",
-                    self.members.get("svc")
-                ),
-            }
-        }
-        start.elapsed()
-    }
-}
-
-fn signal(p: &Proc, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &p.pid()])
-        .status()
-        .expect("kill runs")
-        .success();
-    assert!(ok, "kill {sig} {}", p.pid());
-}
-
-fn nodes_of(members: &BTreeSet<String>) -> BTreeSet<String> {
-    members
-        .iter()
-        .filter_map(|m| m.split('#').next().map(String::from))
-        .collect()
-}
-
-fn mesh(n: usize, secret: &tempfile_path::Path) -> Vec<Proc> {
-    let mut procs = vec![Proc::start("p0", None, secret)];
-    let seed = procs[0].addr.clone();
-    for i in 1..n {
-        procs.push(Proc::start(&format!("p{i}"), Some(&seed), secret));
-    }
-    for p in &mut procs {
-        p.until_members(|m| m.len() == n);
-    }
-    procs
-}
 
 #[test]
 fn a_killed_process_vanishes_from_every_other_node() {
@@ -289,7 +113,7 @@ fn listen_and_send_processes_exchange_a_request_and_its_response() {
         .stderr(Stdio::null());
     let mut listener = Proc::launch(listen);
     let serving = listener.next_where(|v| v["event"] == "listening");
-    assert_eq!(serving["port"], "L#1");
+    assert_eq!(short(&serving["port"]), "L#1");
 
     let started = Instant::now();
     let mut send = Command::new(env!("CARGO_BIN_EXE_groupmesh"))
@@ -335,17 +159,17 @@ fn listen_and_send_processes_exchange_a_request_and_its_response() {
         .iter()
         .find(|v| v["event"] == "reply")
         .unwrap_or_else(|| panic!("no reply line in {lines:?}"));
-    assert_eq!(reply["from"], "L#1");
+    assert_eq!(short(&reply["from"]), "L#1");
     assert_eq!(reply["payload"], "echo: hello over tcp");
     assert!(reply["rtt_ms"]
         .as_f64()
         .is_some_and(|ms| ms < WAIT.as_secs_f64() * 1000.0));
 
     let got = listener.next_where(|v| v["event"] == "message");
-    assert_eq!(got["from"], "S#1");
+    assert_eq!(short(&got["from"]), "S#1");
     assert_eq!(got["payload"], "hello over tcp");
     let replied = listener.next_where(|v| v["event"] == "replied");
-    assert_eq!(replied["to"], "S#1");
+    assert_eq!(short(&replied["to"]), "S#1");
     eprintln!(
         "send ran for {:?}; round trip {} ms",
         started.elapsed(),

@@ -60,7 +60,7 @@ pub(crate) async fn dial<R: Runtime>(
         }
         Err(e) => {
             tracing::debug!(conn = %id, %addr, error = %e, "dial failed");
-            shared.dial_failed(id);
+            shared.dial_failed(id, e.kind());
         }
     }
 }

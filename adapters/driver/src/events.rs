@@ -2,6 +2,7 @@
 //! connections closed), and its bounded inbox.
 
 use std::collections::VecDeque;
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -43,6 +44,10 @@ pub enum NodeEvent {
         /// Why, e.g. [`CloseReason::AuthenticationFailed`] for a wrong secret
         /// on either side, or [`CloseReason::Remote`] with the peer's reason.
         reason: CloseReason,
+        /// For [`CloseReason::DialFailed`]: what the connect said (e.g.
+        /// [`io::ErrorKind::ConnectionRefused`], [`io::ErrorKind::TimedOut`],
+        /// [`io::ErrorKind::HostUnreachable`]); `None` otherwise.
+        dial_error: Option<io::ErrorKind>,
     },
     /// An inbound connection was turned away by a connection limit.
     InboundRefused {

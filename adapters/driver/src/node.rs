@@ -246,6 +246,15 @@ impl<R: Runtime> Node<R> {
         self.shared.lock().core.connected_nodes().cloned().collect()
     }
 
+    /// Nodes up (connected, authenticated, their memberships known) with
+    /// their incarnations, sorted by id: the nodes of
+    /// [`connected_nodes`](Self::connected_nodes), as reported by
+    /// [`NodeEvent::NodeUp`](crate::NodeEvent::NodeUp).
+    pub fn node_incarnations(&self) -> Vec<(NodeId, u64)> {
+        let st = self.shared.lock();
+        st.up.iter().map(|(n, i)| (n.clone(), *i)).collect()
+    }
+
     /// Nodes known, connected or not, with their addresses.
     pub fn known_nodes(&self) -> Vec<(NodeId, Vec<SocketAddr>)> {
         let st = self.shared.lock();

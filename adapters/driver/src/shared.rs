@@ -14,8 +14,9 @@
 //! not take at once go to per-connection writer tasks through channels,
 //! dials are spawned, events land in bounded mailboxes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::io;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use event_listener::Event as Notify;
 use futures_lite::future;
-use groupmesh_core::{ConnId, Instant, MonitorId, Node as Core, PortId, PortMonitorId};
+use groupmesh_core::{ConnId, Instant, MonitorId, Node as Core, NodeId, PortId, PortMonitorId};
 use tracing::Instrument;
 
 mod control;
@@ -81,6 +82,10 @@ pub(crate) struct State<S> {
     pub(crate) stopped: bool,
     /// Corked: a flush task is on its way, and inputs until then are drained by it.
     flush_pending: bool,
+    /// Why dials failed, until their connection's close is reported.
+    dial_errors: HashMap<ConnId, io::ErrorKind>,
+    /// The incarnation of every node up (reported by `NodeUp`, not yet down).
+    pub(crate) up: BTreeMap<NodeId, u64>,
 }
 
 /// One node's driver state, shared by its tasks and handles.
@@ -138,6 +143,8 @@ impl<R: Runtime> Shared<R> {
                 held: HashMap::new(),
                 stopped: false,
                 flush_pending: false,
+                dial_errors: HashMap::new(),
+                up: BTreeMap::new(),
             }),
             wake_timer: Notify::new(),
             idle: Notify::new(),
@@ -312,10 +319,11 @@ impl<R: Runtime> Shared<R> {
         })
     }
 
-    /// The dial of `id` failed.
-    pub(crate) fn dial_failed(&self, id: ConnId) {
+    /// The dial of `id` failed with an error of `kind`.
+    pub(crate) fn dial_failed(&self, id: ConnId, kind: io::ErrorKind) {
         self.with(|st, now| {
             self.remove_slot(st, id);
+            st.dial_errors.insert(id, kind);
             st.core.handle_dial_failed(now, id);
         });
     }

@@ -118,6 +118,7 @@ impl<R: Runtime> Shared<R> {
             }
             Event::NodeUp { node, incarnation } => {
                 tracing::debug!(%node, incarnation, "node up");
+                st.up.insert(node.clone(), incarnation);
                 NodeEvent::NodeUp { node, incarnation }
             }
             Event::NodeDown {
@@ -126,6 +127,9 @@ impl<R: Runtime> Shared<R> {
                 reason,
             } => {
                 tracing::debug!(%node, incarnation, %reason, "node down");
+                if st.up.get(&node) == Some(&incarnation) {
+                    st.up.remove(&node);
+                }
                 NodeEvent::NodeDown {
                     node,
                     incarnation,
@@ -145,12 +149,14 @@ impl<R: Runtime> Shared<R> {
                 if st.slots.get(&id).is_some_and(|s| s.out.is_some()) {
                     self.remove_slot(st, id);
                 }
-                tracing::debug!(conn = %id, %addr, ?node, authenticated, %reason, "connection closed");
+                let dial_error = st.dial_errors.remove(&id);
+                tracing::debug!(conn = %id, %addr, ?node, authenticated, %reason, ?dial_error, "connection closed");
                 NodeEvent::ConnectionClosed {
                     addr,
                     node,
                     authenticated,
                     reason,
+                    dial_error,
                 }
             }
             Event::InboundRefused { addr } => NodeEvent::InboundRefused { addr },

@@ -1,0 +1,68 @@
+//! Checks of the command line, all made before a node starts, each naming
+//! the flag the user typed (clap prefixes a value parser's message with it).
+
+use std::path::Path;
+
+use groupmesh_smol::{MAX_GROUP_NAME, MAX_NODE_ID};
+
+/// The longest shared secret a node accepts, in bytes.
+const MAX_SECRET: usize = 1024;
+
+/// A node id: 1 to 64 bytes of UTF-8.
+pub(crate) fn node_id(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > MAX_NODE_ID {
+        return Err(format!(
+            "a node id is 1 to {MAX_NODE_ID} bytes of UTF-8; this one is {} bytes",
+            s.len()
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// A group name: 1 to 255 bytes of UTF-8.
+pub(crate) fn group_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > MAX_GROUP_NAME {
+        return Err(format!(
+            "a group name is 1 to {MAX_GROUP_NAME} bytes of UTF-8; this one is {} bytes",
+            s.len()
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// The keepalive flags: both above zero, the timeout longer than the ping interval.
+pub(crate) fn keepalive(ping_ms: u64, keepalive_ms: u64) -> Result<(), String> {
+    if ping_ms == 0 {
+        return Err("--ping-ms 0: the ping interval must be above zero".into());
+    }
+    if keepalive_ms <= ping_ms {
+        return Err(format!(
+            "--keepalive-ms {keepalive_ms}: the keepalive timeout must be longer than \
+             the ping interval (--ping-ms {ping_ms})"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the shared secret (one trailing newline is ignored).
+pub(crate) fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let mut secret =
+        std::fs::read(path).map_err(|e| format!("--secret-file {shown}: cannot read it: {e}"))?;
+    if secret.last() == Some(&b'\n') {
+        secret.pop();
+    }
+    if secret.is_empty() {
+        return Err(format!(
+            "--secret-file {shown}: the file is empty; put the mesh's shared secret in it \
+             (e.g. `head -c 32 /dev/urandom | base64 > {shown}`)"
+        ));
+    }
+    if secret.len() > MAX_SECRET {
+        return Err(format!(
+            "--secret-file {shown}: the secret is {} bytes; use 1 to {MAX_SECRET} bytes",
+            secret.len()
+        ));
+    }
+    Ok(secret)
+}

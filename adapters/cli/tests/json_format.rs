@@ -1,0 +1,122 @@
+//! The JSON lines: versioned, every port with its incarnation (so a
+//! restart's delta is unambiguous), a failed dial with its reason, and the
+//! README documenting every event.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{closed_port, secret_file, signal, split_port, Proc};
+use serde_json::Value;
+
+fn ports(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_restart_delta_names_each_port_with_its_incarnation() {
+    let secret = secret_file();
+    let mut p0 = Proc::start("p0", None, &secret);
+    let seed = p0.addr.clone();
+    let old = Proc::start("p1", Some(&seed), &secret);
+    let old_port = format!("p1#1@{}", old.incarnation);
+    p0.until_members(|m| m.contains(&old_port));
+    // The old incarnation is frozen, its connection half-open: the new one
+    // replaces it, in one delta that adds and removes a `p1#1`.
+    signal(&old, "-STOP");
+    let new = Proc::start("p1", Some(&seed), &secret);
+    let new_port = format!("p1#1@{}", new.incarnation);
+    let mut seen = Vec::new();
+    let delta = loop {
+        let v = p0.next_where(|_| true);
+        assert_eq!(v["v"], 1, "{v}");
+        seen.push(v.clone());
+        if v["event"] == "group" && ports(&v["added"]).contains(&new_port) {
+            break v;
+        }
+    };
+    let (added, removed, members) = (
+        ports(&delta["added"]),
+        ports(&delta["removed"]),
+        ports(&delta["members"]),
+    );
+    assert!(added.is_disjoint(&removed), "{delta}");
+    assert!(removed.is_disjoint(&members), "{delta}");
+    assert!(
+        removed.contains(&old_port) || !members.contains(&old_port),
+        "{delta}"
+    );
+    for p in ["added", "removed", "members"]
+        .iter()
+        .flat_map(|k| delta[k].as_array().cloned().unwrap_or_default())
+    {
+        assert!(split_port(&p).1.is_some(), "{p} has no incarnation");
+    }
+    // The reader saw the new incarnation up (after the old one down) first.
+    let up = seen.iter().position(|v| {
+        v["event"] == "node_up" && v["node"] == "p1" && v["incarnation"] == new.incarnation
+    });
+    assert!(
+        up.is_some(),
+        "no node_up of the new p1 before {delta}: {seen:?}"
+    );
+    signal(&old, "-KILL");
+}
+
+#[test]
+fn a_failed_dial_says_why() {
+    let secret = secret_file();
+    let nowhere = closed_port();
+    let mut p = Proc::start("lonely", Some(&nowhere), &secret);
+    let closed = p.next_where(|v| v["event"] == "connection_closed");
+    assert_eq!(closed["addr"], nowhere.as_str(), "{closed}");
+    assert_eq!(closed["dial_error"], "connection_refused", "{closed}");
+    assert_eq!(
+        closed["reason"], "dial failed: connection refused",
+        "{closed}"
+    );
+}
+
+#[test]
+fn the_readme_shows_every_json_event_with_its_version() {
+    let readme = include_str!("../../../README.md");
+    let examples: Vec<Value> = readme
+        .lines()
+        .filter(|l| l.starts_with("{\"v\":"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let events: BTreeSet<&str> = examples
+        .iter()
+        .inspect(|v| assert_eq!(v["v"], 1, "{v}"))
+        .filter_map(|v| v["event"].as_str())
+        .collect();
+    for kind in [
+        "started",
+        "registered",
+        "group",
+        "node_up",
+        "node_down",
+        "connection_closed",
+        "inbound_refused",
+        "lagged",
+        "stopping",
+        "stopped",
+        "listening",
+        "message",
+        "replied",
+        "reply_failed",
+        "sent",
+        "reply",
+        "dropped",
+        "members",
+        "node",
+    ] {
+        assert!(events.contains(kind), "the README shows no {kind:?} line");
+    }
+}
