@@ -5,8 +5,9 @@ use std::path::Path;
 
 use groupmesh_smol::{MAX_GROUP_NAME, MAX_NODE_ID};
 
-/// The longest shared secret a node accepts, in bytes.
-const MAX_SECRET: usize = 1024;
+/// The longest secret file read: the mesh takes a secret of any length, but a
+/// file this large is the wrong file.
+const MAX_SECRET: usize = 64 * 1024;
 
 /// A node id: 1 to 64 bytes of UTF-8.
 pub(crate) fn node_id(s: &str) -> Result<String, String> {
@@ -60,7 +61,8 @@ pub(crate) fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
     }
     if secret.len() > MAX_SECRET {
         return Err(format!(
-            "--secret-file {shown}: the secret is {} bytes; use 1 to {MAX_SECRET} bytes",
+            "--secret-file {shown}: the file is {} bytes, more than a secret needs \
+             ({MAX_SECRET} at most; 32 random bytes recommended)",
             secret.len()
         ));
     }

@@ -1,5 +1,6 @@
 //! [`NodeConfig`]: what a node is started with.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,12 +24,16 @@ pub const DEFAULT_MAILBOX: usize = 1024;
 /// cfg.bind.push("127.0.0.1:0".parse().unwrap());
 /// cfg.seeds.push("127.0.0.1:4369".parse().unwrap());
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` never shows the secret.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct NodeConfig {
     /// This node's id: UTF-8, 1..=64 bytes, unique in the mesh.
     pub node_id: String,
-    /// The shared secret every node of the mesh proves it knows (1..=1024 bytes).
+    /// The shared secret every node of the mesh proves it knows: any non-empty
+    /// bytes (32 random bytes recommended). The handshake key is derived from
+    /// it; it never travels.
     pub secret: Vec<u8>,
     /// Addresses to listen on; port 0 picks a free port. The bound addresses
     /// ([`Node::local_addrs`](crate::Node::local_addrs)) are advertised to
@@ -73,6 +78,23 @@ pub struct NodeConfig {
     pub linger: Duration,
 }
 
+impl fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("node_id", &self.node_id)
+            .field("secret", &format_args!("<redacted, {} bytes>", self.secret.len()))
+            .field("bind", &self.bind)
+            .field("seeds", &self.seeds)
+            .field("timeouts", &self.timeouts)
+            .field("limits", &self.limits)
+            .field("send_buffer", &self.send_buffer)
+            .field("event_buffer", &self.event_buffer)
+            .field("mailbox", &self.mailbox)
+            .field("linger", &self.linger)
+            .finish()
+    }
+}
+
 impl NodeConfig {
     /// A configuration with default timeouts and limits, no bind address and no seeds.
     pub fn new(node_id: impl Into<String>, secret: impl AsRef<[u8]>) -> Self {
@@ -88,5 +110,18 @@ impl NodeConfig {
             mailbox: DEFAULT_MAILBOX,
             linger: Duration::from_secs(2),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NodeConfig;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let cfg = NodeConfig::new("a", b"hunter2-very-secret");
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
     }
 }
