@@ -1,11 +1,16 @@
 //! CPU cost of the core's hot paths, in release builds:
+//! - the Noise handshake of one connection, both sides;
 //! - applying a 1,000-member snapshot and emitting its monitor delta;
-//! - a join/leave frame from a connected peer, with and without a monitor.
+//! - a join/leave frame from a connected peer, with and without a monitor
+//!   (each in its own sealed record, opened and applied).
 //!
 //! Run: `cargo bench -p groupmesh-core --bench core`.
 
+use std::time::{Duration, Instant as Clock};
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use groupmesh_core::{Instant, Node};
+use groupmesh_core::wire::Hello;
+use groupmesh_core::{Channel, Input, Instant, Node, Psk};
 
 #[path = "common/mod.rs"]
 #[allow(dead_code)] // each bench uses part of the helper
@@ -34,10 +39,11 @@ fn snapshot(c: &mut Criterion) {
         b.register("g", &p).expect("valid");
     }
     let rec = common::connect(b);
-    let frames = common::frames(&rec.b_stream);
-    // hello, auth, then the snapshot (one frame for 1,000 ports).
-    let (handshake, snapshot) = frames.split_at(2);
-    assert_eq!(snapshot.len(), 1, "1,000 ports fit one frame");
+    let records = common::records(&rec.b_stream);
+    // Version, the Noise message, the key confirmation, then the snapshot
+    // (one frame for 1,000 ports, in one sealed record).
+    let (handshake, snapshot) = records.split_at(3);
+    assert_eq!(snapshot.len(), 1, "1,000 ports fit one record");
     c.bench_function("apply 1000-member snapshot + monitor delta", |bench| {
         bench.iter_batched(
             || a_before_snapshot(handshake, true),
@@ -62,13 +68,8 @@ fn join_leave(c: &mut Criterion) {
         }
         let extra = b.open_port();
         let mut rec = common::connect(b);
-        let frames = common::frames(&rec.b_stream);
-        let (handshake, snapshot) = frames.split_at(2);
-        // Record one join frame and one leave frame of `extra`.
-        let reg = rec.b.register("g", &extra).expect("valid");
-        let join = rec.b.poll_transmit().expect("join frame").data;
-        rec.b.unregister(reg).expect("live");
-        let leave = rec.b.poll_transmit().expect("leave frame").data;
+        let records = common::records(&rec.b_stream);
+        let (handshake, snapshot) = records.split_at(3);
         let (mut a, conn) = a_before_snapshot(handshake, monitor);
         a.handle_bytes(Instant::ZERO, conn, &snapshot[0]);
         common::drain(&mut a);
@@ -77,11 +78,25 @@ fn join_leave(c: &mut Criterion) {
         } else {
             "join+leave frames, 1000-member group"
         };
+        // Every record opens once, in order: b seals a fresh join and leave
+        // per iteration (untimed), a opens and applies them (timed).
         c.bench_function(name, |bench| {
-            bench.iter(|| {
-                a.handle_bytes(Instant::ZERO, conn, &join);
-                a.handle_bytes(Instant::ZERO, conn, &leave);
-                common::drain(&mut a)
+            bench.iter_custom(|iters| {
+                let mut sealed = Vec::with_capacity(iters as usize);
+                for _ in 0..iters {
+                    let reg = rec.b.register("g", &extra).expect("valid");
+                    let join = rec.b.poll_transmit().expect("join record").data;
+                    rec.b.unregister(reg).expect("live");
+                    let leave = rec.b.poll_transmit().expect("leave record").data;
+                    sealed.push((join, leave));
+                }
+                let start = Clock::now();
+                for (join, leave) in &sealed {
+                    a.handle_bytes(Instant::ZERO, conn, join);
+                    a.handle_bytes(Instant::ZERO, conn, leave);
+                    common::drain(&mut a);
+                }
+                start.elapsed()
             })
         });
         assert_eq!(a.members("g").map(|m| m.len()), Some(1000));
@@ -89,5 +104,50 @@ fn join_leave(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, snapshot, join_leave);
+/// One connection's whole handshake, both sides: version records, the two
+/// Noise messages (two X25519 key generations and DHs), the key confirmation.
+fn handshake(c: &mut Criterion) {
+    let psk = Psk::derive(b"bench secret");
+    let hello = |node: &str| Hello {
+        node: node.try_into().expect("short id"),
+        incarnation: 1,
+        addrs: Default::default(),
+        max_frame: 65_536,
+    };
+    let (ha, hb) = (hello("a"), hello("b"));
+    let mut seed = 0u8;
+    c.bench_function("noise handshake, both sides", |bench| {
+        bench.iter(|| {
+            seed = seed.wrapping_add(1);
+            let mut i = Channel::new(true, &psk, 65_536, [seed; 32]);
+            let mut r = Channel::new(false, &psk, 65_536, [seed ^ 0xff; 32]);
+            i.start(&ha);
+            r.start(&hb);
+            let mut up = (false, false);
+            while !(up.0 && up.1) {
+                let to_r = i.take_wire();
+                let mut input = &to_r[..];
+                while let Ok(Some(got)) = r.next(&mut input) {
+                    match got {
+                        Input::Greeting(_) => r.answer(),
+                        Input::Authenticated(_) => up.1 = true,
+                        Input::Frame(_) => {}
+                    }
+                }
+                let to_i = r.take_wire();
+                let mut input = &to_i[..];
+                while let Ok(Some(got)) = i.next(&mut input) {
+                    up.0 |= matches!(got, Input::Authenticated(_));
+                }
+            }
+            (i, r)
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3));
+    targets = handshake, snapshot, join_leave
+}
 criterion_main!(benches);

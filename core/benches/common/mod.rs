@@ -11,8 +11,8 @@ pub(crate) fn node(id: &str, seed: u8) -> Node {
     Node::new(cfg, 1, [seed; 32], Instant::ZERO).expect("valid config")
 }
 
-/// Splits a byte stream into its frames (4-byte length prefix each).
-pub(crate) fn frames(stream: &[u8]) -> Vec<Vec<u8>> {
+/// Splits a byte stream into its records (4-byte length prefix each).
+pub(crate) fn records(stream: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut rest = stream;
     while rest.len() >= 4 {
