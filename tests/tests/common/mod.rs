@@ -1,7 +1,8 @@
 //! What the attack tests share: node configurations, a bounded test runner,
-//! an event watcher, the honest mesh every attack runs against, and a
-//! recording proxy (to capture an honest handshake for replay).
+//! an event watcher, a monitor log, the honest mesh every attack runs
+//! against, a raw client (`raw_client`) and an on-path proxy (`proxy`).
 
+pub(crate) mod proxy;
 pub(crate) mod raw_client;
 
 use std::future::Future;
@@ -9,14 +10,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures_lite::StreamExt;
 use groupmesh_core::NodeId;
 use groupmesh_smol::{
-    CloseReason, Events, Monitor, Node, NodeConfig, NodeEvent, Port, PortId, Registration, Timeouts,
+    CloseReason, Events, GroupChange, Node, NodeConfig, NodeEvent, Port, PortId, Registration,
+    Timeouts,
 };
-use smol::net::{TcpListener, TcpStream};
 use smol::Timer;
 
+use proxy::Proxy;
 use raw_client::timeout;
 
 /// The most one test may take.
@@ -200,6 +202,13 @@ impl Watch {
         }
     }
 
+    /// Reads what is pending and sets it aside: later
+    /// [`expect`](Self::expect)s match only what happens from now on.
+    pub(crate) async fn skip_pending(&mut self) {
+        self.settle().await;
+        self.unmatched.clear();
+    }
+
     /// Checks that nothing in the history says `node` went down or that an
     /// authenticated connection of it closed.
     pub(crate) fn assert_never_lost(&self, node: &NodeId, on: &str) {
@@ -222,9 +231,58 @@ impl Watch {
     }
 }
 
+/// Every change a monitor of one group reports, read as it happens (a
+/// monitor merges changes its reader has not taken yet: reading at once is
+/// how no intermediate state goes unseen).
+pub(crate) struct MonitorLog {
+    changes: Arc<Mutex<Vec<GroupChange>>>,
+    _task: smol::Task<()>,
+}
+
+impl MonitorLog {
+    /// Monitors `group` on `node`.
+    pub(crate) fn start(node: &Node, group: &str) -> MonitorLog {
+        let mut monitor = node.monitor(group).expect("a valid group");
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let log = changes.clone();
+        let task = smol::spawn(async move {
+            while let Some(change) = monitor.next().await {
+                log.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(change);
+            }
+        });
+        MonitorLog {
+            changes,
+            _task: task,
+        }
+    }
+
+    /// The changes so far.
+    pub(crate) fn changes(&self) -> Vec<GroupChange> {
+        self.changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// No change so far listed a port outside `allowed` (as a member or
+    /// as added).
+    pub(crate) fn assert_only(&self, allowed: &[PortId], on: &str) {
+        for change in self.changes() {
+            for p in change.members.iter().chain(&change.added) {
+                assert!(
+                    allowed.contains(p),
+                    "{on}'s monitor listed {p:?}, which nobody registered: {change:?}"
+                );
+            }
+        }
+    }
+}
+
 /// The honest mesh an attack runs against: the attacked node `a` and an
 /// honest peer `b`, connected, each with one port registered in [`GROUP`];
-/// `a` watches its events and monitors the group.
+/// both watch their events and monitor the group.
 pub(crate) struct Mesh {
     pub(crate) a: Node,
     pub(crate) b: Node,
@@ -233,23 +291,37 @@ pub(crate) struct Mesh {
     regs: Vec<Registration>,
     /// `a`'s events since before `b` joined.
     pub(crate) a_events: Watch,
-    b_events: Watch,
-    a_monitor: Monitor,
+    /// `b`'s events since it started.
+    pub(crate) b_events: Watch,
+    /// The group's changes on `a` and `b` since they listed each other's ports.
+    pub(crate) a_changes: MonitorLog,
+    pub(crate) b_changes: MonitorLog,
     /// Every honest port in [`GROUP`], sorted.
     pub(crate) honest: Vec<PortId>,
 }
 
 impl Mesh {
+    /// As [`start`](Self::start), with `b` dialling `a` through an on-path
+    /// [`Proxy`] (honest until armed) that records every record.
+    pub(crate) async fn start_via_proxy(cfg: NodeConfig) -> (Mesh, Proxy) {
+        let mut proxy = None;
+        let mesh = Self::start_with(cfg, |a| {
+            let p = Proxy::start(a);
+            let via = p.addr;
+            proxy = Some(p);
+            via
+        })
+        .await;
+        (mesh, proxy.expect("the proxy started with the mesh"))
+    }
+
     /// Starts the attacked node with `cfg` and an honest peer that joins it.
     pub(crate) async fn start(cfg: NodeConfig) -> Mesh {
         Self::start_with(cfg, |a| a).await
     }
 
     /// As [`start`](Self::start), with `b` dialling `b_seed(address of a)`.
-    pub(crate) async fn start_with(
-        cfg: NodeConfig,
-        b_seed: impl FnOnce(SocketAddr) -> SocketAddr,
-    ) -> Mesh {
+    async fn start_with(cfg: NodeConfig, b_seed: impl FnOnce(SocketAddr) -> SocketAddr) -> Mesh {
         let a = start(cfg).await;
         let a_events = Watch::new(&a);
         let a_port = a.open_port();
@@ -268,7 +340,8 @@ impl Mesh {
             a.connected_nodes().contains(b.id()) && b.connected_nodes().contains(a.id())
         })
         .await;
-        let a_monitor = a.monitor(GROUP).expect("a valid group");
+        let a_changes = MonitorLog::start(&a, GROUP);
+        let b_changes = MonitorLog::start(&b, GROUP);
         Mesh {
             a,
             b,
@@ -277,7 +350,8 @@ impl Mesh {
             regs: vec![ra, rb],
             a_events,
             b_events,
-            a_monitor,
+            a_changes,
+            b_changes,
             honest,
         }
     }
@@ -320,10 +394,7 @@ impl Mesh {
         self.b_events.settle().await;
         self.a_events.assert_never_lost(self.b.id(), "a");
         self.b_events.assert_never_lost(self.a.id(), "b");
-        while let Some(change) = timeout(Duration::from_millis(50), self.a_monitor.next())
-            .await
-            .flatten()
-        {
+        for change in self.a_changes.changes() {
             for p in &change.removed {
                 assert!(
                     !self.honest.contains(p),
@@ -334,6 +405,7 @@ impl Mesh {
                 assert!(change.members.contains(p), "{p:?} missing in {change:?}");
             }
         }
+        self.b_changes.assert_only(&self.honest, "b");
     }
 
     /// A new honest node `c` can still join: it connects to `a` and `b`,
@@ -365,77 +437,4 @@ impl Mesh {
         self.a.shutdown().await;
         self.b.shutdown().await;
     }
-}
-
-/// A TCP proxy in front of a node that records what its first client sent:
-/// the honest handshake to replay.
-pub(crate) struct Recorder {
-    /// Where to dial instead of the node.
-    pub(crate) addr: SocketAddr,
-    client_bytes: Arc<Mutex<Vec<u8>>>,
-    _task: smol::Task<()>,
-}
-
-impl Recorder {
-    /// Listens on 127.0.0.1 and forwards every connection to `target`.
-    pub(crate) fn start(target: SocketAddr) -> Recorder {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
-        let listener = TcpListener::try_from(listener).expect("an async listener");
-        let client_bytes = Arc::new(Mutex::new(Vec::new()));
-        let record = client_bytes.clone();
-        let task = smol::spawn(async move {
-            let mut first = true;
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(target).await else {
-                    continue;
-                };
-                let record = first.then(|| record.clone());
-                first = false;
-                smol::spawn(async move {
-                    futures_lite::future::zip(
-                        pipe(client.clone(), server.clone(), record),
-                        pipe(server, client, None),
-                    )
-                    .await;
-                })
-                .detach();
-            }
-        });
-        Recorder {
-            addr,
-            client_bytes,
-            _task: task,
-        }
-    }
-
-    /// Everything the first client sent so far.
-    pub(crate) fn client_bytes(&self) -> Vec<u8> {
-        self.client_bytes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-/// Copies `from` to `to` until either ends, recording into `record`.
-async fn pipe(mut from: TcpStream, mut to: TcpStream, record: Option<Arc<Mutex<Vec<u8>>>>) {
-    let mut buf = vec![0u8; 16 * 1024];
-    while let Ok(n) = from.read(&mut buf).await {
-        let Some(bytes) = buf.get(..n).filter(|b| !b.is_empty()) else {
-            break;
-        };
-        if let Some(r) = &record {
-            r.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend_from_slice(bytes);
-        }
-        if to.write_all(bytes).await.is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown(std::net::Shutdown::Write);
 }
