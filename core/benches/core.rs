@@ -145,9 +145,63 @@ fn handshake(c: &mut Criterion) {
     });
 }
 
+/// Sealing and opening a 64 KiB frame stream (one record's worth): the
+/// channel's cost per byte after the handshake.
+fn seal_open(c: &mut Criterion) {
+    let psk = Psk::derive(b"bench secret");
+    let (mut i, mut r) = (
+        Channel::new(true, &psk, 1 << 20, [1; 32]),
+        Channel::new(false, &psk, 1 << 20, [2; 32]),
+    );
+    let hello = Hello {
+        node: "x".try_into().expect("short id"),
+        incarnation: 1,
+        addrs: Default::default(),
+        max_frame: 1 << 20,
+    };
+    i.start(&hello);
+    r.start(&hello);
+    for _ in 0..3 {
+        let to_r = i.take_wire();
+        let mut input = &to_r[..];
+        while let Ok(Some(got)) = r.next(&mut input) {
+            if let Input::Greeting(_) = got {
+                r.answer();
+            }
+        }
+        let to_i = r.take_wire();
+        let mut input = &to_i[..];
+        while let Ok(Some(_)) = i.next(&mut input) {}
+    }
+    assert!(i.is_authenticated() && r.is_authenticated());
+    let payload = vec![7u8; 65_000];
+    let mut frame = Vec::new();
+    groupmesh_core::wire::Frame::Message {
+        to: 1,
+        from: None,
+        payload: payload.into(),
+    }
+    .encode(&mut frame);
+    let mut group = c.benchmark_group("channel");
+    group.throughput(criterion::Throughput::Bytes(frame.len() as u64));
+    group.bench_function("seal + open one 64 KiB frame", |bench| {
+        bench.iter(|| {
+            let mut plain = frame.clone();
+            i.seal(&mut plain);
+            let wire = i.take_wire();
+            let mut input = &wire[..];
+            match r.next(&mut input) {
+                Ok(Some(Input::Frame(f))) => f,
+                other => panic!("the frame: {other:?}"),
+            }
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3));
-    targets = handshake, snapshot, join_leave
+    targets = handshake, seal_open, snapshot, join_leave
 }
 criterion_main!(benches);
