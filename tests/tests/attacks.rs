@@ -172,7 +172,17 @@ fn garbage_after_authentication_closes_only_that_connection() {
 
         // Sealed garbage: the record opens, the frame inside does not decode.
         let mut mallory = RawClient::connect(a).await;
-        mallory.join("mallory", SECRET, &[(GROUP, &[1])]).await;
+        let greeting = mallory
+            .try_authenticate("mallory", 1, SECRET)
+            .await
+            .expect("an insider authenticates");
+        assert_eq!(
+            greeting.node.as_str(),
+            "a",
+            "a's greeting, inside the handshake"
+        );
+        assert_eq!(greeting.incarnation, mesh.a.incarnation());
+        mallory.send(&sync(&[(GROUP, &[1])], true)).await;
         node_up(&mut mesh, "mallory").await;
         assert!(
             mesh.a.members(GROUP).is_some_and(|m| m.contains(&theirs)),

@@ -116,8 +116,6 @@ pub(crate) struct RawClient {
     local: SocketAddr,
     /// Every byte read from the node, in order.
     received: Vec<u8>,
-    /// The node's greeting, once it proved the key.
-    pub(crate) theirs: Option<Hello>,
 }
 
 /// Waits for `fut` at most `limit`; `None` if it did not finish in time.
@@ -297,7 +295,6 @@ impl RawClient {
             eof: false,
             local,
             received: Vec::new(),
-            theirs: None,
         }
     }
 
@@ -415,19 +412,12 @@ impl RawClient {
                 while !self.unreadable {
                     match channel.next(&mut input) {
                         Ok(Some(Input::Authenticated(h))) => {
-                            self.theirs = Some(h.clone());
                             self.pending.push_back(Read::Authenticated(Box::new(h)));
                         }
-                        Ok(Some(Input::Frame(f))) => {
-                            let close = match f {
-                                Frame::Close { reason } => Some(reason),
-                                _ => None,
-                            };
-                            self.pending.push_back(match close {
-                                Some(reason) => Read::Refused(reason),
-                                None => Read::Frame(f),
-                            });
+                        Ok(Some(Input::Frame(Frame::Close { reason }))) => {
+                            self.pending.push_back(Read::Refused(reason));
                         }
+                        Ok(Some(Input::Frame(f))) => self.pending.push_back(Read::Frame(f)),
                         Ok(Some(Input::Greeting(h))) => {
                             panic!("an initiator's channel read a greeting: {h:?}")
                         }
