@@ -95,7 +95,8 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 
 /// A TCP proxy in front of one node.
 pub(crate) struct Proxy {
-    /// Where to dial instead of the node.
+    /// Where to dial instead of the node (for a [`splice`](Self::splice):
+    /// the address its connection to `x` comes from).
     pub(crate) addr: SocketAddr,
     shared: Arc<Mutex<Shared>>,
     /// The accepting task, if it listens.
