@@ -556,9 +556,12 @@ impl Node {
 
     /// Queues on connection `id` what `write` appends to it (and returns the
     /// number of frames of): the one place a connection's output grows.
+    /// Anything sent counts as a sign of life: no ping while frames flow.
     fn queue(&mut self, id: ConnId, write: impl FnOnce(&mut Conn) -> usize) {
+        let now = self.now;
         if let Some(c) = self.conns.get_mut(&id) {
             self.stats.frames_out += write(c) as u64;
+            c.last_send = c.last_send.max(now);
         }
         self.mark_dirty(id);
     }

@@ -8,7 +8,7 @@ use core::net::SocketAddr;
 
 use crate::batch::BatchKind;
 use crate::conn::{Conn, DialFor, Phase, RemoteView};
-use crate::event::{CloseReason, Direction, Event, Limit, PortDownReason};
+use crate::event::{CloseReason, Direction, Event, Limit, PortDownReason, WireReason};
 use crate::handshake;
 use crate::ids::{group_name, ConnId, GroupName, NodeId, PortId};
 use crate::mesh::{Dial, Known};
@@ -263,19 +263,20 @@ impl Node {
         }
     }
 
-    /// Tells the peer on `id` (node `to`) which other nodes we are connected to.
+    /// Tells the peer on `id` (node `to`) which other nodes we are connected
+    /// to: every one of them, in as many frames as the peer's frame size needs.
     pub(crate) fn send_peer_list(&mut self, now: Instant, id: ConnId, to: &NodeId) {
-        let mut list = BoundedVec::<PeerInfo, MAX_PEERS_PER_FRAME>::new();
-        for (n, _) in self.peers.iter().filter(|(n, p)| *n != to && p.conn != id) {
-            let Some(k) = self.mesh.known.get(n) else {
-                continue;
-            };
-            if list.try_push(peer_info(n, &k.addrs)).is_err() {
-                break;
-            }
-        }
-        if !list.is_empty() {
-            self.send_frame(now, id, &Frame::Peers { nodes: list });
+        let Some(budget) = self.conns.get(&id).map(|c| c.peer_max_frame) else {
+            return;
+        };
+        let infos: Vec<PeerInfo> = self
+            .peers
+            .iter()
+            .filter(|(n, p)| *n != to && p.conn != id)
+            .filter_map(|(n, _)| Some(peer_info(n, &self.mesh.known.get(n)?.addrs)))
+            .collect();
+        for nodes in peer_frames(infos, budget) {
+            self.send_frame(now, id, &Frame::Peers { nodes });
         }
     }
 
@@ -556,15 +557,10 @@ impl Node {
     /// forwarding our greeting), so the seed is only set aside for
     /// `forget_after`.
     fn seed_leads_to_self(&mut self, now: Instant, i: usize) {
-        let listen = &self.cfg.listen_addrs;
+        let ours = self.seed_is_ours(i);
         let Some(seed) = self.mesh.seeds.get_mut(i) else {
             return;
         };
-        let ours = listen.iter().any(|l| {
-            l.port() == seed.addr.port()
-                && (l.ip() == seed.addr.ip()
-                    || (l.ip().is_unspecified() && seed.addr.ip().is_loopback()))
-        });
         if ours {
             seed.is_self = true;
         } else {
@@ -572,8 +568,30 @@ impl Node {
         }
     }
 
+    /// Seed `i` is one of our own listen addresses.
+    fn seed_is_ours(&self, i: usize) -> bool {
+        let Some(seed) = self.mesh.seeds.get(i) else {
+            return false;
+        };
+        self.cfg.listen_addrs.iter().any(|l| {
+            l.port() == seed.addr.port()
+                && (l.ip() == seed.addr.ip()
+                    || (l.ip().is_unspecified() && seed.addr.ip().is_loopback()))
+        })
+    }
+
     /// A connection we dialled ended: back off its target.
-    pub(crate) fn dial_ended(&mut self, now: Instant, c: &Conn, _reason: CloseReason) {
+    pub(crate) fn dial_ended(&mut self, now: Instant, c: &Conn, reason: CloseReason) {
+        // The node at a seed refused our greeting as its own: if the seed is
+        // one of our listen addresses, it is us (no outsider can answer
+        // there); the unauthenticated refusal is trusted for nothing else.
+        if let (CloseReason::Remote(WireReason::SelfConnection), DialFor::Seed(i)) =
+            (reason, &c.dial_for)
+        {
+            if self.seed_is_ours(*i) {
+                self.seed_leads_to_self(now, *i);
+            }
+        }
         let dial = match &c.dial_for {
             DialFor::Nothing => return,
             DialFor::Seed(i) => self.mesh.seeds.get_mut(*i).map(|s| &mut s.dial),
@@ -613,6 +631,43 @@ fn peer_info(node: &NodeId, addrs: &[SocketAddr]) -> PeerInfo {
             .map(|a| WireAddr::from(*a))
             .collect(),
     }
+}
+
+/// Cuts a peer list into `Peers` frames of at most `max_frame` bytes each
+/// (and at most `MAX_PEERS_PER_FRAME` entries).
+fn peer_frames(
+    infos: Vec<PeerInfo>,
+    max_frame: usize,
+) -> Vec<BoundedVec<PeerInfo, MAX_PEERS_PER_FRAME>> {
+    // Variant tag and list length (a varint of at most 1024).
+    const FRAME_OVERHEAD: usize = 1 + 2;
+    let mut frames = Vec::new();
+    let mut list = BoundedVec::new();
+    let mut size = FRAME_OVERHEAD;
+    for info in infos {
+        let len = info_len(&info);
+        if !list.is_empty() && (size + len > max_frame || list.len() == MAX_PEERS_PER_FRAME) {
+            frames.push(core::mem::take(&mut list));
+            size = FRAME_OVERHEAD;
+        }
+        size += len;
+        // Never full here: the list was just cut if it was.
+        let _ = list.try_push(info);
+    }
+    if !list.is_empty() {
+        frames.push(list);
+    }
+    frames
+}
+
+/// The encoded size of a peer entry, at most: the id with its length, the
+/// address count, each address with its tag, IP and port varint.
+fn info_len(info: &PeerInfo) -> usize {
+    let addr = |a: &WireAddr| match a {
+        WireAddr::V4(..) => 1 + 4 + 3,
+        WireAddr::V6(..) => 1 + 16 + 3,
+    };
+    1 + info.node.len() + 1 + info.addrs.iter().map(addr).sum::<usize>()
 }
 
 /// Applies `(group, joined, left)` entries to a snapshot being received,

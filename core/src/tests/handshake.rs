@@ -321,6 +321,7 @@ fn the_same_seed_gives_the_same_bytes() {
 struct Out {
     bytes: Vec<(ConnId, Vec<u8>)>,
     closed: Vec<ConnId>,
+    dials: Vec<ConnId>,
     events: Vec<Event>,
 }
 
@@ -338,8 +339,9 @@ fn drain(node: &mut Node) -> Out {
         out.bytes.push((t.conn, t.data));
     }
     while let Some(a) = node.poll_action() {
-        if let crate::Action::Close { conn } = a {
-            out.closed.push(conn);
+        match a {
+            crate::Action::Close { conn } => out.closed.push(conn),
+            crate::Action::Dial { conn, .. } => out.dials.push(conn),
         }
     }
     while let Some(e) = node.poll_event() {
@@ -387,4 +389,46 @@ fn an_outsider_splicing_two_nodes_authenticates_nobody() {
         Event::NodeUp { .. } | Event::Group(_)
     )));
     assert!(x.members("payments").is_none() && y.members("payments").is_none());
+}
+
+#[test]
+fn a_seed_at_our_own_listen_address_is_never_dialled_again() {
+    let mut cfg = Config::new(NodeId::new("n").expect("valid"), super::SECRET);
+    cfg.listen_addrs = alloc::vec![addr(7000)];
+    cfg.seeds = alloc::vec![addr(7000)];
+    let mut node = Node::new(cfg, 1, [1; 32], Instant::ZERO).expect("valid");
+    node.handle_timeout(Instant::ZERO);
+    let Some(crate::Action::Dial { conn: out, .. }) = node.poll_action() else {
+        panic!("the seed is dialled");
+    };
+    let inb = node.handle_inbound(Instant::ZERO, addr(50_000)).expect("room");
+    node.handle_dialed(Instant::ZERO, out);
+    let mut events = Vec::new();
+    // The node talks to itself until it stops.
+    for _ in 0..10 {
+        let o = drain(&mut node);
+        events.extend(o.events);
+        if o.bytes.is_empty() {
+            break;
+        }
+        for (conn, bytes) in o.bytes {
+            let to = if conn == out { inb } else { out };
+            node.handle_bytes(Instant::ZERO, to, &bytes);
+        }
+    }
+    let closed = |c: ConnId, r: CloseReason| {
+        events.iter().any(|e| {
+            matches!(e, Event::ConnectionClosed { conn, reason, .. } if *conn == c && *reason == r)
+        })
+    };
+    assert!(closed(inb, CloseReason::SelfConnection), "{events:?}");
+    assert!(
+        closed(out, CloseReason::Remote(WireReason::SelfConnection)),
+        "{events:?}"
+    );
+    // Long after any backoff or forgetting, the seed is not dialled again.
+    let later = Instant::ZERO + node.config().timeouts.forget_after * 3;
+    node.handle_timeout(later);
+    let o = drain(&mut node);
+    assert!(o.dials.is_empty(), "dialled again");
 }

@@ -1,6 +1,8 @@
 //! What a connected peer's frames do to the view: snapshot, updates, limits,
 //! loss, restarts.
 
+use alloc::format;
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -269,4 +271,65 @@ fn a_silent_peer_is_dropped_after_the_keepalive_timeout() {
     assert_eq!(now, Instant::ZERO + timeout);
     assert_eq!(p.close_reason(), Some(CloseReason::KeepaliveTimeout));
     assert_eq!(p.node.members("g"), None);
+}
+
+#[test]
+fn a_peer_list_is_cut_to_the_receivers_frame_size_and_names_every_peer() {
+    // 80 peers with long ids: their list is far over 1 KiB.
+    let mut node = new_node("n");
+    let names: Vec<String> = (0..80)
+        .map(|i| format!("{i:02}-{}", "x".repeat(60)))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let mut p = RawPeer::connect_with(node, SECRET, 10_000 + i as u16);
+        let mut h = hello(name, 9);
+        h.addrs
+            .push(crate::wire::WireAddr::from(super::addr(20_000 + i as u16)))
+            .expect("room");
+        p.handshake(&h);
+        p.send(&sync(&[], true));
+        node = p.node;
+    }
+    // A peer that takes frames of 1 KiB at most.
+    let mut small = RawPeer::connect_with(node, SECRET, 9999);
+    let mut h = hello("observer", 9);
+    h.max_frame = 1024;
+    small.handshake(&h);
+    assert_eq!(small.close_reason(), None);
+    let mut listed = Vec::new();
+    for f in &small.got {
+        if let Frame::Peers { nodes } = f {
+            let len = super::framed(f).len() - crate::wire::LEN_PREFIX;
+            assert!(len <= 1024, "a Peers frame of {len} bytes");
+            listed.extend(nodes.iter().map(|i| String::from(i.node.as_str())));
+        }
+    }
+    listed.sort();
+    assert_eq!(listed, names, "every connected node, once");
+}
+
+#[test]
+fn no_ping_goes_out_while_updates_flow() {
+    let mut p = RawPeer::authenticated(new_node("n"), "x");
+    p.send(&sync(&[], true));
+    let ping = p.node.config().timeouts.ping_interval;
+    let port = p.node.open_port();
+    let before = p.got.len();
+    // A change every third of the ping interval, for three intervals.
+    for step in 1..=9u64 {
+        p.now = Instant::ZERO + ping * (step as u32) / 3;
+        // The peer keeps talking too, so nothing times out.
+        p.send(&update("g", &[step], &[]));
+        let reg = p.node.register("g", &port).expect("valid");
+        p.node.handle_timeout(p.now);
+        p.drain();
+        p.node.unregister(reg).expect("live");
+        p.drain();
+    }
+    let sent = &p.got[before..];
+    assert!(sent.iter().any(|f| matches!(f, Frame::Update { .. })));
+    assert!(
+        !sent.contains(&Frame::Ping),
+        "a ping while updates flowed: {sent:?}"
+    );
 }
