@@ -11,7 +11,10 @@
 //! - every known node with an address is dialled while not connected;
 //!   one learned from gossip is dialled at once by the side with the smaller
 //!   id, and after `gossip_dial_delay` by the other (which expects to be dialled);
-//! - a lost node is re-dialled with backoff;
+//! - a lost node is re-dialled with backoff; the backoff starts over only
+//!   after a connection stayed up for `keepalive_timeout`, so a peer that
+//!   closes right after the handshake is re-dialled ever more slowly, not in
+//!   a storm;
 //! - a node that is not connected, and that no peer has mentioned, for
 //!   `forget_after` is forgotten (seeds keep being dialled by address).
 
@@ -31,10 +34,12 @@ use crate::time::Instant;
 pub(crate) struct Dial {
     /// The connection being dialled or greeted, if any.
     pub(crate) in_flight: Option<ConnId>,
-    /// Failures since the last success.
+    /// Failures since a connection last stayed up.
     pub(crate) failures: u32,
     /// Earliest time of the next attempt.
     pub(crate) next: Instant,
+    /// When the connection it made authenticated, while it is up.
+    pub(crate) up_since: Option<Instant>,
 }
 
 impl Dial {
@@ -43,19 +48,27 @@ impl Dial {
             in_flight: None,
             failures: 0,
             next,
+            up_since: None,
         }
     }
 
-    /// Connection `id` authenticated: failures are forgiven; a dial of
-    /// another connection still under way stays recorded.
+    /// Connection `id` authenticated. Its failures are forgiven only once it
+    /// has stayed up (see [`back_off`](Self::back_off)); a dial of another
+    /// connection still under way stays recorded.
     pub(crate) fn succeeded(&mut self, id: ConnId, now: Instant) {
-        let other = self.in_flight.filter(|c| *c != id);
-        *self = Dial::at(now);
-        self.in_flight = other;
+        self.in_flight = self.in_flight.filter(|c| *c != id);
+        self.next = now;
+        self.up_since = Some(now);
     }
 
-    /// After a failed or lost connection: wait before the next attempt.
+    /// After a failed or lost connection: wait before the next attempt,
+    /// starting over if the connection had stayed up for `keepalive_timeout`.
     pub(crate) fn back_off(&mut self, now: Instant, t: &Timeouts, rng: &mut impl RngCore) {
+        if let Some(up) = self.up_since.take() {
+            if now.saturating_since(up) >= t.keepalive_timeout {
+                self.failures = 0;
+            }
+        }
         self.in_flight = None;
         self.next = now + backoff(t, self.failures, rng);
         self.failures = self.failures.saturating_add(1);

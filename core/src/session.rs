@@ -549,6 +549,13 @@ impl Node {
                 k.dial.back_off(now, &self.cfg.timeouts, &mut self.rng);
             }
         }
+        // A seed that led to it waits as long (it would otherwise dial the
+        // node again at once).
+        for seed in &mut self.mesh.seeds {
+            if seed.node.as_ref() == Some(node) && seed.dial.in_flight.is_none() {
+                seed.dial.back_off(now, &self.cfg.timeouts, &mut self.rng);
+            }
+        }
     }
 
     /// Dialling seed `i` reached our own greeting of another connection. If

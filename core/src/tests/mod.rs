@@ -7,6 +7,7 @@ mod fuzz_bodies;
 mod groups;
 mod handshake;
 mod local_api;
+mod mesh;
 mod messaging;
 mod peer_input;
 mod wire;

@@ -1,0 +1,145 @@
+//! Who is dialled and when: backoff, reconnects, handshake slots.
+
+use alloc::vec::Vec;
+
+use super::{addr, framed, hello, SECRET};
+use crate::channel::{Channel, Input};
+use crate::event::{Action, Limit, WireReason};
+use crate::handshake::Psk;
+use crate::ids::ConnId;
+use crate::time::Instant;
+use crate::wire::Frame;
+use crate::{Config, Node, NodeId};
+
+/// Plays the node at the other end of `node`'s dial `conn`: answers its
+/// handshake as `id`, then does what `then` says with the keyed channel.
+fn answer_dial(
+    node: &mut Node,
+    now: Instant,
+    conn: ConnId,
+    id: &str,
+    then: impl FnOnce(&mut Channel) -> Vec<u8>,
+) {
+    let mut ch = Channel::new(false, &Psk::derive(SECRET), 1 << 24, [conn.0 as u8; 32]);
+    ch.start(&hello(id, 9));
+    node.handle_dialed(now, conn);
+    let mut then = Some(then);
+    for _ in 0..4 {
+        let mut to_us = Vec::new();
+        while let Some(t) = node.poll_transmit() {
+            if t.conn == conn {
+                to_us.extend_from_slice(&t.data);
+            }
+        }
+        let mut input = &to_us[..];
+        while let Ok(Some(got)) = ch.next(&mut input) {
+            if let Input::Greeting(_) = got {
+                ch.answer();
+            }
+        }
+        let mut reply = ch.take_wire();
+        if ch.is_authenticated() {
+            if let Some(then) = then.take() {
+                reply.extend(then(&mut ch));
+            }
+        }
+        if reply.is_empty() {
+            return;
+        }
+        node.handle_bytes(now, conn, &reply);
+    }
+}
+
+/// A sealed close frame from the peer.
+fn close_with(ch: &mut Channel, reason: WireReason) -> Vec<u8> {
+    let mut plain = framed(&Frame::Close { reason });
+    ch.seal(&mut plain);
+    ch.take_wire()
+}
+
+fn node_with_seed() -> Node {
+    let mut cfg = Config::new(NodeId::new("n").expect("valid"), SECRET);
+    cfg.listen_addrs = alloc::vec![addr(7000)];
+    cfg.seeds = alloc::vec![addr(7001)];
+    Node::new(cfg, 1, [1; 32], Instant::ZERO).expect("valid")
+}
+
+/// Runs the node's timers from `now` until it asks to dial; returns when and which.
+fn next_dial(node: &mut Node, mut now: Instant) -> (Instant, ConnId) {
+    for _ in 0..1000 {
+        node.handle_timeout(now);
+        while let Some(a) = node.poll_action() {
+            if let Action::Dial { conn, .. } = a {
+                return (now, conn);
+            }
+        }
+        while node.poll_event().is_some() {}
+        now = node.poll_timeout().expect("a dial is scheduled").max(now);
+    }
+    panic!("no dial");
+}
+
+#[test]
+fn a_peer_that_closes_right_after_the_handshake_is_redialled_ever_more_slowly() {
+    let mut node = node_with_seed();
+    let mut now = Instant::ZERO;
+    let mut gaps = Vec::new();
+    let mut last = None;
+    for _ in 0..7 {
+        let (at, conn) = next_dial(&mut node, now);
+        if let Some(l) = last {
+            gaps.push(at.saturating_since(l));
+        }
+        last = Some(at);
+        // It authenticates, then closes at once (say our registrations are
+        // past its limits).
+        answer_dial(&mut node, at, conn, "m", |ch| {
+            close_with(ch, WireReason::LimitExceeded(Limit::Members))
+        });
+        while node.poll_event().is_some() {}
+        while node.poll_action().is_some() {}
+        assert_eq!(node.stats().connections, 0);
+        now = at;
+    }
+    // 100 ms doubling, with half of each delay random: from the 5th gap on,
+    // at least 800 ms; no gap shrinks to the minimum again.
+    let min = node.config().timeouts.backoff_min;
+    assert!(gaps[4] >= min * 8, "gaps {gaps:?}");
+    assert!(gaps[5] >= min * 16, "gaps {gaps:?}");
+}
+
+#[test]
+fn a_connection_that_stayed_up_starts_the_backoff_over() {
+    let mut node = node_with_seed();
+    let mut now = Instant::ZERO;
+    // Three quick failures first.
+    for _ in 0..3 {
+        let (at, conn) = next_dial(&mut node, now);
+        answer_dial(&mut node, at, conn, "m", |ch| {
+            close_with(ch, WireReason::Shutdown)
+        });
+        while node.poll_event().is_some() {}
+        now = at;
+    }
+    // Then a connection that stays up past the keepalive timeout.
+    let (at, conn) = next_dial(&mut node, now);
+    answer_dial(&mut node, at, conn, "m", |ch| {
+        let mut plain = framed(&Frame::Sync {
+            groups: Default::default(),
+            done: true,
+        });
+        ch.seal(&mut plain);
+        ch.take_wire()
+    });
+    assert_eq!(node.connected_nodes().count(), 1);
+    let lost = at + node.config().timeouts.keepalive_timeout;
+    node.handle_closed(lost, conn);
+    while node.poll_event().is_some() {}
+    let (again, _) = next_dial(&mut node, lost);
+    let min = node.config().timeouts.backoff_min;
+    assert!(
+        again.saturating_since(lost) <= min,
+        "redialled after {:?}",
+        again.saturating_since(lost)
+    );
+}
