@@ -74,6 +74,7 @@ impl Config {
             ("max_known_nodes", l.max_known_nodes),
             ("max_connections", l.max_connections),
             ("max_unauthenticated", l.max_unauthenticated),
+            ("max_dials", l.max_dials),
         ] {
             if v == 0 {
                 return Err(ConfigError::ZeroLimit { name });
@@ -87,7 +88,10 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("node_id", &self.node_id)
-            .field("secret", &format_args!("<redacted, {} bytes>", self.secret.len()))
+            .field(
+                "secret",
+                &format_args!("<redacted, {} bytes>", self.secret.len()),
+            )
             .field("listen_addrs", &self.listen_addrs)
             .field("seeds", &self.seeds)
             .field("timeouts", &self.timeouts)
@@ -148,8 +152,12 @@ pub struct Limits {
     pub max_known_nodes: usize,
     /// Most open connections, authenticated or not. Default 1024.
     pub max_connections: usize,
-    /// Most connections still in their handshake. Default 64.
+    /// Most inbound connections still in their handshake; past it a new one
+    /// takes the slot of the oldest. Default 64.
     pub max_unauthenticated: usize,
+    /// Most of this node's own dials in their handshake at a time (connecting
+    /// included); past it, further dials wait. Default 32.
+    pub max_dials: usize,
 }
 
 impl Default for Limits {
@@ -161,6 +169,7 @@ impl Default for Limits {
             max_known_nodes: 1024,
             max_connections: 1024,
             max_unauthenticated: 64,
+            max_dials: 32,
         }
     }
 }

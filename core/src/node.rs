@@ -10,12 +10,12 @@ use rand_chacha::ChaCha12Rng;
 use rand_core::SeedableRng;
 
 use crate::batch::{self, BatchKind};
+use crate::channel::Input;
 use crate::config::Config;
 use crate::conn::{Conn, DialFor, Phase, RemoteView};
 use crate::error::{ApiError, ConfigError};
-use crate::event::{Action, CloseReason, Direction, Event, Transmit};
+use crate::event::{Action, CloseReason, Direction, Event, Limit, Transmit};
 use crate::groups::Groups;
-use crate::channel::Input;
 use crate::handshake::Psk;
 use crate::ids::{check_group, group_name, ConnId, MonitorId, NodeId, PortId, RegId};
 use crate::local::Local;
@@ -198,19 +198,38 @@ impl Node {
 
     /// A peer connected to one of our listeners from `addr`.
     ///
-    /// Returns the connection's id, or `None` when a connection limit is
-    /// reached: then close the socket (an [`Event::InboundRefused`] is queued).
+    /// When `max_unauthenticated` inbound connections are already in their
+    /// handshake (or `max_connections` are open), the oldest inbound one
+    /// still in its handshake is closed to make room
+    /// ([`Limit::Connections`](crate::Limit::Connections)): an honest peer
+    /// finishes in milliseconds, so whoever holds slots open cannot keep
+    /// one out. The node's own dials have slots of their own (`max_dials`).
+    ///
+    /// Returns the connection's id, or `None` when there is no room (every
+    /// connection authenticated, or the node shut down): then close the
+    /// socket (an [`Event::InboundRefused`] is queued).
     pub fn handle_inbound(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnId> {
         self.now = self.now.max(now);
-        let pending = self.conns.values().filter(|c| !c.is_active()).count();
-        if self.shut_down
-            || self.conns.len() >= self.cfg.limits.max_connections
-            || pending >= self.cfg.limits.max_unauthenticated
-        {
+        let limits = &self.cfg.limits;
+        let unfinished = || {
+            self.conns
+                .values()
+                .filter(|c| c.dir == Direction::Inbound && !c.is_active())
+        };
+        let full = self.conns.len() >= limits.max_connections
+            || unfinished().count() >= limits.max_unauthenticated;
+        let evict = full
+            .then(|| unfinished().min_by_key(|c| (c.opened, c.id)).map(|c| c.id))
+            .flatten();
+        if self.shut_down || (full && evict.is_none()) {
             self.stats.inbound_refused += 1;
             tracing::debug!(%addr, "inbound connection refused: connection limit");
             self.events.push_back(Event::InboundRefused { addr });
             return None;
+        }
+        if let Some(old) = evict {
+            tracing::debug!(conn = %old, "handshake slot given to a new connection");
+            self.close(now, old, CloseReason::LimitExceeded(Limit::Connections));
         }
         let id = self.new_conn(now, Direction::Inbound, addr, DialFor::Nothing);
         self.greet(now, id);
@@ -311,14 +330,22 @@ impl Node {
             }
         }
         for due in self.mesh.due(now) {
-            // Dials count against the connection limit too: past it, wait.
-            if self.conns.len() >= self.cfg.limits.max_connections {
+            // Dials count against the connection limit, and have at most
+            // `max_dials` handshakes of their own at a time: past either, wait.
+            let dialling = self
+                .conns
+                .values()
+                .filter(|c| c.dir == Direction::Outbound && !c.is_active())
+                .count();
+            if self.conns.len() >= self.cfg.limits.max_connections
+                || dialling >= self.cfg.limits.max_dials
+            {
                 let dial = match &due {
                     DueDial::Seed(i, _) => self.mesh.seeds.get_mut(*i).map(|s| &mut s.dial),
                     DueDial::Node(n, _) => self.mesh.known.get_mut(n).map(|k| &mut k.dial),
                 };
                 if let Some(dial) = dial {
-                    dial.back_off(now, &t, &mut self.rng);
+                    dial.next = now + t.backoff_min;
                 }
                 continue;
             }
@@ -568,7 +595,11 @@ impl Node {
 
     /// Puts a connection with output in the list `poll_transmit` drains.
     pub(crate) fn mark_dirty(&mut self, id: ConnId) {
-        if let Some(c) = self.conns.get_mut(&id).filter(|c| !c.dirty && c.has_output()) {
+        if let Some(c) = self
+            .conns
+            .get_mut(&id)
+            .filter(|c| !c.dirty && c.has_output())
+        {
             c.dirty = true;
             self.dirty.push_back(id);
         }

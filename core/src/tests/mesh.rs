@@ -143,3 +143,57 @@ fn a_connection_that_stayed_up_starts_the_backoff_over() {
         again.saturating_since(lost)
     );
 }
+
+#[test]
+fn a_full_handshake_table_gives_the_oldest_slot_to_a_new_connection() {
+    let mut cfg = Config::new(NodeId::new("n").expect("valid"), SECRET);
+    cfg.limits.max_unauthenticated = 4;
+    let mut node = Node::new(cfg, 1, [1; 32], Instant::ZERO).expect("valid");
+    // Four silent clients hold every slot.
+    let silent: Vec<ConnId> = (0..4u64)
+        .map(|i| {
+            let at = Instant::from_millis(i);
+            node.handle_inbound(at, addr(9000 + i as u16))
+                .expect("room")
+        })
+        .collect();
+    while node.poll_transmit().is_some() {}
+    // An honest peer still gets in, at once: the oldest silent one goes.
+    let mut p = super::RawPeer::connect_with(node, SECRET, 9100);
+    p.now = Instant::from_millis(10);
+    p.handshake(&hello("honest", 9));
+    assert!(p.channel.is_authenticated());
+    assert_eq!(p.node.stats().authenticated, 1);
+    assert!(p.events.iter().any(|e| matches!(
+        e,
+        crate::Event::ConnectionClosed { conn, reason: crate::CloseReason::LimitExceeded(Limit::Connections), .. }
+            if *conn == silent[0]
+    )));
+    assert_eq!(p.node.stats().inbound_refused, 0);
+    assert_eq!(
+        p.node.stats().connections,
+        4,
+        "three silent ones and the honest one"
+    );
+}
+
+#[test]
+fn the_nodes_own_dials_have_slots_of_their_own_and_a_cap() {
+    let mut cfg = Config::new(NodeId::new("n").expect("valid"), SECRET);
+    cfg.limits.max_unauthenticated = 2;
+    cfg.limits.max_dials = 3;
+    cfg.seeds = (0..10).map(|i| addr(7100 + i)).collect();
+    let mut node = Node::new(cfg, 1, [1; 32], Instant::ZERO).expect("valid");
+    node.handle_timeout(Instant::ZERO);
+    let dials = core::iter::from_fn(|| node.poll_action())
+        .filter(|a| matches!(a, Action::Dial { .. }))
+        .count();
+    assert_eq!(dials, 3, "at most max_dials at once");
+    // Slow dials do not take inbound slots.
+    for i in 0..2 {
+        assert!(node.handle_inbound(Instant::ZERO, addr(9000 + i)).is_some());
+    }
+    // Nor does the cap make the node spin: the next dial is not due at once.
+    let next = node.poll_timeout().expect("scheduled");
+    assert!(next > Instant::ZERO);
+}
