@@ -9,8 +9,8 @@
 //! async-std programs can run a node.
 //!
 //! The whole API comes from `groupmesh-driver` and is re-exported unchanged;
-//! this crate only supplies [`AsyncStd`], the spawn/connect/accept of
-//! async-std, and names [`Node`] for it.
+//! this crate only supplies [`AsyncStd`] (async-std's spawn and sockets,
+//! async-io's timers, which async-std runs on) and names [`Node`] for it.
 //!
 //! ```no_run
 //! use groupmesh_async_std::{Node, NodeConfig};
@@ -33,6 +33,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
 use async_std::io::{Read, Write};
 use async_std::net::{TcpListener, TcpStream};
@@ -53,6 +54,10 @@ impl Runtime for AsyncStd {
     fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
         // Dropping an async-std JoinHandle detaches the task.
         async_std::task::spawn(future);
+    }
+
+    async fn sleep_until(&self, deadline: Instant) {
+        async_io::Timer::at(deadline).await;
     }
 
     async fn connect(&self, addr: SocketAddr) -> io::Result<Stream> {
@@ -77,7 +82,8 @@ impl Runtime for AsyncStd {
 
     #[cfg(unix)]
     fn try_write(stream: &Stream, buf: &[u8]) -> io::Result<usize> {
-        groupmesh_driver::try_send(&stream.0, buf)
+        // async-io made the socket non-blocking; never raise SIGPIPE.
+        rustix::net::send(&stream.0, buf, rustix::net::SendFlags::NOSIGNAL).map_err(io::Error::from)
     }
 }
 

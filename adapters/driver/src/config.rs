@@ -82,7 +82,10 @@ impl fmt::Debug for NodeConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NodeConfig")
             .field("node_id", &self.node_id)
-            .field("secret", &format_args!("<redacted, {} bytes>", self.secret.len()))
+            .field(
+                "secret",
+                &format_args!("<redacted, {} bytes>", self.secret.len()),
+            )
             .field("bind", &self.bind)
             .field("seeds", &self.seeds)
             .field("timeouts", &self.timeouts)

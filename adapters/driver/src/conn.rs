@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_channel::Receiver;
-use async_io::Timer;
 use futures_lite::{future, io as fio, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use groupmesh_core::ConnId;
 
@@ -119,10 +118,7 @@ async fn serve<R: Runtime, S>(
             tracing::trace!(conn = %id, "written and closed, waiting for the peer to close");
             // Let the peer read our last bytes and close its side, so that
             // closing ours does not reset the connection under them.
-            let linger = async {
-                Timer::after(shared.linger).await;
-            };
-            future::or(discard_to_eof(&mut reader), linger).await;
+            future::or(discard_to_eof(&mut reader), shared.sleep(shared.linger)).await;
         }
     }
 }
@@ -139,7 +135,7 @@ async fn read_loop<R: Runtime>(
 ) {
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
-        if !gate.wait_open(shared.hold).await {
+        if !gate.is_open() && !gate.wait_open(shared.sleep(shared.hold)).await {
             shared.hold_expired(id);
         }
         match reader.read(&mut buf).await {
@@ -204,7 +200,7 @@ pub(crate) async fn accept_loop<R: Runtime>(shared: Arc<Shared<R>>, listener: R:
             Ok((stream, addr)) => shared.inbound(stream, addr),
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
-                Timer::after(Duration::from_millis(100)).await;
+                shared.sleep(Duration::from_millis(100)).await;
             }
         }
     }

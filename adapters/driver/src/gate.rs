@@ -1,10 +1,9 @@
 //! A connection's read gate: closed while a port's mailbox holds messages
 //! that came on the connection (backpressure), open otherwise.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use async_io::Timer;
 use event_listener::Event;
 use futures_lite::future;
 
@@ -24,16 +23,13 @@ impl Gate {
         self.opened.notify(usize::MAX);
     }
 
-    fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         !self.closed.load(Ordering::Acquire)
     }
 
-    /// Waits until the gate is open, for at most `limit`; false if it was
+    /// Waits until the gate is open, or `late` completes; false if it was
     /// still closed then.
-    pub(crate) async fn wait_open(&self, limit: Duration) -> bool {
-        if self.is_open() {
-            return true;
-        }
+    pub(crate) async fn wait_open(&self, late: impl Future<Output = ()>) -> bool {
         let open = async {
             loop {
                 let listener = self.opened.listen();
@@ -44,7 +40,7 @@ impl Gate {
             }
         };
         let late = async {
-            Timer::after(limit).await;
+            late.await;
             false
         };
         future::or(open, late).await || self.is_open()

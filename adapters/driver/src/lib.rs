@@ -2,12 +2,14 @@
 //!
 //! The shared async driver of groupmesh, and its user API. It runs the
 //! sans-IO [`groupmesh_core`] over TCP on any runtime that can spawn a task,
-//! connect and accept (the [`Runtime`] seam), with streams that are
-//! `futures-io` [`AsyncRead`](futures_lite::AsyncRead) +
-//! [`AsyncWrite`](futures_lite::AsyncWrite) and timers from `async-io`.
+//! sleep until an instant, connect and accept (the [`Runtime`] seam), with
+//! streams that are `futures-io` [`AsyncRead`](futures_lite::AsyncRead) +
+//! [`AsyncWrite`](futures_lite::AsyncWrite). It depends on no runtime: no
+//! reactor, no executor, no timer of its own.
 //!
 //! Applications use a runtime crate, which re-exports this API with its
-//! runtime filled in: `groupmesh-smol` (recommended) or `groupmesh-async-std`.
+//! runtime filled in: `groupmesh-tokio`, `groupmesh-smol` or
+//! `groupmesh-async-std`.
 //!
 //! ## What it does
 //!
@@ -132,8 +134,6 @@ pub use monitor::{GroupChange, Monitor};
 pub use node::Node;
 pub use port::{Port, Registration};
 pub use port_monitor::PortMonitor;
-#[cfg(unix)]
-pub use runtime::try_send;
 pub use runtime::Runtime;
 
 /// Errors of the local API (`register`, `monitor`): the core's

@@ -1,28 +1,36 @@
-//! The runtime seam: the little that differs between async runtimes.
+//! The runtime seam: everything that differs between async runtimes.
 //!
-//! Everything else (framing the core's I/O, timers, backpressure, the user
-//! API) is in this crate and shared. Modelled on quinn's `Runtime` trait
-//! (`quinn/src/runtime/mod.rs`); the timer is not part of the seam because
-//! `async_io::Timer` works under every runtime built on `async-io`.
+//! Sockets, timers, spawning and the non-blocking direct write come from the
+//! runtime; everything else (framing the core's I/O, backpressure, the user
+//! API) is in this crate and shared, and depends on no runtime. Modelled on
+//! quinn's `Runtime` trait (`quinn/src/runtime/mod.rs`).
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
 /// An async runtime that can run a groupmesh node.
 ///
-/// Implemented by the runtime crates (`groupmesh-smol`, `groupmesh-async-std`);
-/// implement it yourself to run on another executor or transport.
+/// Implemented by the runtime crates (`groupmesh-tokio`, `groupmesh-smol`,
+/// `groupmesh-async-std`); implement it yourself to run on another executor
+/// or transport.
+///
+/// Every method may be called from any thread, inside the runtime or not:
+/// a node's handles are used from anywhere, and each call may spawn a task
+/// or start a timer. A runtime that needs a context to do so (tokio) keeps a
+/// handle on it in `self`.
 pub trait Runtime: Send + Sync + 'static {
-    /// A connected byte stream (a TCP connection). Its `poll_close` must shut
-    /// down the write half (send FIN) so the peer reads end of stream, as
-    /// `smol::net::TcpStream` does (`async_std::net::TcpStream` only flushes:
-    /// `groupmesh-async-std` wraps it).
+    /// A connected byte stream (a TCP connection), as a `futures-io`
+    /// stream. Its `poll_close` must shut down the write half (send FIN) so
+    /// the peer reads end of stream, as `smol::net::TcpStream` does
+    /// (`async_std::net::TcpStream` only flushes: `groupmesh-async-std`
+    /// wraps it).
     ///
-    /// A clone is another handle on the same socket (as for `smol`'s and
-    /// `async-std`'s streams): the driver keeps one for [`try_write`](Self::try_write).
+    /// A clone is another handle on the same socket: the driver keeps one
+    /// for [`try_write`](Self::try_write) while a task reads and writes.
     type Stream: AsyncRead + AsyncWrite + Clone + Unpin + Send + Sync + 'static;
     /// A bound listener.
     type Listener: Send + Sync + 'static;
@@ -31,6 +39,11 @@ pub trait Runtime: Send + Sync + 'static {
     /// joins or cancels what it spawns through this: every future it spawns
     /// ends by itself when the node stops, so a detached task is right.
     fn spawn(&self, future: impl Future<Output = ()> + Send + 'static);
+
+    /// Completes at `deadline` (at once if it has passed). The driver's
+    /// timers are all this: the core's next deadline, a read paused for a
+    /// full mailbox, the linger of a closing connection.
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send;
 
     /// Opens a connection to `addr`.
     fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>> + Send;
@@ -52,20 +65,8 @@ pub trait Runtime: Send + Sync + 'static {
     /// nothing queued, so that bytes go out from the thread that produced
     /// them, without a task hop; the rest goes to the writer task. The
     /// default takes nothing: every byte goes through the writer task.
-    /// On Unix, [`try_send`](crate::try_send) implements it for any socket.
     fn try_write(stream: &Self::Stream, buf: &[u8]) -> io::Result<usize> {
         let _ = (stream, buf);
         Err(io::ErrorKind::WouldBlock.into())
     }
-}
-
-/// A non-blocking `send(2)` on a socket the runtime already made
-/// non-blocking (as `async-io` does): what [`Runtime::try_write`] needs.
-/// Never raises `SIGPIPE`.
-///
-/// # Errors
-/// The socket's error; `WouldBlock` when its send buffer is full.
-#[cfg(unix)]
-pub fn try_send(socket: &impl std::os::fd::AsFd, buf: &[u8]) -> io::Result<usize> {
-    rustix::net::send(socket, buf, rustix::net::SendFlags::NOSIGNAL).map_err(io::Error::from)
 }

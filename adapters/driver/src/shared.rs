@@ -219,6 +219,11 @@ impl<R: Runtime> Shared<R> {
 
     // ----- tasks -------------------------------------------------------
 
+    /// Completes `d` from now, on the runtime's timer.
+    pub(crate) fn sleep(&self, d: Duration) -> impl Future<Output = ()> + Send + '_ {
+        self.rt.sleep_until(std::time::Instant::now() + d)
+    }
+
     /// Spawns `task`, ending it early when the node is killed.
     fn spawn_killable(&self, task: impl Future<Output = ()> + Send + 'static) {
         let killed = self.killed.clone();
@@ -410,10 +415,7 @@ impl<R: Runtime> Shared<R> {
                 changed.await;
             }
         };
-        let late = async {
-            async_io::Timer::after(self.linger).await;
-        };
-        future::or(idle, late).await;
+        future::or(idle, self.sleep(self.linger)).await;
         self.kill.fire();
     }
 

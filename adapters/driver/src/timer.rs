@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_io::Timer;
 use futures_lite::future;
 use groupmesh_core::Instant;
 
@@ -46,9 +45,7 @@ pub(crate) async fn run<R: Runtime>(shared: Arc<Shared<R>>) {
         let moved = shared.wake_timer.listen();
         match shared.tick() {
             Some(at) => {
-                let sleep = async {
-                    Timer::at(shared.clock.deadline(at)).await;
-                };
+                let sleep = shared.rt.sleep_until(shared.clock.deadline(at));
                 future::or(sleep, moved).await;
             }
             None => moved.await,

@@ -5,7 +5,7 @@
 //! groups, in the manner of Erlang's `pg`. This is the recommended runtime.
 //!
 //! The whole API comes from `groupmesh-driver` and is re-exported unchanged;
-//! this crate only supplies [`Smol`], the spawn/connect/accept of smol, and
+//! this crate only supplies [`Smol`] (smol's spawn, timers and sockets) and
 //! names [`Node`] for it.
 //!
 //! ```no_run
@@ -31,6 +31,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use smol::net::{TcpListener, TcpStream};
 
@@ -50,6 +51,10 @@ impl Runtime for Smol {
     fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
         // A smol task is cancelled when its handle drops: detach it.
         smol::spawn(future).detach();
+    }
+
+    async fn sleep_until(&self, deadline: Instant) {
+        smol::Timer::at(deadline).await;
     }
 
     async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
@@ -74,6 +79,7 @@ impl Runtime for Smol {
 
     #[cfg(unix)]
     fn try_write(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
-        groupmesh_driver::try_send(stream, buf)
+        // async-io made the socket non-blocking; never raise SIGPIPE.
+        rustix::net::send(stream, buf, rustix::net::SendFlags::NOSIGNAL).map_err(io::Error::from)
     }
 }

@@ -20,7 +20,7 @@ pub async fn registrations_ending_and_ports_dropping_propagate_to_every_node<
     let in_two = a.register("two", &port).expect("a valid group");
     let twice_1 = a.register("twice", &port).expect("a valid group");
     let twice_2 = a.register("twice", &port).expect("a valid group");
-    eventually("b and c list the port in every group", wait, || {
+    eventually::<R>("b and c list the port in every group", wait, || {
         others
             .iter()
             .all(|n| n.members("one") == me && n.members("two") == me && n.members("twice") == me)
@@ -29,14 +29,14 @@ pub async fn registrations_ending_and_ports_dropping_propagate_to_every_node<
     assert_eq!(a.groups(), vec!["one", "twice", "two"]);
 
     in_one.end();
-    eventually("ending a registration removes the port", wait, || {
+    eventually::<R>("ending a registration removes the port", wait, || {
         others.iter().all(|n| n.members("one").is_none())
     })
     .await;
 
     drop(twice_1);
     // Give a wrong removal time to show, then check the port is still listed.
-    async_io::Timer::after(Duration::from_millis(200)).await;
+    super::sleep::<R>(Duration::from_millis(200)).await;
     for n in others {
         assert_eq!(
             n.members("twice"),
@@ -45,7 +45,7 @@ pub async fn registrations_ending_and_ports_dropping_propagate_to_every_node<
         );
     }
     drop(twice_2);
-    eventually(
+    eventually::<R>(
         "the last registration ending removes the port",
         wait,
         || others.iter().all(|n| n.members("twice").is_none()),
@@ -54,7 +54,7 @@ pub async fn registrations_ending_and_ports_dropping_propagate_to_every_node<
 
     assert_eq!(b.members("two"), me);
     drop(port);
-    eventually("dropping the port removes it everywhere", wait, || {
+    eventually::<R>("dropping the port removes it everywhere", wait, || {
         others.iter().all(|n| n.members("two").is_none()) && a.members("two").is_none()
     })
     .await;
@@ -75,7 +75,7 @@ pub async fn monitors_report_every_change_by_the_delta_rules<R: Runtime + Defaul
     let pa2 = a.open_port();
     let pb1 = b.open_port();
     let ra1 = a.register("g", &pa1).expect("a valid group");
-    let first = next_within(&mut early, Duration::from_secs(5))
+    let first = next_within::<R, _>(&mut early, Duration::from_secs(5))
         .await
         .expect("a join reaches the monitor");
     assert_eq!(first.members, vec![pa1.id().clone()]);
@@ -84,7 +84,7 @@ pub async fn monitors_report_every_change_by_the_delta_rules<R: Runtime + Defaul
 
     let rb1 = b.register("g", &pb1).expect("a valid group");
     let ra2 = a.register("g", &pa2).expect("a valid group");
-    async_io::Timer::after(Duration::from_millis(50)).await;
+    super::sleep::<R>(Duration::from_millis(50)).await;
     drop(ra1);
     let pb2 = b.open_port();
     let _rb2 = b.register("g", &pb2).expect("a valid group");
@@ -93,7 +93,7 @@ pub async fn monitors_report_every_change_by_the_delta_rules<R: Runtime + Defaul
     drop(rb1);
 
     let expected = Some(vec![pb2.id().clone()]);
-    eventually(
+    eventually::<R>(
         "c sees the final membership",
         Duration::from_secs(5),
         || c.members("g") == expected,
@@ -101,7 +101,7 @@ pub async fn monitors_report_every_change_by_the_delta_rules<R: Runtime + Defaul
     .await;
     // A monitor started now gets the group as its first change at once.
     let mut late = c.monitor("g").expect("a valid group");
-    let now = next_within(&mut late, Duration::from_secs(1))
+    let now = next_within::<R, _>(&mut late, Duration::from_secs(1))
         .await
         .expect("a non-empty group's first change comes at once");
     assert_eq!(
@@ -111,7 +111,7 @@ pub async fn monitors_report_every_change_by_the_delta_rules<R: Runtime + Defaul
     assert!(now.removed.is_empty());
 
     let mut changes = vec![first];
-    changes.extend(drain(&mut early, Duration::from_millis(300)).await);
+    changes.extend(drain::<R, _>(&mut early, Duration::from_millis(300)).await);
     let view = check_delta_rules(&changes);
     assert_eq!(Some(view.into_iter().collect()), c.members("g"));
     assert_eq!(check_delta_rules(&[now]).len(), 1);
@@ -119,7 +119,7 @@ pub async fn monitors_report_every_change_by_the_delta_rules<R: Runtime + Defaul
     // A dropped monitor ends; the others keep working.
     drop(early);
     drop(pb2);
-    let gone = next_within(&mut late, Duration::from_secs(5))
+    let gone = next_within::<R, _>(&mut late, Duration::from_secs(5))
         .await
         .expect("the last member leaving is a change");
     assert!(gone.members.is_empty());
@@ -135,12 +135,12 @@ pub async fn a_monitor_on_an_empty_group_stays_silent_until_a_join<R: Runtime + 
     let mut watch = b.monitor("quiet").expect("a valid group");
     let pa = a.open_port();
     let _other = a.register("other", &pa).expect("a valid group");
-    eventually("b lists the other group", Duration::from_secs(5), || {
+    eventually::<R>("b lists the other group", Duration::from_secs(5), || {
         b.members("other").is_some()
     })
     .await;
     assert!(
-        next_within(&mut watch, Duration::from_millis(300))
+        next_within::<R, _>(&mut watch, Duration::from_millis(300))
             .await
             .is_none(),
         "no first change for an empty group"
@@ -148,7 +148,7 @@ pub async fn a_monitor_on_an_empty_group_stays_silent_until_a_join<R: Runtime + 
     // A join and leave before the reader looks may merge into nothing, but a
     // join that stays must show.
     let _reg = a.register("quiet", &pa).expect("a valid group");
-    let first = next_within(&mut watch, Duration::from_secs(5))
+    let first = next_within::<R, _>(&mut watch, Duration::from_secs(5))
         .await
         .expect("the join shows");
     assert_eq!(first.members, vec![pa.id().clone()]);
@@ -169,7 +169,7 @@ pub async fn a_slow_monitor_reader_gets_changes_merged_not_queued<R: Runtime + D
     drop(regs.split_off(50));
     let mut kept: Vec<_> = ports.iter().take(50).map(|p| p.id().clone()).collect();
     kept.sort();
-    let changes = drain(&mut watch, Duration::from_millis(200)).await;
+    let changes = drain::<R, _>(&mut watch, Duration::from_millis(200)).await;
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(changes[0].members, kept);
     check_delta_rules(&changes);

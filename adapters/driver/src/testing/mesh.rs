@@ -23,7 +23,7 @@ pub async fn five_nodes_converge_until_every_node_lists_every_registration<R: Ru
         .collect();
     let mut all: Vec<_> = ports.iter().map(|p| p.id().clone()).collect();
     all.sort();
-    eventually(
+    eventually::<R>(
         "every node lists all five ports",
         Duration::from_secs(5),
         || {
@@ -33,7 +33,7 @@ pub async fn five_nodes_converge_until_every_node_lists_every_registration<R: Ru
         },
     )
     .await;
-    eventually("the mesh is full", Duration::from_secs(5), || {
+    eventually::<R>("the mesh is full", Duration::from_secs(5), || {
         nodes.iter().all(|n| n.connected_nodes().len() == 4)
     })
     .await;
@@ -55,14 +55,14 @@ pub async fn a_killed_node_loses_its_members_on_the_other_nodes<R: Runtime + Def
         v.sort();
         v
     };
-    eventually("c lists a and b", Duration::from_secs(5), || {
+    eventually::<R>("c lists a and b", Duration::from_secs(5), || {
         c.members("g").as_ref() == Some(&both)
     })
     .await;
 
     a.kill();
     let only_b = Some(vec![pb.id().clone()]);
-    eventually(
+    eventually::<R>(
         "b and c forget the killed node's port",
         Duration::from_secs(3),
         || b.members("g") == only_b && c.members("g") == only_b,
@@ -79,7 +79,7 @@ pub async fn a_restarted_node_leaves_no_stale_ports<R: Runtime + Default>() {
     let a1 = start::<R>(config("a", &[addr(&b)])).await;
     let p1 = a1.open_port();
     let _r1 = a1.register("g", &p1).expect("a valid group");
-    eventually(
+    eventually::<R>(
         "b lists the first incarnation's port",
         Duration::from_secs(5),
         || b.members("g") == Some(vec![p1.id().clone()]),
@@ -97,14 +97,14 @@ pub async fn a_restarted_node_leaves_no_stale_ports<R: Runtime + Default>() {
         "same number, new incarnation"
     );
     assert_ne!(p1.id(), p2.id());
-    eventually(
+    eventually::<R>(
         "b lists only the new incarnation's port",
         Duration::from_secs(5),
         || b.members("g") == Some(vec![p2.id().clone()]),
     )
     .await;
 
-    let changes = drain(&mut watch, Duration::from_millis(300)).await;
+    let changes = drain::<R, _>(&mut watch, Duration::from_millis(300)).await;
     let view = check_delta_rules(&changes);
     assert_eq!(view.into_iter().collect::<Vec<_>>(), vec![p2.id().clone()]);
     let seen_new = changes
@@ -134,14 +134,14 @@ pub async fn a_graceful_shutdown_removes_members_at_once<R: Runtime + Default>()
     let mut events = b.events();
     let pa = a.open_port();
     let _ra = a.register("g", &pa).expect("a valid group");
-    eventually("b lists a's port", Duration::from_secs(5), || {
+    eventually::<R>("b lists a's port", Duration::from_secs(5), || {
         b.members("g").is_some()
     })
     .await;
 
     let started = std::time::Instant::now();
     a.shutdown().await;
-    eventually("b drops a's port", Duration::from_millis(1000), || {
+    eventually::<R>("b drops a's port", Duration::from_millis(1000), || {
         b.members("g").is_none()
     })
     .await;
@@ -152,7 +152,7 @@ pub async fn a_graceful_shutdown_removes_members_at_once<R: Runtime + Default>()
     );
 
     let mut down = None;
-    while let Some(e) = super::next_within(&mut events, Duration::from_secs(1)).await {
+    while let Some(e) = super::next_within::<R, _>(&mut events, Duration::from_secs(1)).await {
         if let NodeEvent::NodeDown { node, reason, .. } = e {
             assert_eq!(node.as_str(), "a");
             down = Some(reason);

@@ -18,8 +18,8 @@ async fn pair<R: Runtime + Default>(a_cfg: crate::NodeConfig, b_name: &str) -> (
     (a, b)
 }
 
-async fn connected<R: Runtime>(nodes: &[&Node<R>]) {
-    eventually("the nodes are connected", WAIT, || {
+async fn connected<R: Runtime + Default>(nodes: &[&Node<R>]) {
+    eventually::<R>("the nodes are connected", WAIT, || {
         nodes
             .iter()
             .all(|n| n.connected_nodes().len() == nodes.len() - 1)
@@ -28,22 +28,22 @@ async fn connected<R: Runtime>(nodes: &[&Node<R>]) {
 }
 
 /// The next message on `port`, failing the test if none comes in time.
-async fn recv(port: &mut Port) -> Message {
-    next_within(port, WAIT)
+async fn recv<R: Runtime + Default>(port: &mut Port) -> Message {
+    next_within::<R, _>(port, WAIT)
         .await
         .unwrap_or_else(|| panic!("no message reached {}", port.id()))
 }
 
 /// Whether `port` gets nothing for a while.
-async fn quiet(port: &mut Port) -> bool {
-    next_within(port, Duration::from_millis(300))
+async fn quiet<R: Runtime + Default>(port: &mut Port) -> bool {
+    next_within::<R, _>(port, Duration::from_millis(300))
         .await
         .is_none()
 }
 
-async fn fired(monitor: PortMonitor) -> Option<PortDownReason> {
+async fn fired<R: Runtime + Default>(monitor: PortMonitor) -> Option<PortDownReason> {
     let late = async {
-        async_io::Timer::after(WAIT).await;
+        super::sleep::<R>(WAIT).await;
         panic!("the port monitor did not fire within {WAIT:?}")
     };
     future::or(monitor, late).await
@@ -56,7 +56,7 @@ pub async fn messages_reach_local_and_remote_ports_and_replies_go_back<R: Runtim
 
     // From a node, to a remote port: no sender to reply to.
     a.send(pb.id(), b"anonymous").expect("fits");
-    let m = recv(&mut pb).await;
+    let m = recv::<R>(&mut pb).await;
     assert_eq!(
         (m.from, &m.to, &m.payload[..]),
         (None, pb.id(), &b"anonymous"[..])
@@ -69,7 +69,7 @@ pub async fn messages_reach_local_and_remote_ports_and_replies_go_back<R: Runtim
     let back = m.from.expect("a port send names its port");
     assert_eq!(&back, pa.id());
     pb.send(&back, "pong").expect("fits");
-    let reply = recv(&mut pa).await;
+    let reply = recv::<R>(&mut pa).await;
     assert_eq!(
         (reply.from.as_ref(), &reply.payload[..]),
         (Some(pb.id()), &b"pong"[..])
@@ -79,8 +79,8 @@ pub async fn messages_reach_local_and_remote_ports_and_replies_go_back<R: Runtim
     let pa2 = a.open_port();
     a.send(pa.id(), b"self").expect("fits");
     pa2.send(pa.id(), b"neighbour").expect("fits");
-    let first = recv(&mut pa).await;
-    let second = recv(&mut pa).await;
+    let first = recv::<R>(&mut pa).await;
+    let second = recv::<R>(&mut pa).await;
     assert_eq!((first.from, &first.payload[..]), (None, &b"self"[..]));
     assert_eq!(
         (second.from.as_ref(), &second.payload[..]),
@@ -90,13 +90,13 @@ pub async fn messages_reach_local_and_remote_ports_and_replies_go_back<R: Runtim
     // Typed values, postcard-encoded; a wrong type is a typed error.
     pa.send_value(pb.id(), &("job", 42u32))
         .expect("encodes and fits");
-    let job = recv(&mut pb).await;
+    let job = recv::<R>(&mut pb).await;
     assert_eq!(
         job.decode::<(String, u32)>().expect("a (str, u32)"),
         ("job".to_string(), 42)
     );
     b.send_value(pb.id(), &7u8).expect("encodes and fits");
-    let seven = recv(&mut pb).await;
+    let seven = recv::<R>(&mut pb).await;
     assert_eq!(seven.decode::<u8>().expect("a u8"), 7);
     let wrong = seven
         .decode::<String>()
@@ -132,7 +132,7 @@ pub async fn messages_from_one_sender_to_one_port_arrive_in_order<R: Runtime + D
     }
     let mut next = [0u32; 3];
     for _ in 0..3 * N {
-        let m = recv(&mut pb).await;
+        let m = recv::<R>(&mut pb).await;
         let from = m.from.as_ref().expect("sent from ports");
         let k = [pa.id(), pc.id(), local.id()]
             .iter()
@@ -143,7 +143,7 @@ pub async fn messages_from_one_sender_to_one_port_arrive_in_order<R: Runtime + D
         next[k] += 1;
     }
     assert_eq!(next, [N; 3]);
-    assert!(quiet(&mut pb).await, "each message arrives once");
+    assert!(quiet::<R>(&mut pb).await, "each message arrives once");
     for n in [&a, &b, &c] {
         assert_eq!(n.stats().messages_dropped, 0);
     }
@@ -169,7 +169,7 @@ pub async fn messages_to_missing_ports_are_dropped_and_counted<R: Runtime + Defa
         a.send(to, b"lost").expect("a lost message is not an error");
     }
     // The remote drop is counted where the port was looked for: at b.
-    eventually("b counts the message for its missing port", WAIT, || {
+    eventually::<R>("b counts the message for its missing port", WAIT, || {
         b.stats().messages_dropped == 1
     })
     .await;
@@ -178,7 +178,7 @@ pub async fn messages_to_missing_ports_are_dropped_and_counted<R: Runtime + Defa
     assert_eq!(sa.messages_sent, 1, "only the remote one went out: {sa:?}");
     // The connection and the other ports are untouched.
     a.send(pb.id(), b"found").expect("fits");
-    assert_eq!(recv(&mut pb).await.payload, b"found");
+    assert_eq!(recv::<R>(&mut pb).await.payload, b"found");
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -209,7 +209,7 @@ pub async fn a_payload_too_large_is_a_typed_error<R: Runtime + Default>() {
     };
     a.send(pb.id(), vec![1u8; max])
         .expect("exactly the maximum fits");
-    assert_eq!(recv(&mut pb).await.payload.len(), max);
+    assert_eq!(recv::<R>(&mut pb).await.payload.len(), max);
 
     a.shutdown().await;
     assert!(matches!(a.send(pb.id(), b"x"), Err(SendError::ShutDown)));
@@ -226,14 +226,14 @@ pub async fn a_full_mailbox_drops_new_messages_and_counts_them<R: Runtime + Defa
         a.send(port.id(), [i]).expect("fits");
     }
     let mut got = Vec::new();
-    while let Some(m) = next_within(&mut port, Duration::from_millis(100)).await {
+    while let Some(m) = next_within::<R, _>(&mut port, Duration::from_millis(100)).await {
         got.extend(m.payload);
     }
     assert_eq!(got, vec![0, 1, 2, 3], "the oldest are kept, in order");
     assert_eq!(a.stats().messages_dropped, 6);
     a.send(port.id(), [10]).expect("fits");
     assert_eq!(
-        recv(&mut port).await.payload,
+        recv::<R>(&mut port).await.payload,
         vec![10],
         "room again once read"
     );
@@ -265,7 +265,7 @@ pub async fn a_burst_past_the_mailbox_reaches_a_reader_that_keeps_up<R: Runtime 
         pa
     });
     for i in 0..N {
-        let m = recv(&mut pb).await;
+        let m = recv::<R>(&mut pb).await;
         assert_eq!(m.payload, i.to_le_bytes(), "in order, none missing");
     }
     let _pa = sender.join().expect("the sender thread ends");
@@ -288,12 +288,12 @@ pub async fn a_port_never_read_holds_its_senders_connection_only_briefly<R: Runt
     }
     // b holds what does not fit while it stops reading a, then drops it
     // (counted) and reads again.
-    eventually("b drops what it held for the unread port", WAIT, || {
+    eventually::<R>("b drops what it held for the unread port", WAIT, || {
         b.stats().messages_dropped == 990
     })
     .await;
     let _reg = a.register("after.hold", &pa).expect("a valid group");
-    eventually("b reads a again", WAIT, || {
+    eventually::<R>("b reads a again", WAIT, || {
         b.members("after.hold").is_some()
     })
     .await;
@@ -332,19 +332,19 @@ pub async fn a_message_flood_loses_messages_not_the_connection<R: Runtime + Defa
     let mut last = None;
     let mut received = 0u64;
     while received < s.messages_sent {
-        let m = recv(&mut pb).await;
+        let m = recv::<R>(&mut pb).await;
         let seq = u64::from_le_bytes(m.payload[..8].try_into().expect("8 bytes"));
         assert!(last < Some(seq), "out of order: {seq} after {last:?}");
         last = Some(seq);
         received += 1;
     }
-    assert!(quiet(&mut pb).await, "nothing more than was sent");
+    assert!(quiet::<R>(&mut pb).await, "nothing more than was sent");
     eprintln!(
         "flood: {} sent, {} dropped at the sender",
         s.messages_sent, s.messages_dropped
     );
     // The connection survived and still carries group changes.
-    while let Some(e) = next_within(&mut events, Duration::from_millis(10)).await {
+    while let Some(e) = next_within::<R, _>(&mut events, Duration::from_millis(10)).await {
         assert!(
             !matches!(
                 e,
@@ -359,7 +359,7 @@ pub async fn a_message_flood_loses_messages_not_the_connection<R: Runtime + Defa
     }
     assert_eq!(a.connected_nodes().len(), 1);
     let _reg = a.register("after.flood", &pa).expect("a valid group");
-    eventually("b sees a's registration after the flood", WAIT, || {
+    eventually::<R>("b sees a's registration after the flood", WAIT, || {
         b.members("after.flood").is_some()
     })
     .await;
@@ -375,25 +375,25 @@ pub async fn a_port_monitor_fires_when_the_port_is_dropped<R: Runtime + Default>
     assert_eq!(remote.port(), pa.id());
     assert_eq!(b.stats().port_monitors, 1);
     // Let b's request reach a before the port closes.
-    async_io::Timer::after(Duration::from_millis(100)).await;
+    super::sleep::<R>(Duration::from_millis(100)).await;
     drop(pa);
-    assert_eq!(fired(local).await, Some(PortDownReason::Closed));
-    assert_eq!(fired(remote).await, Some(PortDownReason::Closed));
+    assert_eq!(fired::<R>(local).await, Some(PortDownReason::Closed));
+    assert_eq!(fired::<R>(remote).await, Some(PortDownReason::Closed));
     assert_eq!(b.stats().port_monitors, 0, "a fired monitor is over");
 
     // Already gone: at once, with why.
     let closed = a.open_port().id().clone();
     assert_eq!(
-        fired(b.monitor_port(&closed).expect("running")).await,
+        fired::<R>(b.monitor_port(&closed).expect("running")).await,
         Some(PortDownReason::Closed)
     );
     assert_eq!(
-        fired(a.monitor_port(&closed).expect("running")).await,
+        fired::<R>(a.monitor_port(&closed).expect("running")).await,
         Some(PortDownReason::Closed)
     );
     let nowhere = PortId::new(NodeId::new("nowhere").expect("an id"), 1, 1);
     assert_eq!(
-        fired(a.monitor_port(&nowhere).expect("running")).await,
+        fired::<R>(a.monitor_port(&nowhere).expect("running")).await,
         Some(PortDownReason::Unreachable)
     );
     a.shutdown().await;
@@ -406,14 +406,14 @@ pub async fn a_port_monitor_fires_when_its_node_is_killed<R: Runtime + Default>(
     let watch = b.monitor_port(pa.id()).expect("b is running");
     let pending = b.monitor_port(pa.id()).expect("b is running");
     a.kill();
-    match fired(watch).await {
+    match fired::<R>(watch).await {
         Some(PortDownReason::NodeDown(reason)) => {
             assert!(!reason.to_string().is_empty());
         }
         other => panic!("a killed node's port: {other:?}"),
     }
     assert!(matches!(
-        fired(pending).await,
+        fired::<R>(pending).await,
         Some(PortDownReason::NodeDown(_))
     ));
     drop(pa);
@@ -426,11 +426,11 @@ pub async fn a_restarted_node_gets_no_mail_for_its_old_incarnation<R: Runtime + 
     connected(&[&a1, &b]).await;
     let p1 = a1.open_port();
     let watch = b.monitor_port(p1.id()).expect("b is running");
-    async_io::Timer::after(Duration::from_millis(50)).await;
+    super::sleep::<R>(Duration::from_millis(50)).await;
 
     a1.kill();
     assert!(matches!(
-        fired(watch).await,
+        fired::<R>(watch).await,
         Some(PortDownReason::NodeDown(_))
     ));
     let a2 = start::<R>(config("a", &[addr(&b)])).await;
@@ -445,26 +445,26 @@ pub async fn a_restarted_node_gets_no_mail_for_its_old_incarnation<R: Runtime + 
 
     // The old incarnation's port is gone for good, and its mail with it.
     assert_eq!(
-        fired(b.monitor_port(p1.id()).expect("running")).await,
+        fired::<R>(b.monitor_port(p1.id()).expect("running")).await,
         Some(PortDownReason::Restarted)
     );
     let dropped = b.stats().messages_dropped;
     b.send(p1.id(), b"for the old one").expect("not an error");
     assert_eq!(b.stats().messages_dropped, dropped + 1);
     b.send(p2.id(), b"for the new one").expect("fits");
-    assert_eq!(recv(&mut p2).await.payload, b"for the new one");
+    assert_eq!(recv::<R>(&mut p2).await.payload, b"for the new one");
     assert!(
-        quiet(&mut p2).await,
+        quiet::<R>(&mut p2).await,
         "the old incarnation's mail never arrives"
     );
 
     // A monitor of the new port fires when the new incarnation restarts too.
     let watch2 = b.monitor_port(p2.id()).expect("running");
-    async_io::Timer::after(Duration::from_millis(50)).await;
+    super::sleep::<R>(Duration::from_millis(50)).await;
     a2.kill();
     let a3 = start::<R>(config("a", &[addr(&b)])).await;
     assert!(matches!(
-        fired(watch2).await,
+        fired::<R>(watch2).await,
         Some(PortDownReason::NodeDown(_) | PortDownReason::Restarted)
     ));
     drop((p1, p2));
@@ -483,9 +483,9 @@ pub async fn dropping_a_port_monitor_ends_it<R: Runtime + Default>() {
     assert_eq!(b.stats().port_monitors, 1, "a dropped monitor ends at once");
     drop(local);
     assert_eq!(a.stats().port_monitors, 0);
-    async_io::Timer::after(Duration::from_millis(50)).await;
+    super::sleep::<R>(Duration::from_millis(50)).await;
     drop(pa);
-    assert_eq!(fired(kept).await, Some(PortDownReason::Closed));
+    assert_eq!(fired::<R>(kept).await, Some(PortDownReason::Closed));
     assert_eq!(b.stats().port_monitors, 0);
 
     // Still waiting when its own node stops: a graceful shutdown loses the
@@ -495,11 +495,11 @@ pub async fn dropping_a_port_monitor_ends_it<R: Runtime + Default>() {
     let local = a.monitor_port(pa2.id()).expect("running");
     b.shutdown().await;
     assert_eq!(
-        fired(remote).await,
+        fired::<R>(remote).await,
         Some(PortDownReason::NodeDown(CloseReason::Shutdown))
     );
     a.kill();
-    assert_eq!(fired(local).await, None);
+    assert_eq!(fired::<R>(local).await, None);
     assert!(
         pa2.next().await.is_none(),
         "a stopped node's port reads nothing"

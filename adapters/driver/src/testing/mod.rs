@@ -16,7 +16,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use async_io::Timer;
 use futures_lite::{future, Stream, StreamExt};
 use groupmesh_core::{PortId, Timeouts};
 
@@ -33,7 +32,9 @@ pub const TEST_LIMIT: Duration = Duration::from_secs(10);
 /// The secret of the test mesh.
 pub const SECRET: &[u8] = b"groupmesh test secret";
 
-/// Instantiates every shared test for a runtime: `runtime_tests!(Runtime, block_on)`.
+/// Instantiates every shared test for a runtime: `runtime_tests!(Runtime, block_on)`,
+/// where `block_on` runs a future to completion on that runtime (and `Runtime::default()`
+/// works inside it).
 #[macro_export]
 macro_rules! runtime_tests {
     ($rt:ty, $block_on:path) => {
@@ -70,7 +71,7 @@ macro_rules! runtime_tests {
             #[test]
             fn $name() {
                 $crate::testing::init_logging();
-                $block_on($crate::testing::within(
+                $block_on($crate::testing::within::<$rt>(
                     stringify!($name),
                     $crate::testing::$name::<$rt>(),
                 ));
@@ -91,11 +92,18 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// Completes `d` from now, on `R`'s timer.
+pub async fn sleep<R: Runtime + Default>(d: Duration) {
+    R::default()
+        .sleep_until(std::time::Instant::now() + d)
+        .await;
+}
+
 /// Runs `test`, failing it if it takes longer than [`TEST_LIMIT`].
-pub async fn within(name: &str, test: impl Future<Output = ()>) {
+pub async fn within<R: Runtime + Default>(name: &str, test: impl Future<Output = ()>) {
     let started = std::time::Instant::now();
     let timeout = async {
-        Timer::after(TEST_LIMIT).await;
+        sleep::<R>(TEST_LIMIT).await;
         panic!("{name} took longer than {TEST_LIMIT:?}");
     };
     future::or(test, timeout).await;
@@ -141,30 +149,40 @@ pub fn addr<R: Runtime>(node: &Node<R>) -> SocketAddr {
 }
 
 /// Waits until `cond` holds, checking every 10 ms, for at most `limit`.
-pub async fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+pub async fn eventually<R: Runtime + Default>(
+    what: &str,
+    limit: Duration,
+    mut cond: impl FnMut() -> bool,
+) {
     let started = std::time::Instant::now();
     while !cond() {
         if started.elapsed() > limit {
             panic!("not within {limit:?}: {what}");
         }
-        Timer::after(Duration::from_millis(10)).await;
+        sleep::<R>(Duration::from_millis(10)).await;
     }
 }
 
 /// The next item of `stream`, or `None` if none comes within `limit`.
-pub async fn next_within<S: Stream + Unpin>(stream: &mut S, limit: Duration) -> Option<S::Item> {
+pub async fn next_within<R: Runtime + Default, S: Stream + Unpin>(
+    stream: &mut S,
+    limit: Duration,
+) -> Option<S::Item> {
     let next = async { stream.next().await };
     let late = async {
-        Timer::after(limit).await;
+        sleep::<R>(limit).await;
         None
     };
     future::or(next, late).await
 }
 
 /// Everything `stream` yields until it is quiet for `quiet`.
-pub async fn drain<S: Stream + Unpin>(stream: &mut S, quiet: Duration) -> Vec<S::Item> {
+pub async fn drain<R: Runtime + Default, S: Stream + Unpin>(
+    stream: &mut S,
+    quiet: Duration,
+) -> Vec<S::Item> {
     let mut items = Vec::new();
-    while let Some(item) = next_within(stream, quiet).await {
+    while let Some(item) = next_within::<R, _>(stream, quiet).await {
         items.push(item);
     }
     items

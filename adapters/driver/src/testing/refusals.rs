@@ -36,7 +36,7 @@ pub async fn a_wrong_secret_is_refused_with_a_visible_reason<R: Runtime + Defaul
 
     for (name, events) in [("b", &mut b_events), ("a", &mut a_events)] {
         let mut refused = None;
-        while let Some(e) = next_within(events, Duration::from_secs(3)).await {
+        while let Some(e) = next_within::<R, _>(events, Duration::from_secs(3)).await {
             if auth_failed(&e) {
                 refused = Some(e);
                 break;
@@ -83,7 +83,7 @@ pub async fn a_connection_past_its_send_buffer_limit_is_closed_with_a_visible_re
     let b = start::<R>(config("b", &[addr(&a)])).await;
 
     let mut reason = None;
-    while let Some(e) = next_within(&mut events, Duration::from_secs(3)).await {
+    while let Some(e) = next_within::<R, _>(&mut events, Duration::from_secs(3)).await {
         if let NodeEvent::ConnectionClosed { reason: r, .. } = e {
             reason = Some(r);
             break;
@@ -106,7 +106,7 @@ pub async fn a_silent_peer_is_cut_off_by_the_handshake_timeout<R: Runtime + Defa
         .expect("a listens on 127.0.0.1");
     let started = std::time::Instant::now();
     let mut reason = None;
-    while let Some(e) = next_within(&mut events, Duration::from_secs(3)).await {
+    while let Some(e) = next_within::<R, _>(&mut events, Duration::from_secs(3)).await {
         if let NodeEvent::ConnectionClosed { reason: r, .. } = e {
             reason = Some(r);
             break;
@@ -196,7 +196,7 @@ pub async fn local_api_misuse_is_a_typed_error<R: Runtime + Default>() {
     assert!(a.members("g").is_none(), "a refused call changes nothing");
     let reg = a.register("g", &pa).expect("a valid group");
     assert_eq!(a.members("g"), Some(vec![pa.id().clone()]));
-    eventually(
+    eventually::<R>(
         "a lists its own port at once",
         Duration::from_millis(1),
         || a.members("g").is_some(),
