@@ -1,0 +1,12 @@
+//! The shared groupmesh tests over real TCP on 127.0.0.1, on tokio's
+//! current-thread runtime: every node task runs on the test's thread.
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime builds")
+        .block_on(future)
+}
+
+groupmesh_driver::runtime_tests!(groupmesh_tokio::Tokio, block_on);
