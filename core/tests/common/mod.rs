@@ -30,6 +30,8 @@
 //! Shared by several test crates, each of which uses only part of it.
 #![allow(dead_code, unreachable_pub)]
 
+mod adversary;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -42,6 +44,8 @@ use groupmesh_core::{
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+use adversary::{Adversary, Tap, ADVERSARY};
 
 /// The port every simulated node listens on.
 pub const LISTEN_PORT: u16 = 7000;
@@ -112,6 +116,10 @@ pub struct SimOptions {
     /// (as the bundled driver does): bytes and dial outcomes at the same
     /// instant are fed first, and every node is drained before time moves.
     pub lazy_drain: bool,
+    /// An adversary without the secret acts on the network (see
+    /// `adversary.rs`): on at the start, moved by [`Sim::adversary_step`],
+    /// ended by [`Sim::stop_adversary`].
+    pub adversary: bool,
 }
 
 impl SimOptions {
@@ -127,6 +135,7 @@ impl SimOptions {
             strict_mesh: true,
             strict_port_down_reasons: true,
             lazy_drain: false,
+            adversary: false,
         }
     }
 
@@ -286,6 +295,8 @@ struct Pipe {
     paused: bool,
     /// The key of its front segment in `Sim::heads`.
     head: Option<(Instant, u64)>,
+    /// What the adversary knows of this direction.
+    tap: Tap,
 }
 
 #[derive(Debug)]
@@ -332,6 +343,9 @@ pub struct Sim {
     last_delivered: BTreeMap<(usize, u64, Option<u64>, PortId), u64>,
     /// Every port ever opened, of every incarnation (stale ones included).
     pub port_history: Vec<PortId>,
+    /// Every port ever registered, by group: no node may list another.
+    pub registered: BTreeMap<String, BTreeSet<PortId>>,
+    adv: Adversary,
 }
 
 /// Counters of a run.
@@ -359,6 +373,13 @@ pub struct Counts {
     /// Port monitors started, and notices.
     pub port_monitors: u64,
     pub port_downs: u64,
+    /// Moves of the adversary, connections it opened, and connections that
+    /// refused a record it made (altered, replayed, reordered, forged).
+    pub adversary_acts: u64,
+    pub adversary_conns: u64,
+    pub adversary_refusals: u64,
+    /// Connections whose stream it shifted still open when it stopped.
+    pub adversary_stalls: u64,
 }
 
 impl Sim {
@@ -387,8 +408,11 @@ impl Sim {
             sent: Vec::new(),
             last_delivered: BTreeMap::new(),
             port_history: Vec::new(),
+            registered: BTreeMap::new(),
+            adv: Adversary::default(),
             opts,
         };
+        sim.start_adversary();
         for i in 0..sim.opts.nodes {
             let mut cfg = Config::new(node_id(i), SECRET);
             cfg.listen_addrs = vec![addr_of(i)];
@@ -686,6 +710,9 @@ impl Sim {
             }
             return;
         }
+        if self.adversary_hijacks(from, j) {
+            return;
+        }
         self.next_ephemeral = self.next_ephemeral.wrapping_add(1);
         let src = SocketAddr::new(addr_of(from.0).ip(), 40_000 + self.next_ephemeral % 20_000);
         let now = self.now;
@@ -732,6 +759,9 @@ impl Sim {
     fn push(&mut self, pipe: usize, seg: Segment, delay_ms: u64) {
         let t = self.now + Duration::from_millis(delay_ms);
         let p = &mut self.pipes[pipe];
+        if let Segment::Bytes(b) = &seg {
+            p.tap.pushed += b.len() as u64;
+        }
         let t = t.max(p.last);
         p.last = t;
         p.queue.push_back((t, seg));
@@ -778,10 +808,19 @@ impl Sim {
             return;
         }
         let (i, inc, conn) = self.links[link].ends[to];
+        if i == ADVERSARY {
+            self.adversary_receives(link, seg);
+            return;
+        }
         debug_assert!(self.is_current(i, inc));
         match seg {
             Segment::Connected => self.input(i, |node, now| node.handle_dialed(now, conn)),
-            Segment::Bytes(b) => self.input(i, |node, now| node.handle_bytes(now, conn, &b)),
+            Segment::Bytes(b) => {
+                let watched = self.watch_delivery(pipe, b.len(), i);
+                self.feed(i, |node, now| node.handle_bytes(now, conn, &b));
+                self.delivered(pipe, b.len(), (i, inc, conn), watched);
+                self.drain_after_input(i);
+            }
             Segment::Fin => {
                 self.links[link].open[to] = false;
                 self.ends.remove(&(i, inc, conn));
@@ -793,13 +832,23 @@ impl Sim {
 
     /// Feeds one input to live node `i`, then drains it.
     fn input(&mut self, i: usize, f: impl FnOnce(&mut Node, Instant)) {
+        self.feed(i, f);
+        self.drain_after_input(i);
+    }
+
+    /// Feeds one input to node `i`, if it is live.
+    fn feed(&mut self, i: usize, f: impl FnOnce(&mut Node, Instant)) {
         let now = self.now;
-        let Some(node) = self.nodes[i].node.as_mut() else {
-            return;
-        };
-        {
+        if let Some(node) = self.nodes[i].node.as_mut() {
             let _s = tracing::debug_span!("node", t = now.as_millis(), n = i).entered();
             f(node, now);
+        }
+    }
+
+    /// Drains node `i` after an input, or marks it for the burst's drain.
+    fn drain_after_input(&mut self, i: usize) {
+        if !self.alive(i) {
+            return;
         }
         if self.opts.lazy_drain {
             self.undrained.insert(i);
@@ -873,12 +922,25 @@ impl Sim {
             }
         }
         self.check_monitors(i);
+        if self.opts.adversary {
+            self.check_bad_records_closed(i);
+            if let Err(e) = self.check_no_false_port(i) {
+                panic!("{e}\n{}", self.dump());
+            }
+        }
         // A node that went down has no member left here; a node that came up
         // has no member of another incarnation left.
         let Some(core) = self.nodes[i].node.as_ref() else {
             return;
         };
+        // Only the last of each node's comings and goings in this drain
+        // holds at its end (with lazy draining, a burst may take a node down
+        // and bring it up again, its snapshot already in).
+        let mut last = BTreeMap::new();
         for (peer, inc, up) in comings_and_goings {
+            last.insert(peer, (inc, up));
+        }
+        for (peer, (inc, up)) in last {
             for g in core.group_names() {
                 for p in core.members(g).unwrap_or(&[]) {
                     let stale = p.node() == &peer && (p.incarnation() == inc) != up;
@@ -911,17 +973,18 @@ impl Sim {
             return;
         }
         let pipe = 2 * link + side;
-        let max = self.opts.max_chunks.clamp(1, t.data.len());
+        let data = self.on_path(pipe, t.data);
+        let max = self.opts.max_chunks.clamp(1, data.len());
         let pieces = self.rng.random_range(1..=max);
         let mut cuts: Vec<usize> = (0..pieces - 1)
-            .map(|_| self.rng.random_range(1..t.data.len()))
+            .map(|_| self.rng.random_range(1..data.len()))
             .collect();
         cuts.sort_unstable();
         cuts.dedup();
         let mut start = 0;
-        for end in cuts.into_iter().chain([t.data.len()]) {
+        for end in cuts.into_iter().chain([data.len()]) {
             let d = self.latency();
-            self.push(pipe, Segment::Bytes(t.data[start..end].to_vec()), d);
+            self.push(pipe, Segment::Bytes(data[start..end].to_vec()), d);
             start = end;
         }
     }
@@ -969,8 +1032,24 @@ impl Sim {
                 self.counts.superseded_downs += 1;
             }
         }
+        if let Event::ConnectionClosed { conn, reason, .. } = &e {
+            self.adversary_saw_close(i, *conn, *reason);
+        }
         if let Event::Group(d) = &e {
             self.counts.deltas += 1;
+            if let Some(p) = d
+                .members
+                .iter()
+                .find(|p| !self.ever_registered(&d.group, p))
+            {
+                panic!(
+                    "node {i} at {:?}: a monitor event of {:?} shows {p:?}, which its owner \
+                     never registered there\n{d:?}\n{}",
+                    self.now,
+                    d.group,
+                    self.dump()
+                );
+            }
             if let Err(msg) = check_delta(&mut self.nodes[i].monitors, d) {
                 panic!(
                     "node {i} at {:?}: monitor rule broken: {msg}\n{d:?}",
@@ -1007,6 +1086,30 @@ impl Sim {
             }
         }
         self.nodes[i].events.push((self.now, inc, e));
+    }
+
+    /// Whether `port` was ever registered in `group` (by its owner: only a
+    /// node registers its own ports).
+    fn ever_registered(&self, group: &str, port: &PortId) -> bool {
+        self.registered.get(group).is_some_and(|r| r.contains(port))
+    }
+
+    /// Node `i` lists no port that was never registered in that group.
+    pub fn check_no_false_port(&self, i: usize) -> Result<(), String> {
+        let Some(node) = self.nodes[i].node.as_ref() else {
+            return Ok(());
+        };
+        for g in node.group_names() {
+            for p in node.members(g).unwrap_or(&[]) {
+                if !self.ever_registered(g, p) {
+                    return Err(format!(
+                        "node {i} at {:?}: {g:?} lists {p:?}, which its owner never registered there",
+                        self.now
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every live monitor's replayed members equal the node's view.
@@ -1058,6 +1161,11 @@ impl Sim {
 
     /// Registers `port` of node `i` in `group`; it must succeed.
     pub fn register(&mut self, i: usize, group: &str, port: &PortId) -> RegId {
+        // Known before the drain that may already show it.
+        self.registered
+            .entry(group.to_owned())
+            .or_default()
+            .insert(port.clone());
         let r = self
             .api(i, |n| n.register(group, port))
             .expect("register a live local port");
