@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${FUZZ_SECONDS:-30}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-targets=(decode stream node handshake)
+targets=(decode stream records node handshake)
 cargo fuzz build -s none
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT

@@ -1,13 +1,16 @@
-//! Writes the committed seed corpus: every kind of frame (for `decode`), and
-//! streams of valid frames as an authenticated peer sends them (for `stream`).
+//! Writes the committed seed corpus: every kind of frame (for `decode`),
+//! streams of valid frames as an authenticated peer sends them (for `stream`),
+//! the same frames as sealed-record operations (for `records`), and the
+//! handshake records and a greeting (for `handshake`, whose inputs are
+//! operations: the records give the fuzzer their shapes to splice).
 //!
 //! Run: `cargo run -p groupmesh-core --example make_fuzz_corpus` (writes under `fuzz/corpus/`).
 
 use std::fs;
 
 use groupmesh_core::wire::{
-    BoundedVec, Frame, GroupChange, GroupPorts, Hello, Payload, PeerInfo, WireAddr, WireGroup,
-    WireNodeId, LEN_PREFIX, PROTOCOL_VERSION,
+    BoundedVec, Frame, GroupChange, GroupPorts, HandshakeRecord, Hello, Payload, PeerInfo,
+    WireAddr, WireGroup, WireNodeId, LEN_PREFIX, PROTOCOL_VERSION,
 };
 use groupmesh_core::{Limit, WireReason};
 
@@ -21,7 +24,7 @@ fn ports(v: &[u64]) -> BoundedVec<u64, 65536> {
     BoundedVec::try_from_vec(v.to_vec()).expect("short")
 }
 
-fn frames() -> Vec<Frame> {
+fn addrs() -> heapless::Vec<WireAddr, 8> {
     let mut addrs = heapless::Vec::new();
     addrs
         .push(WireAddr::from(
@@ -30,18 +33,22 @@ fn frames() -> Vec<Frame> {
                 .expect("addr"),
         ))
         .expect("room");
-    let hello = Hello {
-        version: PROTOCOL_VERSION,
+    addrs
+}
+
+fn hello() -> Hello {
+    Hello {
         node: name::<64>("node-a"),
         incarnation: 1_700_000_000_000_000_000,
-        addrs: addrs.clone(),
-        nonce: [0x5a; 32],
+        addrs: addrs(),
         max_frame: 65536,
-    };
+    }
+}
+
+fn frames() -> Vec<Frame> {
+    let addrs = addrs();
     let group: WireGroup = name("workers");
     vec![
-        Frame::Hello(Box::new(hello)),
-        Frame::Auth { mac: [0x11; 32] },
         Frame::Peers {
             nodes: BoundedVec::try_from_vec(vec![PeerInfo {
                 node: name::<64>("node-b") as WireNodeId,
@@ -82,8 +89,9 @@ fn frames() -> Vec<Frame> {
 
 fn main() -> std::io::Result<()> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus");
-    fs::create_dir_all(format!("{dir}/decode"))?;
-    fs::create_dir_all(format!("{dir}/stream"))?;
+    for target in ["decode", "stream", "records", "handshake"] {
+        fs::create_dir_all(format!("{dir}/{target}"))?;
+    }
     let all = frames();
     for (i, f) in all.iter().enumerate() {
         let mut bytes = Vec::new();
@@ -92,7 +100,7 @@ fn main() -> std::io::Result<()> {
     }
     // `stream` inputs: a list of cut points (arbitrary's encoding: a 1 byte
     // before each u16, a 0 to end), then the bytes after authentication.
-    let after_auth: Vec<u8> = all[2..]
+    let after_auth: Vec<u8> = all
         .iter()
         .flat_map(|f| {
             let mut b = Vec::new();
@@ -108,6 +116,34 @@ fn main() -> std::io::Result<()> {
         format!("{dir}/stream/seed-01"),
         [&[1u8, 3, 0, 1, 9, 0, 0][..], &after_auth].concat(),
     )?;
-    println!("wrote {} decode and 2 stream seeds", all.len());
+    // `records` inputs: operations, each a u32 variant index (arbitrary's
+    // encoding) and its fields; variant 0 is a frame sealed and delivered.
+    // Postcard and arbitrary disagree on a frame's bytes, so these are shapes
+    // for the fuzzer to mutate: every frame sealed, then one of each attack.
+    for (i, f) in all.iter().enumerate() {
+        let mut body = Vec::new();
+        f.encode(&mut body);
+        let mut op = 0u32.to_le_bytes().to_vec();
+        op.extend_from_slice(&body[LEN_PREFIX..]);
+        fs::write(format!("{dir}/records/seed-{i:02}"), &op)?;
+    }
+    for (k, variant) in (1u32..=5).enumerate() {
+        let mut op = variant.to_le_bytes().to_vec();
+        op.extend_from_slice(&[3, 0, 0x10, 0x20, 0x30]);
+        fs::write(format!("{dir}/records/attack-{k:02}"), &op)?;
+    }
+    // `handshake` inputs: the handshake records as they travel, and a
+    // greeting's bytes.
+    let mut records = Vec::new();
+    HandshakeRecord::Version(PROTOCOL_VERSION).encode(&mut records);
+    HandshakeRecord::Noise(Payload::from(hello().to_bytes())).encode(&mut records);
+    HandshakeRecord::Refuse(WireReason::Superseded).encode(&mut records);
+    fs::write(format!("{dir}/handshake/seed-00"), &records)?;
+    fs::write(format!("{dir}/handshake/seed-01"), hello().to_bytes())?;
+    println!(
+        "wrote {} decode, 2 stream, {} records and 2 handshake seeds",
+        all.len(),
+        all.len() + 5
+    );
     Ok(())
 }

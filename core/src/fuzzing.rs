@@ -97,65 +97,82 @@ enum RecordOp {
     Raw(Vec<u8>),
 }
 
-/// Arbitrary records on an authenticated session: the node opens exactly the
-/// records its peer sealed, in order, up to the first one it did not (or one
-/// lost on the way); nothing after that is ever read.
+/// Arbitrary records on an authenticated session: the node reads exactly the
+/// frames its peer sealed, in order, while nothing else came; a whole record
+/// it did not seal for this place in the stream (altered, replayed, forged,
+/// or after one lost on the way) closes the connection at once; nothing
+/// after the first such bytes is ever read.
 pub fn records(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let mut h = Harness::new(small_limits());
     let id = h.authenticated_peer();
     let before = h.node.stats().frames_in;
-    let mut delivered: Vec<Vec<u8>> = Vec::new();
+    // Bytes delivered, and whether each was whole records.
+    let mut delivered: Vec<(Vec<u8>, bool)> = Vec::new();
     let mut honest_frames = 0;
     let mut tainted = false;
+    // The stream is at a record boundary (only whole records so far).
+    let mut aligned = true;
+    // A sealed record was lost: the next one cannot open.
+    let mut lost = false;
     for _ in 0..64 {
         let Ok(op) = RecordOp::arbitrary(&mut u) else {
             break;
         };
-        let bytes = match op {
+        let (bytes, whole, bad) = match op {
             RecordOp::Sealed(f) => {
                 honest_frames += u64::from(!tainted);
-                h.seal(id, &mut framed(&f))
+                (h.seal(id, &mut framed(&f)), true, lost)
             }
             RecordOp::Dropped(f) => {
                 h.seal(id, &mut framed(&f));
                 tainted = true;
+                lost = true;
                 continue;
             }
             RecordOp::Replay(i) => {
-                let Some(rec) = pick(&delivered, i) else {
+                let Some((rec, whole)) = pick(&delivered, i) else {
                     continue;
                 };
-                tainted = true;
-                rec
+                (rec, whole, true)
             }
             RecordOp::Flip(f, bit) => {
                 let mut rec = h.seal(id, &mut framed(&f));
                 let at = usize::from(bit) % (rec.len() * 8);
                 rec[at / 8] ^= 1 << (at % 8);
-                tainted = true;
-                rec
+                // A flipped length frames the stream anew.
+                (rec, at >= LEN_PREFIX * 8, true)
             }
             RecordOp::Forged(body) => {
                 let mut rec = (body.len() as u32).to_le_bytes().to_vec();
                 rec.extend_from_slice(&body);
-                tainted = true;
-                rec
+                (rec, true, true)
             }
-            RecordOp::Raw(bytes) => {
-                tainted |= !bytes.is_empty();
-                bytes
-            }
+            RecordOp::Raw(bytes) => (bytes, false, true),
         };
-        delivered.push(bytes.clone());
+        if bytes.is_empty() {
+            continue;
+        }
+        tainted |= bad;
+        delivered.push((bytes.clone(), whole));
         h.bytes(id, &bytes);
         h.check();
         let read = h.node.stats().frames_in - before;
+        let open = h.conns.get(&id).is_some_and(|r| r.open);
         assert!(
             read <= honest_frames,
             "{read} frames read, only {honest_frames} sealed and delivered in order"
         );
-        if !h.conns.get(&id).is_some_and(|r| r.open) {
+        assert!(
+            tainted || !open || read == honest_frames,
+            "{read} frames read of {honest_frames} sealed and delivered in order"
+        );
+        assert!(
+            !(bad && whole && aligned && open),
+            "a whole record the peer did not seal there was taken without closing"
+        );
+        aligned &= whole;
+        if !open {
             break;
         }
     }
@@ -247,7 +264,10 @@ enum HandshakeOp {
         key: Key,
     },
     /// Bytes recorded earlier on any connection, either way, replayed.
-    Replay { conn: u8, which: u8 },
+    Replay {
+        conn: u8,
+        which: u8,
+    },
     /// A frame, sealed if the harness's channel is keyed, plain if not.
     Frame(u8, Frame),
     /// Bytes as they are.
@@ -312,6 +332,8 @@ struct Remote {
     early: Vec<u8>,
     /// Our channel holds the right key.
     right_key: bool,
+    /// The node id our greeting claimed.
+    claimed: Option<String>,
     open: bool,
 }
 
@@ -431,6 +453,7 @@ impl Harness {
             max_frame: 4096,
         };
         r.right_key = matches!(key, Key::Right);
+        r.claimed = Some(String::from(hello.node.as_str()));
         let psk = Psk::derive(if r.right_key { SECRET } else { b"wrong" });
         let seed = [id.0 as u8; 32];
         let mut channel = Channel::new(!r.dialled, &psk, 1 << 24, seed);
@@ -486,7 +509,11 @@ impl Harness {
             .get(&id)
             .and_then(|r| r.channel.as_ref())
             .is_some_and(|c| c.is_keyed());
-        let bytes = if keyed { self.seal(id, &mut plain) } else { plain };
+        let bytes = if keyed {
+            self.seal(id, &mut plain)
+        } else {
+            plain
+        };
         self.bytes(id, &bytes);
     }
 
@@ -844,6 +871,16 @@ impl Harness {
             "{} authenticated connections but only {proved} proofs of the secret",
             stats.authenticated
         );
+        // Per identity: every node connected was claimed on a connection
+        // still open where the harness proved the key.
+        for peer in self.node.connected_nodes() {
+            assert!(
+                self.conns
+                    .values()
+                    .any(|r| r.open && r.proved() && r.claimed.as_deref() == Some(peer.as_str())),
+                "{peer} is connected, but no open connection proved the key as {peer}"
+            );
+        }
     }
 }
 

@@ -19,6 +19,11 @@ proptest! {
     }
 
     #[test]
+    fn no_record_the_peer_did_not_seal_is_ever_read(data in proptest::collection::vec(any::<u8>(), 0..1024)) {
+        fuzzing::records(&data);
+    }
+
+    #[test]
     fn any_input_sequence_keeps_the_node_sound(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
         fuzzing::node(&data);
     }
@@ -49,6 +54,7 @@ fn past_fuzz_crashes_stay_fixed() {
         let run: fn(&[u8]) = match *target {
             "decode" => fuzzing::decode,
             "stream" => fuzzing::stream,
+            "records" => fuzzing::records,
             "node" => fuzzing::node,
             "handshake" => fuzzing::handshake,
             other => panic!("unknown target {other}"),
