@@ -24,8 +24,8 @@ use crate::event::{CloseReason, WireReason};
 use crate::framing::{FrameReader, RecordReader};
 use crate::handshake::{self, Psk};
 use crate::wire::{
-    DecodeError, Frame, HandshakeRecord, Hello, Payload, LEN_PREFIX,
-    MAX_HANDSHAKE_RECORD, MAX_RECORD, PROTOCOL_VERSION, TAG_LEN,
+    DecodeError, Frame, HandshakeRecord, Hello, Payload, LEN_PREFIX, MAX_HANDSHAKE_RECORD,
+    MAX_RECORD, PROTOCOL_VERSION, TAG_LEN,
 };
 
 /// Most plaintext bytes in one sealed record.

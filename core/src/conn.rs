@@ -7,10 +7,10 @@ use core::net::SocketAddr;
 
 use crate::channel::Channel;
 use crate::event::Direction;
+use crate::event::WireReason;
 use crate::handshake::Psk;
 use crate::ids::{ConnId, GroupName, NodeId};
 use crate::time::Instant;
-use crate::event::WireReason;
 use crate::wire::Frame;
 
 /// What a dial was for, so its outcome updates the right backoff.
@@ -55,6 +55,9 @@ pub(crate) struct Conn {
     pub(crate) last_send: Instant,
     /// Largest frame the peer accepts (ours until its greeting says).
     pub(crate) peer_max_frame: usize,
+    /// The older connection to the same peer this one replaces, closed once
+    /// the peer shows it has authenticated this one (its first frame here).
+    pub(crate) supersedes: Option<ConnId>,
 }
 
 impl Conn {
@@ -83,6 +86,7 @@ impl Conn {
             last_recv: now,
             last_send: now,
             peer_max_frame: max_frame,
+            supersedes: None,
         }
     }
 

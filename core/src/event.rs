@@ -109,6 +109,10 @@ pub enum CloseReason {
     Superseded,
     /// The peer restarted: a new incarnation replaced this connection.
     Restarted,
+    /// A connection from an older incarnation of a node whose newer one is
+    /// connected: the greater incarnation is the newer, and a stale one never
+    /// replaces it.
+    StaleIncarnation,
     /// The peer went past a limit.
     LimitExceeded(Limit),
     /// This node or the peer is shutting down.
@@ -145,6 +149,8 @@ pub enum WireReason {
     Superseded,
     /// See [`CloseReason::Restarted`].
     Restarted,
+    /// See [`CloseReason::StaleIncarnation`].
+    StaleIncarnation,
     /// See [`CloseReason::LimitExceeded`].
     LimitExceeded(Limit),
     /// See [`CloseReason::Shutdown`].
@@ -171,6 +177,7 @@ impl CloseReason {
             CloseReason::KeepaliveTimeout => WireReason::KeepaliveTimeout,
             CloseReason::Superseded => WireReason::Superseded,
             CloseReason::Restarted => WireReason::Restarted,
+            CloseReason::StaleIncarnation => WireReason::StaleIncarnation,
             CloseReason::LimitExceeded(l) => WireReason::LimitExceeded(l),
             CloseReason::Shutdown => WireReason::Shutdown,
         })
@@ -208,6 +215,9 @@ impl fmt::Display for WireReason {
             WireReason::KeepaliveTimeout => f.write_str("keepalive timeout"),
             WireReason::Superseded => f.write_str("superseded by another connection"),
             WireReason::Restarted => f.write_str("node restarted"),
+            WireReason::StaleIncarnation => {
+                f.write_str("an older incarnation of a node whose newer one is connected")
+            }
             WireReason::LimitExceeded(l) => write!(f, "limit exceeded: {l}"),
             WireReason::Shutdown => f.write_str("shutdown"),
             WireReason::Other => f.write_str("other"),

@@ -727,17 +727,22 @@ impl Node {
         if self.peers.get(&node).is_none_or(|p| p.conn != id) {
             return;
         }
-        // The peer closed our connection for another it prefers: if that one
-        // is already greeting us, it takes over, and the node never goes down.
-        if reason == CloseReason::Remote(crate::WireReason::Superseded) {
-            let next = self
-                .conns
+        // The peer's one connection goes, but another authenticated one to
+        // it is still open: the one this replaced and had not closed yet, or
+        // the one the peer closed this for. It takes over, and the node
+        // never goes down.
+        let next = c.supersedes.into_iter().chain(
+            self.conns
                 .values()
-                .find(|o| o.peer().as_ref() == Some(&node));
-            if let (Some(next), Some(p)) = (next.map(|o| o.id), self.peers.get_mut(&node)) {
-                p.conn = next;
-                return;
-            }
+                .filter(|o| o.is_active() && o.peer().as_ref() == Some(&node))
+                .map(|o| o.id),
+        );
+        let next = next
+            .filter(|n| self.conns.get(n).is_some_and(|o| o.is_active()))
+            .next();
+        if let (Some(next), Some(p)) = (next, self.peers.get_mut(&node)) {
+            p.conn = next;
+            return;
         }
         self.conn_lost(now, &node, id, reason);
     }

@@ -99,6 +99,14 @@ impl Node {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
+        // The peer's first frame here: it has authenticated this connection,
+        // so the one it replaces can go.
+        if let Some(old) = c.supersedes.take() {
+            self.close(now, old, CloseReason::Superseded);
+        }
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         match (&mut c.phase, frame) {
             // The peer said why it closes: forget the connection and have
             // the driver close the socket, without a close frame back.
@@ -188,8 +196,12 @@ impl Node {
                 else {
                     unreachable!("filtered on is_active")
                 };
-                let (keep_new, reason) = if old_inc != hello.incarnation {
+                let (keep_new, reason) = if hello.incarnation > old_inc {
                     (true, CloseReason::Restarted)
+                } else if hello.incarnation < old_inc {
+                    // The greater incarnation is the newer: a stale one
+                    // never replaces it, however late it authenticates.
+                    (false, CloseReason::StaleIncarnation)
                 } else if o.dir == dir {
                     // Same direction: the dialler only dials again once it
                     // considers the old one dead, so the newer one is right.
@@ -210,7 +222,17 @@ impl Node {
                 if let Some(p) = self.peers.get_mut(&node) {
                     p.conn = id;
                 }
-                self.close(now, old, reason);
+                if reason == CloseReason::Superseded && dir == Direction::Outbound {
+                    // The peer (the responder here) authenticates this one
+                    // only on our key confirmation: told now, it could find
+                    // the old one superseded by one it has not authenticated
+                    // yet. Its first frame here says it has.
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.supersedes = Some(old);
+                    }
+                } else {
+                    self.close(now, old, reason);
+                }
             }
         }
         tracing::debug!(conn = %id, %node, incarnation = hello.incarnation, "authenticated");

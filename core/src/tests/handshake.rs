@@ -178,7 +178,10 @@ fn a_recorded_first_message_replayed_never_authenticates() {
     node.handle_bytes(now, replay, &recording);
     let out = drain(&mut node);
     assert!(!out.closed.contains(&replay), "answered, not refused");
-    assert!(out.events.iter().all(|e| !matches!(e, Event::NodeUp { .. })));
+    assert!(out
+        .events
+        .iter()
+        .all(|e| !matches!(e, Event::NodeUp { .. })));
     assert_eq!(node.stats().authenticated, 1, "only the live connection");
     // Whatever follows that the recording does not hold fails; the live
     // connection is untouched.
@@ -195,7 +198,9 @@ fn a_recorded_first_message_replayed_never_authenticates() {
 fn a_recorded_first_message_replayed_and_left_alone_times_out() {
     let recording = recorded_first_message();
     let mut node = new_node("n");
-    let replay = node.handle_inbound(Instant::ZERO, addr(9100)).expect("room");
+    let replay = node
+        .handle_inbound(Instant::ZERO, addr(9100))
+        .expect("room");
     node.handle_bytes(Instant::ZERO, replay, &recording);
     drain(&mut node);
     let limit = node.config().timeouts.handshake_timeout;
@@ -249,11 +254,7 @@ fn an_altered_replayed_or_reordered_record_closes_with_decrypt() {
     fake.extend_from_slice(&[0; 40]);
     p.send_bytes(&fake);
     assert_eq!(p.close_reason(), Some(CloseReason::Decrypt));
-    assert!(p
-        .node
-        .stats()
-        .closed
-        .contains(&(CloseReason::Decrypt, 1)));
+    assert!(p.node.stats().closed.contains(&(CloseReason::Decrypt, 1)));
 }
 
 #[test]
@@ -289,7 +290,10 @@ fn neither_config_nor_node_debug_shows_the_secret() {
     let node = Node::new(cfg.clone(), 1, [1; 32], Instant::ZERO).expect("valid");
     for shown in [format!("{cfg:?}"), format!("{node:?}")] {
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(!shown.contains("104, 117, 110"), "bytes of the secret: {shown}");
+        assert!(
+            !shown.contains("104, 117, 110"),
+            "bytes of the secret: {shown}"
+        );
     }
 }
 
@@ -384,10 +388,9 @@ fn an_outsider_splicing_two_nodes_authenticates_nobody() {
         n.handle_timeout(now + limit);
         events.extend(drain(n).events);
     }
-    assert!(events.iter().all(|e| !matches!(
-        e,
-        Event::NodeUp { .. } | Event::Group(_)
-    )));
+    assert!(events
+        .iter()
+        .all(|e| !matches!(e, Event::NodeUp { .. } | Event::Group(_))));
     assert!(x.members("payments").is_none() && y.members("payments").is_none());
 }
 
@@ -401,7 +404,9 @@ fn a_seed_at_our_own_listen_address_is_never_dialled_again() {
     let Some(crate::Action::Dial { conn: out, .. }) = node.poll_action() else {
         panic!("the seed is dialled");
     };
-    let inb = node.handle_inbound(Instant::ZERO, addr(50_000)).expect("room");
+    let inb = node
+        .handle_inbound(Instant::ZERO, addr(50_000))
+        .expect("room");
     node.handle_dialed(Instant::ZERO, out);
     let mut events = Vec::new();
     // The node talks to itself until it stops.

@@ -197,3 +197,152 @@ fn the_nodes_own_dials_have_slots_of_their_own_and_a_cap() {
     let next = node.poll_timeout().expect("scheduled");
     assert!(next > Instant::ZERO);
 }
+
+/// Two nodes that dial each other at once, their bytes delivered round by
+/// round with connection `first` (by rank of its id) served first.
+fn simultaneous_dials(first: usize) -> (Vec<crate::Event>, Vec<crate::Event>, Node, Node) {
+    let mk = |id: &str, port: u16, seed: u16| {
+        let mut cfg = Config::new(NodeId::new(id).expect("valid"), SECRET);
+        cfg.listen_addrs = alloc::vec![addr(port)];
+        cfg.seeds = alloc::vec![addr(seed)];
+        let mut n = Node::new(cfg, 1, [port as u8; 32], Instant::ZERO).expect("valid");
+        let p = n.open_port();
+        n.register("g", &p).expect("valid");
+        n
+    };
+    let (mut x, mut y) = (mk("x", 7000, 7001), mk("y", 7001, 7000));
+    let now = Instant::ZERO;
+    x.handle_timeout(now);
+    y.handle_timeout(now);
+    let dial = |n: &mut Node| match n.poll_action() {
+        Some(Action::Dial { conn, .. }) => conn,
+        other => panic!("a dial: {other:?}"),
+    };
+    let (xo, yo) = (dial(&mut x), dial(&mut y));
+    let yi = y.handle_inbound(now, addr(50_000)).expect("room");
+    let xi = x.handle_inbound(now, addr(50_001)).expect("room");
+    x.handle_dialed(now, xo);
+    y.handle_dialed(now, yo);
+    // Links: x's dial (xo ↔ yi) and y's dial (yo ↔ xi).
+    let (mut ex, mut ey) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let mut tx: Vec<(bool, ConnId, Vec<u8>)> = Vec::new();
+        while let Some(t) = x.poll_transmit() {
+            tx.push((true, t.conn, t.data));
+        }
+        while let Some(t) = y.poll_transmit() {
+            tx.push((false, t.conn, t.data));
+        }
+        while let Some(a) = x.poll_action() {
+            if let Action::Close { conn } = a {
+                let other = if conn == xo { yi } else { yo };
+                y.handle_closed(now, other);
+            }
+        }
+        while let Some(a) = y.poll_action() {
+            if let Action::Close { conn } = a {
+                let other = if conn == yo { xi } else { xo };
+                x.handle_closed(now, other);
+            }
+        }
+        ex.extend(core::iter::from_fn(|| x.poll_event()));
+        ey.extend(core::iter::from_fn(|| y.poll_event()));
+        if tx.is_empty() {
+            break;
+        }
+        // Link 0 is x's dial, link 1 y's; `first` goes first this round.
+        tx.sort_by_key(|(from_x, conn, _)| {
+            let link = usize::from(!((*from_x && *conn == xo) || (!*from_x && *conn == yi)));
+            link != first
+        });
+        for (from_x, conn, data) in tx {
+            match (from_x, conn) {
+                (true, c) if c == xo => y.handle_bytes(now, yi, &data),
+                (true, _) => y.handle_bytes(now, yo, &data),
+                (false, c) if c == yo => x.handle_bytes(now, xi, &data),
+                (false, _) => x.handle_bytes(now, xo, &data),
+            }
+        }
+    }
+    (ex, ey, x, y)
+}
+
+#[test]
+fn two_nodes_dialling_each_other_keep_one_connection_and_never_go_down() {
+    for first in [0, 1] {
+        let (ex, ey, x, y) = simultaneous_dials(first);
+        for (events, n) in [(&ex, &x), (&ey, &y)] {
+            assert!(
+                !events
+                    .iter()
+                    .any(|e| matches!(e, crate::Event::NodeDown { .. })),
+                "a flap: {events:?}"
+            );
+            assert_eq!(n.stats().connections, 1, "{events:?}");
+            assert_eq!(n.connected_nodes().count(), 1);
+            assert_eq!(n.members("g").map(<[_]>::len), Some(2));
+            let ups = events
+                .iter()
+                .filter(|e| matches!(e, crate::Event::NodeUp { .. }))
+                .count();
+            assert_eq!(ups, 1, "{events:?}");
+        }
+    }
+}
+
+#[test]
+fn a_superseded_connection_is_handed_over_only_to_an_authenticated_one() {
+    // x is up on one connection, and a recording of its first message
+    // greets the node on another.
+    let recording = {
+        let mut p = super::RawPeer::connect(super::new_node("n"));
+        p.channel.start(&hello("x", 9));
+        p.channel.take_wire()
+    };
+    let mut live = super::RawPeer::authenticated(super::new_node("n"), "x");
+    live.send(&Frame::Sync {
+        groups: Default::default(),
+        done: true,
+    });
+    assert_eq!(live.node.connected_nodes().count(), 1);
+    let replay = live
+        .node
+        .handle_inbound(Instant::ZERO, addr(9300))
+        .expect("room");
+    live.node.handle_bytes(Instant::ZERO, replay, &recording);
+    live.drain();
+    // x closes its live connection as superseded: nothing proven takes over.
+    live.send(&Frame::Close {
+        reason: WireReason::Superseded,
+    });
+    assert!(
+        live.events
+            .iter()
+            .any(|e| matches!(e, crate::Event::NodeDown { .. })),
+        "handed to an unproven connection: {:?}",
+        live.events
+    );
+    assert_eq!(live.node.connected_nodes().count(), 0);
+}
+
+#[test]
+fn a_stale_incarnation_never_replaces_a_newer_one() {
+    let mut live = super::RawPeer::authenticated(super::new_node("n"), "x");
+    live.send(&Frame::Sync {
+        groups: Default::default(),
+        done: true,
+    });
+    // The dead older incarnation's connection authenticates late.
+    let mut late = super::RawPeer::connect_with(live.node, SECRET, 9400);
+    late.handshake(&hello("x", 5));
+    assert_eq!(
+        late.close_reason(),
+        Some(crate::CloseReason::StaleIncarnation)
+    );
+    assert!(!late
+        .events
+        .iter()
+        .any(|e| matches!(e, crate::Event::NodeDown { .. })));
+    assert_eq!(late.node.connected_nodes().count(), 1);
+    assert_eq!(late.node.stats().authenticated, 1);
+}

@@ -89,7 +89,9 @@ impl RawPeer {
     /// Connects from `port`, keyed by `secret`.
     pub(crate) fn connect_with(mut node: Node, secret: &[u8], port: u16) -> RawPeer {
         let now = Instant::ZERO;
-        let conn = node.handle_inbound(now, addr(port)).expect("under the limits");
+        let conn = node
+            .handle_inbound(now, addr(port))
+            .expect("under the limits");
         let mut p = RawPeer {
             node,
             conn,

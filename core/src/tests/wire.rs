@@ -9,8 +9,7 @@ use super::{framed, hello};
 use crate::event::{Limit, WireReason};
 use crate::wire::{
     BoundedVec, DecodeError, Frame, GroupChange, GroupPorts, HandshakeRecord, PeerInfo, WireAddr,
-    WireGroup,
-    WireNodeId, LEN_PREFIX, PROTOCOL_VERSION,
+    WireGroup, WireNodeId, LEN_PREFIX, PROTOCOL_VERSION,
 };
 
 fn wire_str<const N: usize>(s: &str) -> heapless::String<N> {
