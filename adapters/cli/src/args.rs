@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use groupmesh_smol::{MAX_GROUP_NAME, MAX_NODE_ID};
+use groupmesh_driver::{MAX_GROUP_NAME, MAX_NODE_ID};
 
 /// The longest secret file read: the mesh takes a secret of any length, but a
 /// file this large is the wrong file.

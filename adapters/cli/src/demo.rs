@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures_lite::{future, StreamExt};
-use groupmesh_smol::{Node, NodeConfig, Port, Registration};
+use groupmesh_driver::{Node, NodeConfig, Port, Registration};
+
+use crate::rt::Rt;
 
 use crate::output::{ms, ports};
 use crate::DemoArgs;
@@ -32,16 +34,16 @@ const GROUP: &str = "demo.workers";
 const SECRET: &[u8] = b"groupmesh demo secret";
 const STEP_LIMIT: Duration = Duration::from_secs(10);
 
-struct Member {
-    node: Node,
+struct Member<R: Rt> {
+    node: Node<R>,
     _regs: Vec<Registration>,
     /// One task per port, answering every request (ends with the node).
-    _responders: Vec<smol::Task<()>>,
+    _responders: Vec<crate::rt::Task>,
 }
 
 /// Answers every message that names its sender with the same bytes.
-fn respond(mut port: Port) -> smol::Task<()> {
-    smol::spawn(async move {
+fn respond<R: Rt>(mut port: Port) -> crate::rt::Task {
+    crate::rt::spawn::<R>(async move {
         while let Some(m) = port.recv().await {
             if let Some(from) = &m.from {
                 let _ = port.send(from, &m.payload);
@@ -52,7 +54,7 @@ fn respond(mut port: Port) -> smol::Task<()> {
 
 /// node-0 sends a request to every member from one port; returns the
 /// round-trip times of the replies.
-async fn ask_everyone(node: &Node) -> Result<Vec<Duration>, String> {
+async fn ask_everyone<R: Rt>(node: &Node<R>) -> Result<Vec<Duration>, String> {
     let members = node.members(GROUP).unwrap_or_default();
     let mut client = node.open_port();
     let mut asked = HashMap::new();
@@ -72,7 +74,7 @@ async fn ask_everyone(node: &Node) -> Result<Vec<Duration>, String> {
         }
     };
     future::or(replies, async {
-        smol::Timer::after(STEP_LIMIT).await;
+        crate::rt::sleep::<R>(STEP_LIMIT).await;
     })
     .await;
     if rtts.len() < members.len() {
@@ -87,13 +89,13 @@ async fn ask_everyone(node: &Node) -> Result<Vec<Duration>, String> {
 }
 
 /// Waits until `done` holds, checking every millisecond; returns the time taken.
-async fn until(what: &str, mut done: impl FnMut() -> bool) -> Result<Duration, String> {
+async fn until<R: Rt>(what: &str, mut done: impl FnMut() -> bool) -> Result<Duration, String> {
     let start = Instant::now();
     while !done() {
         if start.elapsed() > STEP_LIMIT {
             return Err(format!("{what}: not reached within {STEP_LIMIT:?}"));
         }
-        smol::Timer::after(Duration::from_millis(1)).await;
+        crate::rt::sleep::<R>(Duration::from_millis(1)).await;
     }
     Ok(start.elapsed())
 }
@@ -102,7 +104,7 @@ fn step(text: &str, took: Duration) {
     println!("  ✔ {text:<58} {:>10}", ms(took));
 }
 
-pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
+pub(crate) async fn run<R: Rt>(args: DemoArgs) -> Result<(), String> {
     let n = usize::from(args.nodes);
     let p = usize::from(args.ports);
     let total = Instant::now();
@@ -111,7 +113,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
     );
 
     // 1. Start the nodes; every node but the first joins through the first.
-    let mut nodes: Vec<Member> = Vec::new();
+    let mut nodes: Vec<Member<R>> = Vec::new();
     let mut seed = None;
     for i in 0..n {
         let mut cfg = NodeConfig::new(format!("node-{i}"), SECRET);
@@ -126,7 +128,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
         for _ in 0..p {
             let port = node.open_port();
             regs.push(node.register(GROUP, &port).map_err(|e| e.to_string())?);
-            responders.push(respond(port));
+            responders.push(respond::<R>(port));
         }
         println!("  started {} on {addr}", node.id());
         nodes.push(Member {
@@ -139,7 +141,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
     println!();
 
     // 2. The mesh forms and the group converges.
-    let full = until("full mesh", || {
+    let full = until::<R>("full mesh", || {
         nodes
             .iter()
             .all(|m| m.node.connected_nodes().len() == n - 1)
@@ -149,7 +151,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
         &format!("mesh full: every node connected to the {} others", n - 1),
         started + full,
     );
-    let conv = until("group convergence", || {
+    let conv = until::<R>("group convergence", || {
         nodes
             .iter()
             .all(|m| m.node.members(GROUP).map(|v| v.len()) == Some(n * p))
@@ -175,7 +177,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
 
     // 3. Request and response: node-0 asks every member, each answers.
     let asked = Instant::now();
-    let rtts = ask_everyone(&nodes[0].node).await?;
+    let rtts = ask_everyone::<R>(&nodes[0].node).await?;
     println!();
     step(
         &format!("node-0 asked all {} members, all replied", rtts.len()),
@@ -217,7 +219,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
     let killed_at = Instant::now();
     victim.node.kill();
     drop(victim);
-    let lost = until("members of the killed node vanish", || {
+    let lost = until::<R>("members of the killed node vanish", || {
         nodes
             .iter()
             .all(|m| m.node.members(GROUP).map(|v| v.len()) == Some((n - 1) * p))
@@ -235,7 +237,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
         delta.members.len()
     );
     let reason = future::or(port_monitor, async {
-        smol::Timer::after(STEP_LIMIT).await;
+        crate::rt::sleep::<R>(STEP_LIMIT).await;
         None
     })
     .await
@@ -253,7 +255,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
         let t = Instant::now();
         leaver.node.shutdown().await;
         drop(leaver);
-        let gone = until("members of the stopped node vanish", || {
+        let gone = until::<R>("members of the stopped node vanish", || {
             nodes
                 .iter()
                 .all(|m| m.node.members(GROUP).map(|v| v.len()) == Some((n - 2) * p))

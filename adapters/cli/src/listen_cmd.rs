@@ -1,11 +1,12 @@
 //! `groupmesh listen`: serve in a group, print every message, echo it back.
 
 use futures_lite::{future, StreamExt};
-use groupmesh_smol::{Message, NodeEvent};
+use groupmesh_driver::{Message, NodeEvent};
 use serde_json::json;
 
 use crate::messaging::{self, show, text, MeshArgs};
 use crate::output::{self, Printer};
+use crate::rt::Rt;
 
 /// Open a port in a group; print every message received and reply
 /// "echo: <payload>" to senders that name their port.
@@ -24,12 +25,12 @@ enum Item {
     Stop(&'static str),
 }
 
-pub(crate) async fn run(args: ListenArgs) -> Result<(), String> {
+pub(crate) async fn run<R: Rt>(args: ListenArgs) -> Result<(), String> {
     let out = Printer::new(args.mesh.json);
     if args.mesh.binds.is_empty() {
         return Err("listen needs --bind ADDR so that senders can connect to it".into());
     }
-    let node = messaging::start(&args.mesh, "listen", &out).await?;
+    let node = messaging::start::<R>(&args.mesh, "listen", &out).await?;
     let group = &args.mesh.group;
     let mut port = node.open_port();
     let _reg = node
@@ -40,12 +41,12 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), String> {
         json!({"event": "listening", "group": group, "port": output::port(port.id())}),
     );
 
-    let (tx, rx) = smol::channel::unbounded::<&'static str>();
+    let (tx, rx) = async_channel::unbounded::<&'static str>();
     let mut events = node.events();
     let mut signals =
         async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])
             .map_err(|e| format!("cannot watch for signals: {e}"))?;
-    let _signals = smol::spawn(async move {
+    let _signals = crate::rt::spawn::<R>(async move {
         if let Some(Ok(sig)) = signals.next().await {
             let name = if sig == async_signal::Signal::Int {
                 "SIGINT"

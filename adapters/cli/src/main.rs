@@ -14,6 +14,7 @@ mod notices;
 mod order;
 mod output;
 mod query_cmd;
+mod rt;
 mod send_cmd;
 
 use std::net::SocketAddr;
@@ -21,6 +22,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use groupmesh_async_std::AsyncStd;
+use groupmesh_smol::Smol;
+use groupmesh_tokio::Tokio;
+
+use crate::rt::{Rt, RuntimeName};
 
 /// What `--help` says about logging, for every command.
 const LOG_HELP: &str = "\
@@ -40,6 +46,9 @@ Each line names the node (node{id=...}) and the connection (conn=connN).";
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The async runtime the node runs on (smol is the default: see the README).
+    #[arg(long, global = true, value_enum, default_value_t = RuntimeName::default())]
+    runtime: RuntimeName,
 }
 
 #[derive(Subcommand, Debug)]
@@ -108,16 +117,11 @@ struct DemoArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let result = smol::block_on(async {
-        match cli.command {
-            Command::Node(args) => node_cmd::run(args).await,
-            Command::Listen(args) => listen_cmd::run(args).await,
-            Command::Send(args) => send_cmd::run(args).await,
-            Command::Members(args) => query_cmd::members(args).await,
-            Command::Nodes(args) => query_cmd::nodes(args).await,
-            Command::Demo(args) => demo::run(args).await,
-        }
-    });
+    let result = match cli.runtime {
+        RuntimeName::Tokio => run::<Tokio>(cli.command),
+        RuntimeName::Smol => run::<Smol>(cli.command),
+        RuntimeName::AsyncStd => run::<AsyncStd>(cli.command),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -125,6 +129,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `command` on runtime `R`.
+fn run<R: Rt>(command: Command) -> Result<(), String> {
+    R::block_on(async {
+        match command {
+            Command::Node(args) => node_cmd::run::<R>(args).await,
+            Command::Listen(args) => listen_cmd::run::<R>(args).await,
+            Command::Send(args) => send_cmd::run::<R>(args).await,
+            Command::Members(args) => query_cmd::members::<R>(args).await,
+            Command::Nodes(args) => query_cmd::nodes::<R>(args).await,
+            Command::Demo(args) => demo::run::<R>(args).await,
+        }
+    })
 }
 
 /// Logs to stderr as `GROUPMESH_LOG` says (see [`LOG_HELP`]); `warn` when

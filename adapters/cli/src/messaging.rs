@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use groupmesh_smol::{Node, NodeConfig};
+use groupmesh_driver::{Node, NodeConfig};
 use serde_json::json;
 
 use crate::args;
 use crate::output::Printer;
+use crate::rt::Rt;
 
 /// How to join the mesh, and which group to use.
 #[derive(clap::Args, Debug)]
@@ -59,7 +60,11 @@ pub(crate) fn node_config(
 }
 
 /// Starts the node and prints where it listens.
-pub(crate) async fn start(args: &MeshArgs, command: &str, out: &Printer) -> Result<Node, String> {
+pub(crate) async fn start<R: Rt>(
+    args: &MeshArgs,
+    command: &str,
+    out: &Printer,
+) -> Result<Node<R>, String> {
     let mut cfg = node_config(
         args.id.as_deref(),
         command,

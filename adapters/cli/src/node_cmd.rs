@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 
 use futures_lite::StreamExt;
-use groupmesh_smol::Node;
+use groupmesh_driver::Node;
+
+use crate::rt::Rt;
 use serde_json::json;
 
 use crate::messaging::node_config;
@@ -13,12 +15,12 @@ use crate::output::{self, Printer};
 use crate::NodeArgs;
 
 enum Item {
-    Group(String, groupmesh_smol::GroupChange),
-    Node(groupmesh_smol::NodeEvent),
+    Group(String, groupmesh_driver::GroupChange),
+    Node(groupmesh_driver::NodeEvent),
     Stop(&'static str),
 }
 
-pub(crate) async fn run(args: NodeArgs) -> Result<(), String> {
+pub(crate) async fn run<R: Rt>(args: NodeArgs) -> Result<(), String> {
     // Every flag was checked by now but these, which need each other or a file.
     let mut cfg = node_config(
         Some(&args.id),
@@ -30,7 +32,7 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), String> {
     cfg.bind = args.binds;
     cfg.seeds = args.seeds;
     let out = Printer::new(args.json);
-    let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
+    let node = Node::<R>::start(cfg).await.map_err(|e| e.to_string())?;
     let addrs: Vec<String> = node.local_addrs().iter().map(ToString::to_string).collect();
     out.line(
         &format!(
@@ -44,11 +46,11 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), String> {
                "incarnation": node.incarnation(), "pid": std::process::id()}),
     );
 
-    let (tx, rx) = smol::channel::unbounded::<Item>();
+    let (tx, rx) = async_channel::unbounded::<Item>();
     let mut tasks = Vec::new();
     let mut events = node.events();
     let etx = tx.clone();
-    tasks.push(smol::spawn(async move {
+    tasks.push(crate::rt::spawn::<R>(async move {
         while let Some(e) = events.next().await {
             if etx.send(Item::Node(e)).await.is_err() {
                 break;
@@ -82,7 +84,7 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), String> {
             .monitor(&group)
             .map_err(|e| format!("{flag} {group:?}: {e}"))?;
         let tx = tx.clone();
-        tasks.push(smol::spawn(async move {
+        tasks.push(crate::rt::spawn::<R>(async move {
             while let Some(change) = monitor.next().await {
                 if tx.send(Item::Group(group.clone(), change)).await.is_err() {
                     break;
@@ -93,7 +95,7 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), String> {
     let mut signals =
         async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])
             .map_err(|e| format!("cannot watch for signals: {e}"))?;
-    tasks.push(smol::spawn(async move {
+    tasks.push(crate::rt::spawn::<R>(async move {
         if let Some(Ok(sig)) = signals.next().await {
             let name = if sig == async_signal::Signal::Int {
                 "SIGINT"

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use groupmesh_smol::{CloseReason, NodeEvent, NodeId, RemoteReason};
+use groupmesh_driver::{CloseReason, NodeEvent, NodeId, RemoteReason};
 use serde_json::json;
 
 use crate::output::Printer;

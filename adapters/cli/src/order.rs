@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use groupmesh_smol::{CloseReason, GroupChange, NodeEvent, NodeId};
+use groupmesh_driver::{CloseReason, GroupChange, NodeEvent, NodeId};
 
 use crate::output::Printer;
 

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use groupmesh_smol::{GroupChange, PortId};
+use groupmesh_driver::{GroupChange, PortId};
 use serde_json::json;
 
 /// The version of the JSON lines' format (`"v"`), raised when a field
@@ -171,7 +171,7 @@ impl Printer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use groupmesh_smol::NodeId;
+    use groupmesh_driver::NodeId;
 
     fn p(node: &str, inc: u64, n: u64) -> PortId {
         PortId::new(NodeId::new(node).expect("a valid id"), inc, n)

@@ -11,8 +11,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures_lite::{future, StreamExt};
-use groupmesh_smol::{Events, Node, NodeEvent, NodeId, PortId};
+use groupmesh_driver::{Events, Node, NodeEvent, NodeId, PortId};
 use serde_json::json;
+
+use crate::rt::Rt;
 
 use crate::args;
 use crate::messaging::node_config;
@@ -54,9 +56,9 @@ pub(crate) struct MembersArgs {
 
 /// Prints the members of a group, one per line (text: `node#n`; JSON: one
 /// `members` line with `node#n@incarnation` ports).
-pub(crate) async fn members(args: MembersArgs) -> Result<(), String> {
+pub(crate) async fn members<R: Rt>(args: MembersArgs) -> Result<(), String> {
     let group = args.group.as_str();
-    let node = join(&args.query, "members").await?;
+    let node = join::<R>(&args.query, "members").await?;
     let members = settle(&node, &args.query, Some(group)).await;
     node.shutdown().await;
     let members = members?;
@@ -80,8 +82,8 @@ pub(crate) async fn members(args: MembersArgs) -> Result<(), String> {
 /// Prints the mesh's nodes (but this one), one per line, with their
 /// incarnations and addresses; a node learned of that could not be reached
 /// is listed as down.
-pub(crate) async fn nodes(args: QueryArgs) -> Result<(), String> {
-    let node = join(&args, "nodes").await?;
+pub(crate) async fn nodes<R: Rt>(args: QueryArgs) -> Result<(), String> {
+    let node = join::<R>(&args, "nodes").await?;
     let view = settle(&node, &args, None).await;
     let known: BTreeMap<NodeId, Vec<SocketAddr>> = node.known_nodes().into_iter().collect();
     let up: BTreeMap<NodeId, u64> = node.node_incarnations().into_iter().collect();
@@ -109,7 +111,7 @@ pub(crate) async fn nodes(args: QueryArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn join(args: &QueryArgs, command: &str) -> Result<Node, String> {
+async fn join<R: Rt>(args: &QueryArgs, command: &str) -> Result<Node<R>, String> {
     let mut cfg = node_config(args.id.as_deref(), command, &args.secret_file, 1000, 3000)?;
     cfg.seeds.clone_from(&args.seeds);
     Node::start(cfg).await.map_err(|e| e.to_string())
@@ -120,7 +122,11 @@ type View = (Vec<(NodeId, u64)>, Vec<NodeId>, Vec<PortId>);
 
 /// Waits until the view has settled (see the module's documentation);
 /// returns the group's members. Err when it does not within the timeout.
-async fn settle(node: &Node, args: &QueryArgs, group: Option<&str>) -> Result<Vec<PortId>, String> {
+async fn settle<R: Rt>(
+    node: &Node<R>,
+    args: &QueryArgs,
+    group: Option<&str>,
+) -> Result<Vec<PortId>, String> {
     let mut events = node.events();
     let start = Instant::now();
     let timeout = Duration::from_millis(args.timeout_ms);
@@ -162,7 +168,7 @@ async fn settle(node: &Node, args: &QueryArgs, group: Option<&str>) -> Result<Ve
                 seeds.join(", ")
             ));
         }
-        smol::Timer::after(Duration::from_millis(20)).await;
+        crate::rt::sleep::<R>(Duration::from_millis(20)).await;
     }
 }
 

@@ -4,8 +4,10 @@
 use std::time::{Duration, Instant};
 
 use futures_lite::{future, StreamExt};
-use groupmesh_smol::{Node, PortId};
+use groupmesh_driver::{Node, PortId};
 use serde_json::json;
+
+use crate::rt::Rt;
 
 use crate::messaging::{self, show, text, MeshArgs};
 use crate::output::{ms, port as qualified, Printer};
@@ -31,13 +33,13 @@ pub(crate) struct SendArgs {
 }
 
 enum Outcome {
-    Reply(groupmesh_smol::Message),
+    Reply(groupmesh_driver::Message),
     Gone(String),
     Late,
 }
 
 /// Waits until the group lists the wanted member.
-async fn member(node: &Node, args: &SendArgs, limit: Duration) -> Result<PortId, String> {
+async fn member<R: Rt>(node: &Node<R>, args: &SendArgs, limit: Duration) -> Result<PortId, String> {
     let group = &args.mesh.group;
     let mut changes = node
         .monitor(group)
@@ -61,7 +63,7 @@ async fn member(node: &Node, args: &SendArgs, limit: Duration) -> Result<PortId,
         None
     };
     let late = async {
-        smol::Timer::after(limit).await;
+        crate::rt::sleep::<R>(limit).await;
         None
     };
     future::or(found, late).await.ok_or_else(|| {
@@ -77,13 +79,13 @@ async fn member(node: &Node, args: &SendArgs, limit: Duration) -> Result<PortId,
     })
 }
 
-pub(crate) async fn run(args: SendArgs) -> Result<(), String> {
+pub(crate) async fn run<R: Rt>(args: SendArgs) -> Result<(), String> {
     let out = Printer::new(args.mesh.json);
     if args.mesh.seeds.is_empty() {
         return Err("send needs --seed ADDR: a node of the mesh to join through".into());
     }
     let limit = Duration::from_millis(args.timeout_ms);
-    let node = messaging::start(&args.mesh, "send", &out).await?;
+    let node = messaging::start::<R>(&args.mesh, "send", &out).await?;
     let result = exchange(&node, &args, limit, &out).await;
     let stats = node.stats();
     node.shutdown().await;
@@ -96,8 +98,8 @@ pub(crate) async fn run(args: SendArgs) -> Result<(), String> {
     result
 }
 
-async fn exchange(
-    node: &Node,
+async fn exchange<R: Rt>(
+    node: &Node<R>,
     args: &SendArgs,
     limit: Duration,
     out: &Printer,
@@ -134,7 +136,7 @@ async fn exchange(
                 }
             },
             async {
-                smol::Timer::after(limit).await;
+                crate::rt::sleep::<R>(limit).await;
                 Outcome::Late
             },
         ),
