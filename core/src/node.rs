@@ -731,15 +731,16 @@ impl Node {
         // it is still open: the one this replaced and had not closed yet, or
         // the one the peer closed this for. It takes over, and the node
         // never goes down.
-        let next = c.supersedes.into_iter().chain(
-            self.conns
-                .values()
-                .filter(|o| o.is_active() && o.peer().as_ref() == Some(&node))
-                .map(|o| o.id),
-        );
-        let next = next
-            .filter(|n| self.conns.get(n).is_some_and(|o| o.is_active()))
-            .next();
+        let next = c
+            .supersedes
+            .into_iter()
+            .chain(
+                self.conns
+                    .values()
+                    .filter(|o| o.peer().as_ref() == Some(&node))
+                    .map(|o| o.id),
+            )
+            .find(|n| self.conns.get(n).is_some_and(|o| o.is_active()));
         if let (Some(next), Some(p)) = (next, self.peers.get_mut(&node)) {
             p.conn = next;
             return;
