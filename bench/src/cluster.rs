@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::rt::RuntimeName;
+
 /// How a worker's node is configured.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerOpts {
@@ -24,6 +26,8 @@ pub(crate) struct WorkerOpts {
     pub(crate) mailbox: Option<usize>,
     /// `limits.max_frame`, if not the core's default.
     pub(crate) max_frame: Option<usize>,
+    /// The runtime the node runs on.
+    pub(crate) runtime: RuntimeName,
 }
 
 /// One line from a worker.
@@ -117,7 +121,8 @@ impl Cluster {
         cmd.args(["worker", "--id", &format!("n{idx:02}")])
             .args(["--ping-ms", &opts.ping_ms.to_string()])
             .args(["--keepalive-ms", &opts.keepalive_ms.to_string()])
-            .args(["--poll-us", &opts.poll_us.to_string()]);
+            .args(["--poll-us", &opts.poll_us.to_string()])
+            .args(["--runtime", opts.runtime.name()]);
         if let Some(m) = opts.mailbox {
             cmd.args(["--mailbox", &m.to_string()]);
         }

@@ -2,19 +2,22 @@
 //! node per OS process.
 //!
 //! The coordinator (this process) starts N copies of itself as hidden
-//! `worker`s, each running one node on smol, and drives them over stdin/stdout
+//! `worker`s, each running one node on the chosen runtime (`--runtime`), and drives them over stdin/stdout
 //! with JSON lines (see `worker.rs`). Scenarios: `converge`, `latency`,
 //! `loss`, `memory`, `messages` (and `all`). Each prints a table, or one JSON object per
 //! scenario with `--json`. Results and method: `docs/BENCHMARKS.md`.
 
 mod cluster;
 mod report;
+mod rt;
 mod scenarios;
 mod worker;
 
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::rt::RuntimeName;
 
 /// Benchmarks of groupmesh: separate node processes on loopback.
 #[derive(Parser, Debug)]
@@ -55,6 +58,9 @@ pub(crate) struct Common {
     /// Longest wait for any single step (seconds).
     #[arg(long, default_value_t = 30)]
     timeout_s: u64,
+    /// The async runtime the worker processes run their node on.
+    #[arg(long, value_enum, default_value_t = RuntimeName::default())]
+    runtime: RuntimeName,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -186,6 +192,9 @@ pub(crate) struct WorkerArgs {
     /// `limits.max_frame` (default: the core's).
     #[arg(long)]
     max_frame: Option<usize>,
+    /// The async runtime the node runs on.
+    #[arg(long, value_enum, default_value_t = RuntimeName::default())]
+    runtime: RuntimeName,
 }
 
 /// Every scenario with its defaults and the given common options.
@@ -193,6 +202,7 @@ fn all(c: &Common) -> Result<(), String> {
     let mut common = vec![
         format!("--poll-us={}", c.poll_us),
         format!("--timeout-s={}", c.timeout_s),
+        format!("--runtime={}", c.runtime.name()),
     ];
     if c.json {
         common.push("--json".into());

@@ -2,6 +2,8 @@
 
 use serde_json::{json, Value};
 
+use crate::rt::RuntimeName;
+
 /// The `q`-quantile (0..=1) of `sorted` by nearest rank; 0 when empty.
 pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -69,6 +71,14 @@ pub(crate) struct Report {
 }
 
 impl Report {
+    /// A scenario's report on `runtime`, with its parameters.
+    pub(crate) fn on(runtime: RuntimeName, title: &str, params: Value) -> Self {
+        let mut r = Report::new(format!("{title} ({})", runtime.name()), params);
+        r.json["scenario"] = json!(title);
+        r.json["runtime"] = json!(runtime.name());
+        r
+    }
+
     pub(crate) fn new(title: impl Into<String>, params: Value) -> Self {
         let title = title.into();
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use groupmesh_smol::{DEFAULT_MAILBOX, DEFAULT_SEND_BUFFER};
+use groupmesh_driver::{DEFAULT_MAILBOX, DEFAULT_SEND_BUFFER};
 use serde_json::{json, Value};
 
 use crate::cluster::{Cluster, Msg, WorkerOpts};
@@ -27,6 +27,7 @@ fn opts(c: &Common, ping_ms: u64, keepalive_ms: u64) -> WorkerOpts {
         poll_us: c.poll_us,
         mailbox: None,
         max_frame: None,
+        runtime: c.runtime,
     }
 }
 
@@ -181,7 +182,8 @@ pub(crate) fn converge(a: &ConvergeArgs) -> Result<(), String> {
             ms(quantile(&xs, 0.5))
         }
     };
-    let mut r = Report::new(
+    let mut r = Report::on(
+        a.common.runtime,
         "converge",
         json!({"nodes": n, "members": a.members, "groups": a.groups, "runs": runs.len(),
                "poll_us": a.common.poll_us}),
@@ -393,7 +395,8 @@ pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
 
     let pipe = sorted(&pipe_us);
     let pipe_p50 = quantile(&pipe, 0.5);
-    let mut r = Report::new(
+    let mut r = Report::on(
+        a.common.runtime,
         "latency",
         json!({"nodes": n, "iters": a.iters, "warmup": a.warmup, "a": "n00", "b": format!("n{nb:02}")}),
     );
@@ -515,7 +518,8 @@ pub(crate) fn loss(a: &LossArgs) -> Result<(), String> {
         (true, DEFAULT_PING_MS, DEFAULT_KEEPALIVE_MS),
         (true, a.short_ping_ms, a.short_keepalive_ms),
     ];
-    let mut r = Report::new(
+    let mut r = Report::on(
+        a.common.runtime,
         "loss",
         json!({"nodes": n, "members": a.members, "groups": a.groups}),
     );
@@ -634,7 +638,11 @@ pub(crate) fn memory(a: &MemoryArgs) -> Result<(), String> {
         .collect();
     let obs = per_member(observer, "rss_kib");
 
-    let mut r = Report::new("memory", json!({"nodes": n, "members": m, "groups": g}));
+    let mut r = Report::on(
+        a.common.runtime,
+        "memory",
+        json!({"nodes": n, "members": m, "groups": g}),
+    );
     r.target(
         "idle node process, VmRSS",
         mib(idle_rss),
@@ -681,7 +689,7 @@ pub(crate) fn memory(a: &MemoryArgs) -> Result<(), String> {
         format!("{:.0} B", per_member(observer, "anon_kib")),
     );
     r.note(format!(
-        "VmRSS from /proc/<pid>/status of each worker process (the bench worker: node + smol + \
+        "VmRSS from /proc/<pid>/status of each worker process (the bench worker: node + runtime + \
          the JSON line protocol); bytes per member = VmRSS growth from the formed mesh to the \
          loaded one / {nm} members; it includes allocator slack and buffers touched while the \
          snapshots arrived; settled {} ms before reading",
@@ -896,7 +904,8 @@ fn flood_rows(r: &mut Report, name: &str, f: &Value, target: Option<f64>) {
 }
 
 pub(crate) fn messages(a: &MessagesArgs) -> Result<(), String> {
-    let mut r = Report::new(
+    let mut r = Report::on(
+        a.common.runtime,
         "messages",
         json!({"count": a.count, "size": a.size, "big_count": a.big_count, "big_size": a.big_size,
                "iters": a.iters, "warmup": a.warmup, "mailbox": a.mailbox, "big_mailbox": a.big_mailbox}),
@@ -1010,13 +1019,13 @@ pub(crate) fn messages(a: &MessagesArgs) -> Result<(), String> {
     );
     r.note(format!(
         "two worker processes on 127.0.0.1; A sends from one port with Port::send in a tight loop, \
-         B's port is read by a smol task; a rate counts only messages B's port read, from A's \
+         B's port is read by a task on the runtime; a rate counts only messages B's port read, from A's \
          CLOCK_REALTIME before its first send to B's after its last read (same kernel clock); \
          B's sink waits until all arrived or none came for {} ms",
         a.idle_ms
     ));
     r.note(format!(
-        "round trips: one at a time from a port on A to an echo port on B (a smol task that \
+        "round trips: one at a time from a port on A to an echo port on B (a task that \
          sends each message back to its sender), timed in A with std::time::Instant; {} measured \
          after {} unmeasured ({} / {} for the large payload); lost 1 = a reply never came \
          (the rounds stop there)",

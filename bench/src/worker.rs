@@ -1,4 +1,4 @@
-//! The hidden `worker` subcommand: one groupmesh node (on smol) in its own
+//! The hidden `worker` subcommand: one groupmesh node (on `--runtime`) in its own
 //! process, driven by the coordinator over a line protocol.
 //!
 //! Every line on stdin is one JSON command `{"cmd": ..., ...}`; every line on
@@ -39,9 +39,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::{future, StreamExt};
-use groupmesh_smol::{Node, NodeConfig, NodeId, Port, PortId, Registration};
+use groupmesh_async_std::AsyncStd;
+use groupmesh_driver::{Node, NodeConfig, NodeId, Port, PortId, Registration};
+use groupmesh_smol::Smol;
+use groupmesh_tokio::Tokio;
 use serde_json::{json, Value};
 
+use crate::rt::{self, Rt, RuntimeName};
 use crate::WorkerArgs;
 
 /// The secret every bench node shares.
@@ -150,12 +154,12 @@ struct SinkCounts {
 /// Opens a port whose task reads and counts every message; with
 /// `ack_every`, it tells the sender after every `ack_every` messages how
 /// many it read (the next sequence number it expects).
-fn sink(node: &Node, ack_every: u64) -> (PortId, Arc<SinkCounts>, smol::Task<()>) {
+fn sink<R: Rt>(node: &Node<R>, ack_every: u64) -> (PortId, Arc<SinkCounts>, rt::Task<()>) {
     let mut port = node.open_port();
     let id = port.id().clone();
     let counts = Arc::new(SinkCounts::default());
     let c = counts.clone();
-    let task = smol::spawn(async move {
+    let task = rt::spawn::<R, _>(async move {
         let mut last: Option<u64> = None;
         while let Some(m) = port.recv().await {
             let t = sys_ns();
@@ -205,7 +209,7 @@ fn sink_wait(counts: &SinkCounts, expect: u64, idle: Duration) {
 /// `Port::send`. With a `window`, at most that many messages are sent and
 /// not yet acknowledged by the receiver (a sink with `ack_every`); without,
 /// as fast as `send` returns.
-async fn blast(port: &mut Port, to: &PortId, count: u64, size: usize, window: u64) -> Value {
+async fn blast<R: Rt>(port: &mut Port, to: &PortId, count: u64, size: usize, window: u64) -> Value {
     let mut buf = payload(size, 0);
     let mut errors = 0u64;
     let mut first_error = None;
@@ -218,7 +222,7 @@ async fn blast(port: &mut Port, to: &PortId, count: u64, size: usize, window: u6
         while window > 0 && seq >= acked + window {
             let ack = async { port.recv().await.and_then(|m| seq_of(&m.payload)) };
             let late = async {
-                smol::Timer::after(Duration::from_secs(1)).await;
+                rt::sleep::<R>(Duration::from_secs(1)).await;
                 None
             };
             match future::or(ack, late).await {
@@ -256,8 +260,8 @@ fn payload(size: usize, seq: u64) -> Vec<u8> {
 /// reply, `warmup + iters` times. Returns the measured ones (µs), and 1 lost
 /// if a reply did not come within `limit` (the rounds stop there). One timer
 /// for the whole run: a timer per round would add reactor work to each.
-async fn rtt(
-    node: Arc<Node>,
+async fn rtt<R: Rt>(
+    node: Arc<Node<R>>,
     to: PortId,
     (iters, warmup): (usize, usize),
     size: usize,
@@ -285,7 +289,7 @@ async fn rtt(
         Ok::<bool, String>(false)
     };
     let late = async {
-        smol::Timer::after(limit).await;
+        rt::sleep::<R>(limit).await;
         Ok(true)
     };
     match future::or(rounds, late).await {
@@ -301,6 +305,15 @@ struct Single {
 }
 
 pub(crate) fn run(args: &WorkerArgs) -> Result<(), String> {
+    match args.runtime {
+        RuntimeName::Tokio => serve::<Tokio>(args),
+        RuntimeName::Smol => serve::<Smol>(args),
+        RuntimeName::AsyncStd => serve::<AsyncStd>(args),
+    }
+}
+
+/// Runs the worker's node on `R` until `exit` or the end of stdin.
+fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
     let mut cfg = NodeConfig::new(args.id.clone(), SECRET);
     cfg.bind.push(([127, 0, 0, 1], 0).into());
     cfg.timeouts.ping_interval = Duration::from_millis(args.ping_ms);
@@ -314,7 +327,7 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<(), String> {
     let poll = Duration::from_micros(args.poll_us.max(10));
 
     // Commands are read by a plain thread; end of input ends the process.
-    let (tx, rx) = smol::channel::unbounded::<Value>();
+    let (tx, rx) = async_channel::unbounded::<Value>();
     std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
@@ -334,8 +347,8 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
 
-    smol::block_on(async move {
-        let node = Arc::new(Node::start(cfg).await.map_err(|e| e.to_string())?);
+    R::block_on(async move {
+        let node = Arc::new(Node::<R>::start(cfg).await.map_err(|e| e.to_string())?);
         emit(&json!({
             "ev": "ready",
             "id": args.id,
@@ -429,7 +442,7 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<(), String> {
                 "monitor" => {
                     let group = get_str(&cmd, "group").to_owned();
                     let mut monitor = node.monitor(&group).map_err(|e| format!("monitor: {e}"))?;
-                    monitors.push(smol::spawn(async move {
+                    monitors.push(rt::spawn::<R, _>(async move {
                         while let Some(c) = monitor.next().await {
                             let t = sys_ns();
                             emit(&json!({
@@ -496,7 +509,7 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<(), String> {
                     let size = get_usize(&cmd, "size");
                     let window = get_u64(&cmd, "window").unwrap_or(0);
                     let mut port = node.open_port();
-                    let v = blast(&mut port, &to, count, size, window).await;
+                    let v = blast::<R>(&mut port, &to, count, size, window).await;
                     // Kept open until exit, like the sinks.
                     senders.push(port);
                     emit(&v);
@@ -505,7 +518,7 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<(), String> {
                     let key = get_u64(&cmd, "key").unwrap_or(0);
                     let mut port = node.open_port();
                     let id = port.id().clone();
-                    tasks.push(smol::spawn(async move {
+                    tasks.push(rt::spawn::<R, _>(async move {
                         while let Some(m) = port.recv().await {
                             if let Some(from) = &m.from {
                                 // A dropped reply shows as a lost round trip.
@@ -521,7 +534,10 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<(), String> {
                     let warmup = get_usize(&cmd, "warmup");
                     let size = get_usize(&cmd, "size");
                     let limit = Duration::from_millis(get_u64(&cmd, "limit_ms").unwrap_or(20_000));
-                    let v = smol::spawn(rtt(node.clone(), to, (iters, warmup), size, limit)).await;
+                    let round = rtt(node.clone(), to, (iters, warmup), size, limit);
+                    let v = rt::spawn::<R, _>(round).join().await.unwrap_or_else(
+                        || json!({"ev": "error", "error": "the rtt task panicked"}),
+                    );
                     emit(&v);
                 }
                 "ping" => emit(&json!({"ev": "pong", "t": sys_ns()})),
@@ -541,7 +557,7 @@ pub(crate) fn run(args: &WorkerArgs) -> Result<(), String> {
 
 /// Starts a thread that polls the node's view every `poll` until each asked
 /// condition holds (reported once each) or the watch times out.
-fn watch(node: &Arc<Node>, cmd: &Value, poll: Duration) -> Result<(), String> {
+fn watch<R: Rt>(node: &Arc<Node<R>>, cmd: &Value, poll: Duration) -> Result<(), String> {
     let tag = get_str(cmd, "tag").to_owned();
     let mut want_members = get_u64(cmd, "members").and_then(|n| usize::try_from(n).ok());
     let mut want_peers = get_u64(cmd, "peers").and_then(|n| usize::try_from(n).ok());
