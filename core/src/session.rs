@@ -156,9 +156,8 @@ impl Node {
 
         // The mesh: remember the node (it is authenticated, whichever of its
         // connections survives below) and settle the dial that found it.
-        if !self.mesh.known.contains_key(&node)
-            && !self.mesh.make_room(self.cfg.limits.max_known_nodes)
-        {
+        let news = !self.mesh.known.contains_key(&node);
+        if news && !self.mesh.make_room(self.cfg.limits.max_known_nodes) {
             self.close(now, id, CloseReason::LimitExceeded(Limit::KnownNodes));
             return;
         }
@@ -275,7 +274,10 @@ impl Node {
         self.send_peer_list(now, id, &node);
         let snapshot: Vec<_> = self.local.snapshot().collect();
         self.send_batch(id, BatchKind::Snapshot, snapshot);
-        if !addrs.is_empty() {
+        // A node we had not heard of is news for our peers; one we had was
+        // announced by whoever told us (telling every peer of every new
+        // connection would make forming a mesh cost N³ frames).
+        if news && !addrs.is_empty() {
             let mut me = BoundedVec::new();
             let _ = me.try_push(peer_info(&node, &addrs));
             let announce = Frame::Peers { nodes: me };

@@ -2,6 +2,7 @@
 //! A hand-driven peer (`RawPeer`) speaks bytes to a real node so hostile and
 //! out-of-order input can be written down exactly.
 
+mod formation;
 mod framing;
 mod fuzz_bodies;
 mod groups;
