@@ -102,6 +102,14 @@ pub enum Frame {
         /// The sender's port number.
         port: u64,
     },
+    /// A digest of the set of nodes the sender is connected to, itself
+    /// included: in a full mesh every node's is the same, so the periodic
+    /// gossip costs one small frame per peer; a receiver whose own digest
+    /// differs answers with its peer list.
+    PeersDigest {
+        /// The first 16 bytes of SHA-256 over the sorted node ids.
+        digest: [u8; 16],
+    },
 }
 
 /// Message bytes on the wire (encoded as one length and the bytes).
@@ -451,7 +459,8 @@ impl Frame {
             | Frame::Message { .. }
             | Frame::MonitorPort { .. }
             | Frame::DemonitorPort { .. }
-            | Frame::PortDown { .. } => true,
+            | Frame::PortDown { .. }
+            | Frame::PeersDigest { .. } => true,
         }
     }
 }

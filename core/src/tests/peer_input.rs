@@ -333,3 +333,49 @@ fn no_ping_goes_out_while_updates_flow() {
         "a ping while updates flowed: {sent:?}"
     );
 }
+
+/// n with two peers up, x (returned) and y.
+fn two_peers() -> RawPeer {
+    let mut y = RawPeer::authenticated(new_node("n"), "y");
+    y.send(&sync(&[], true));
+    let mut x = RawPeer::connect_with(y.node, SECRET, 9001);
+    x.handshake(&hello("x", 9));
+    x.send(&sync(&[], true));
+    assert_eq!(x.node.connected_nodes().count(), 2);
+    x
+}
+
+#[test]
+fn a_quiet_mesh_gossips_a_digest_not_its_peer_list() {
+    let mut x = two_peers();
+    x.got.clear();
+    let round = x.node.config().timeouts.forget_after / 3;
+    // The peers keep talking, so only the gossip is due.
+    x.now = Instant::ZERO + round;
+    x.send(&Frame::Ping);
+    x.node.handle_timeout(x.now);
+    x.drain();
+    assert!(
+        x.got.iter().any(|f| matches!(f, Frame::PeersDigest { .. })),
+        "{:?}",
+        x.got
+    );
+    assert!(!x.got.iter().any(|f| matches!(f, Frame::Peers { .. })));
+}
+
+#[test]
+fn a_digest_that_differs_is_answered_with_the_peer_list() {
+    let mut x = two_peers();
+    x.got.clear();
+    x.send(&Frame::PeersDigest { digest: [0; 16] });
+    let listed: Vec<&str> = x
+        .got
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Peers { nodes } => Some(nodes.iter().map(|i| i.node.as_str())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(listed, ["y"]);
+}

@@ -85,6 +85,7 @@ pub(crate) fn frame() -> impl Strategy<Value = Frame> {
     )
     .prop_map(|v| Frame::Update { groups: bounded(v) });
     prop_oneof![
+        any::<[u8; 16]>().prop_map(|digest| Frame::PeersDigest { digest }),
         peers,
         sync,
         update,
