@@ -15,7 +15,6 @@
 //! - a whole record nobody sealed for that direction (altered, replayed,
 //!   reordered or forged), on a stream it had not touched before, closes the
 //!   receiving connection in the very input that completes it;
-//! - every connection whose stream it changed is closed by the end of the run;
 //! - no node lists, and no monitor event shows, a port its owner never
 //!   registered (checked for every run, see `Sim::check_no_false_port`).
 //!
@@ -106,11 +105,14 @@ impl Tap {
     }
 
     /// Notes a change at `from`; `checkpoint` if it is a whole bad record
-    /// ending there. Only the first change of a stream is judged exactly.
+    /// ending there. Only the first change of a stream is judged exactly,
+    /// and only while no later change moved bytes ahead of its end.
     fn taint(&mut self, from: u64, checkpoint: Option<u64>) {
         if self.tainted_from.is_none() {
             self.tainted_from = Some(from);
             self.checkpoint = checkpoint;
+        } else if self.checkpoint.is_some_and(|c| from < c) {
+            self.checkpoint = None;
         }
     }
 }
@@ -135,8 +137,6 @@ pub(super) struct Adversary {
     /// Its own connection ends, by link.
     own: BTreeMap<usize, Own>,
     next_conn: u64,
-    /// Node ends that took in a stream the adversary changed: closed by the end of the run.
-    corrupted: BTreeSet<EndKey>,
     /// Node ends that took in a whole record nobody sealed for them: their
     /// node closes them in that input.
     must_close: BTreeSet<EndKey>,
@@ -316,7 +316,6 @@ impl Sim {
         if !held {
             return; // the core had already let the connection go
         }
-        self.adv.corrupted.insert(end);
         if tap
             .checkpoint
             .is_some_and(|c| before < c && c <= tap.delivered)
@@ -689,7 +688,8 @@ impl Sim {
 
     /// Ends the adversary: its connections are reset, and it does nothing
     /// more. So are the connections whose stream it changed and that are
-    /// still open (counted in `Counts::adversary_stalls`): a byte slipped in
+    /// still open, or whose changed bytes are still on the way (counted in
+    /// `Counts::adversary_stalls`): a byte slipped in
     /// or a chunk moved mid-record shifts the stream, and the receiver reads
     /// a record length from the middle of a record (mostly under the record
     /// limit) and waits for that many bytes; every ping counts as traffic, so
@@ -701,13 +701,17 @@ impl Sim {
         for l in own {
             self.adversary_close(l);
         }
-        let stalled: Vec<usize> = self
-            .adv
-            .corrupted
-            .iter()
-            .filter_map(|end| self.ends.get(end).map(|&(l, _)| l))
+        let changed: Vec<usize> = (0..self.links.len())
+            .filter(|&l| {
+                let link = &self.links[l];
+                link.state == LinkState::Open
+                    && link.open != [false, false]
+                    && [2 * l, 2 * l + 1]
+                        .iter()
+                        .any(|&p| self.pipes[p].tap.tainted_from.is_some())
+            })
             .collect();
-        for l in stalled {
+        for l in changed {
             self.counts.adversary_stalls += 1;
             self.reset_link(l);
         }

@@ -378,7 +378,8 @@ pub struct Counts {
     pub adversary_acts: u64,
     pub adversary_conns: u64,
     pub adversary_refusals: u64,
-    /// Connections whose stream it shifted still open when it stopped.
+    /// Connections whose stream it changed, still open (or the change on
+    /// its way) when it stopped, reset then.
     pub adversary_stalls: u64,
 }
 
