@@ -76,6 +76,10 @@ pub struct Channel {
     theirs: Option<Hello>,
     /// Reading ended with an error.
     failed: bool,
+    /// Records read and accepted: handshake records, and sealed records that
+    /// opened. Only these are signs of life; bytes that never make a valid
+    /// record are not.
+    accepted: u64,
 }
 
 impl fmt::Debug for Channel {
@@ -111,6 +115,7 @@ impl Channel {
             ours: Vec::new(),
             theirs: None,
             failed: false,
+            accepted: 0,
         }
     }
 
@@ -198,6 +203,13 @@ impl Channel {
         plain.clear();
     }
 
+    /// How many records from the peer were accepted so far (handshake
+    /// records in order, sealed records that opened): a keepalive should
+    /// count these, not bytes, or a stream shifted by one byte stays "alive".
+    pub fn accepted(&self) -> u64 {
+        self.accepted
+    }
+
     /// Bytes written but not yet taken.
     pub fn unsent(&self) -> usize {
         self.wire.len()
@@ -231,6 +243,7 @@ impl Channel {
             }
             let read = self.on_record();
             self.records.consume();
+            self.accepted += u64::from(read.is_ok());
             match read {
                 Ok(Some(input)) => return Ok(Some(input)),
                 Ok(None) => {}

@@ -259,13 +259,19 @@ impl Node {
             return;
         };
         self.stats.bytes_in += bytes.len() as u64;
-        c.last_recv = now;
+        let mut accepted = c.channel.accepted();
         let mut input = bytes;
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            match c.channel.next(&mut input) {
+            let read = c.channel.next(&mut input);
+            // Only records that were accepted count as the peer being alive.
+            if c.channel.accepted() > accepted {
+                accepted = c.channel.accepted();
+                c.last_recv = now;
+            }
+            match read {
                 Ok(Some(Input::Frame(frame))) => {
                     self.stats.frames_in += 1;
                     self.on_frame(now, conn, frame);

@@ -379,3 +379,21 @@ fn a_digest_that_differs_is_answered_with_the_peer_list() {
         .collect();
     assert_eq!(listed, ["y"]);
 }
+
+#[test]
+fn a_stream_shifted_by_one_byte_is_cut_by_the_keepalive_though_bytes_keep_coming() {
+    let mut p = RawPeer::authenticated(new_node("n"), "x");
+    p.send(&sync(&[], true));
+    // One byte slipped in on the path: every record after it is misread.
+    p.send_bytes(&[0]);
+    let keepalive = p.node.config().timeouts.keepalive_timeout;
+    let ping = p.node.config().timeouts.ping_interval;
+    for step in 1..=4u32 {
+        p.now = Instant::ZERO + ping * step;
+        p.send(&Frame::Ping); // the peer still sends; nothing opens
+        p.node.handle_timeout(p.now);
+        p.drain();
+    }
+    assert!(Instant::ZERO + keepalive <= p.now);
+    assert_eq!(p.close_reason(), Some(CloseReason::KeepaliveTimeout));
+}
