@@ -500,7 +500,6 @@ fn an_adversary_without_the_secret_never_makes_a_node_list_a_false_port() {
 /// traffic. The connection, which can never carry a frame again, should end
 /// within the keepalive timeout (then the pair reconnects).
 #[test]
-#[ignore = "finding: keepalive counts raw bytes, so a shifted stream keeps a dead connection open for minutes"]
 fn a_byte_slipped_into_a_stream_does_not_keep_a_dead_connection_open() {
     let mut sim = Sim::new(SimOptions::new(2), 1);
     sim.settle_or_panic();
