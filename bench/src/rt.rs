@@ -14,10 +14,11 @@ use groupmesh_tokio::Tokio;
 /// The runtimes a command can run on.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum RuntimeName {
-    /// tokio's multi-thread runtime, one worker per core.
-    Tokio,
-    /// smol's global executor (the default: see docs/BENCHMARKS.md, Runtimes).
+    /// tokio's multi-thread runtime, one worker per core (the default:
+    /// see the README's runtime table).
     #[default]
+    Tokio,
+    /// smol's global executor.
     Smol,
     /// async-std (discontinued upstream).
     AsyncStd,

@@ -43,16 +43,9 @@ pub(crate) async fn run<R: Rt>(args: ListenArgs) -> Result<(), String> {
 
     let (tx, rx) = async_channel::unbounded::<&'static str>();
     let mut events = node.events();
-    let mut signals =
-        async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])
-            .map_err(|e| format!("cannot watch for signals: {e}"))?;
+    let signal = R::stop_signal()?;
     let _signals = crate::rt::spawn::<R>(async move {
-        if let Some(Ok(sig)) = signals.next().await {
-            let name = if sig == async_signal::Signal::Int {
-                "SIGINT"
-            } else {
-                "SIGTERM"
-            };
+        if let Some(name) = signal.await {
             let _ = tx.send(name).await;
         }
     });

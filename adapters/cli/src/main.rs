@@ -46,7 +46,7 @@ Each line names the node (node{id=...}) and the connection (conn=connN).";
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// The async runtime the node runs on (smol is the default: see the README).
+    /// The async runtime the node runs on (tokio by default: see the README's runtime table).
     #[arg(long, global = true, value_enum, default_value_t = RuntimeName::default())]
     runtime: RuntimeName,
 }

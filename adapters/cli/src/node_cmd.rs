@@ -92,16 +92,9 @@ pub(crate) async fn run<R: Rt>(args: NodeArgs) -> Result<(), String> {
             }
         }));
     }
-    let mut signals =
-        async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])
-            .map_err(|e| format!("cannot watch for signals: {e}"))?;
+    let signal = R::stop_signal()?;
     tasks.push(crate::rt::spawn::<R>(async move {
-        if let Some(Ok(sig)) = signals.next().await {
-            let name = if sig == async_signal::Signal::Int {
-                "SIGINT"
-            } else {
-                "SIGTERM"
-            };
+        if let Some(name) = signal.await {
             let _ = tx.send(Item::Stop(name)).await;
         }
     }));

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use futures_lite::future;
+use futures_lite::{future, StreamExt};
 use groupmesh_async_std::AsyncStd;
 use groupmesh_driver::Runtime;
 use groupmesh_smol::Smol;
@@ -14,10 +14,11 @@ use groupmesh_tokio::Tokio;
 /// The runtimes a command can run on.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum RuntimeName {
-    /// tokio's multi-thread runtime, one worker per core.
-    Tokio,
-    /// smol's global executor (the default: see the README's runtime table).
+    /// tokio's multi-thread runtime, one worker per core (the default:
+    /// see the README's runtime table).
     #[default]
+    Tokio,
+    /// smol's global executor.
     Smol,
     /// async-std (discontinued upstream).
     AsyncStd,
@@ -27,6 +28,25 @@ pub(crate) enum RuntimeName {
 pub(crate) trait Rt: Runtime + Default {
     /// Runs `future` to completion on this runtime, from `main`.
     fn block_on<T>(future: impl Future<Output = T>) -> T;
+
+    /// Watches for SIGINT and SIGTERM from now on: the future yields the
+    /// first one's name (`None` if signals can no longer be watched).
+    ///
+    /// # Errors
+    /// When signals cannot be watched.
+    fn stop_signal() -> Result<impl Future<Output = Option<&'static str>> + Send + 'static, String>
+    {
+        use async_signal::{Signal, Signals};
+        let mut signals = Signals::new([Signal::Int, Signal::Term])
+            .map_err(|e| format!("cannot watch for signals: {e}"))?;
+        Ok(async move {
+            match signals.next().await? {
+                Ok(Signal::Int) => Some("SIGINT"),
+                Ok(_) => Some("SIGTERM"),
+                Err(_) => None,
+            }
+        })
+    }
 }
 
 impl Rt for Smol {
@@ -48,6 +68,25 @@ impl Rt for Tokio {
             .build()
             .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))
             .block_on(future)
+    }
+
+    /// tokio's own signal handling: no second reactor for it.
+    #[cfg(unix)]
+    fn stop_signal() -> Result<impl Future<Output = Option<&'static str>> + Send + 'static, String>
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let watch = |kind| signal(kind).map_err(|e| format!("cannot watch for signals: {e}"));
+        let (mut int, mut term) = (
+            watch(SignalKind::interrupt())?,
+            watch(SignalKind::terminate())?,
+        );
+        Ok(async move {
+            tokio::select! {
+                Some(()) = int.recv() => Some("SIGINT"),
+                Some(()) = term.recv() => Some("SIGTERM"),
+                else => None,
+            }
+        })
     }
 }
 
