@@ -5,7 +5,7 @@
 //! **async-std is discontinued upstream** (its last release, 1.13, is marked
 //! "Deprecated in favor of `smol`", and RUSTSEC-2025-0052 records it as
 //! unmaintained; expect `cargo audit`/`cargo deny` to flag it). Use
-//! `groupmesh-smol` for new code; this crate is kept thin so existing
+//! `groupmesh-tokio` or `groupmesh-smol` for new code; this crate is kept thin so existing
 //! async-std programs can run a node.
 //!
 //! The whole API comes from `groupmesh-driver` and is re-exported unchanged;

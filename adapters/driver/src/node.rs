@@ -23,9 +23,10 @@ use crate::timer::{self, Clock};
 
 /// A running groupmesh node on runtime `R`.
 ///
-/// The runtime crates name it for their runtime (`groupmesh_smol::Node`,
-/// `groupmesh_async_std::Node`). Every method but [`start`](Self::start) and
-/// [`shutdown`](Self::shutdown) answers at once, from this node's own view.
+/// The runtime crates name it for their runtime (`groupmesh_tokio::Node`,
+/// `groupmesh_smol::Node`, `groupmesh_async_std::Node`). Every method but
+/// [`start`](Self::start) and [`shutdown`](Self::shutdown) answers at once,
+/// from this node's own view.
 ///
 /// Dropping the node shuts it down gracefully in the background (as
 /// [`shutdown`](Self::shutdown), without waiting). Its [`Port`]s,

@@ -2,7 +2,8 @@
 //!
 //! groupmesh on the [smol](https://docs.rs/smol) runtime: a fully meshed
 //! network of nodes over TCP with a network-global registry of named port
-//! groups, in the manner of Erlang's `pg`. This is the recommended runtime.
+//! groups, in the manner of Erlang's `pg`, for programs that run on smol
+//! (`groupmesh-tokio` is the same for tokio programs).
 //!
 //! The whole API comes from `groupmesh-driver` and is re-exported unchanged;
 //! this crate only supplies [`Smol`] (smol's spawn, timers and sockets) and
