@@ -34,9 +34,9 @@ mod adversary;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::panic::{self, AssertUnwindSafe};
-use std::time::Duration;
+use std::time::{Duration, Instant as WallClock};
 
 use groupmesh_core::{
     Action, ApiError, CloseReason, Config, ConnId, Event, GroupDelta, Instant, MonitorId, Node,
@@ -52,25 +52,74 @@ pub const LISTEN_PORT: u16 = 7000;
 /// The mesh's shared secret.
 pub const SECRET: &[u8] = b"simulated shared secret";
 
-/// The listen address of node `i`: `10.0.0.i:7000`.
+/// Most listen addresses a simulated node has.
+pub const MAX_ADDRS: usize = 8;
+
+/// The listen address of node `i`: `10.0.hi.lo:7000` (`10.0.0.i:7000` below 256).
 pub fn addr_of(i: usize) -> SocketAddr {
-    let octet = u8::try_from(i).expect("at most 255 simulated nodes");
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, octet)), LISTEN_PORT)
+    addr_k(i, 0)
 }
 
-/// The node listening at `addr`, if any.
-fn index_of(addr: SocketAddr) -> Option<usize> {
-    match addr.ip() {
-        IpAddr::V4(ip) if addr.port() == LISTEN_PORT && ip.octets()[..3] == [10, 0, 0] => {
-            Some(usize::from(ip.octets()[3]))
-        }
-        _ => None,
+/// Address `k` (`< MAX_ADDRS`) node `i` may listen on: `k = 0` is
+/// [`addr_of`]; even `k`, IPv4 `10.k.hi.lo:7000+k`; odd `k`, IPv6
+/// `[fd00::k:hi:lo]:7000+k`.
+pub fn addr_k(i: usize, k: usize) -> SocketAddr {
+    assert!(i < 1 << 16 && k < MAX_ADDRS, "node {i} address {k}");
+    let [hi, lo] = u16::try_from(i).expect("checked").to_be_bytes();
+    let kk = u8::try_from(k).expect("checked");
+    let port = LISTEN_PORT + u16::from(kk);
+    if k % 2 == 0 {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, kk, hi, lo)), port)
+    } else {
+        let ip = Ipv6Addr::new(
+            0xfd00,
+            0,
+            0,
+            0,
+            0,
+            u16::from(kk),
+            u16::from(hi),
+            u16::from(lo),
+        );
+        SocketAddr::new(IpAddr::V6(ip), port)
     }
+}
+
+/// The node `addr` is one of the [`addr_k`] of, if any (whether that node
+/// listens there is for its configuration to say).
+fn index_of(addr: SocketAddr) -> Option<usize> {
+    let k = usize::from(addr.port().checked_sub(LISTEN_PORT)?);
+    let i = match addr.ip() {
+        IpAddr::V4(ip) => {
+            let o = ip.octets();
+            usize::from(u16::from_be_bytes([o[2], o[3]]))
+        }
+        IpAddr::V6(ip) => {
+            let s = ip.segments();
+            (usize::from(s[6]) << 8) | usize::from(s[7])
+        }
+    };
+    (k < MAX_ADDRS && addr_k(i, k) == addr).then_some(i)
 }
 
 /// The id of node `i`: `n00`, `n01`, ...
 pub fn node_id(i: usize) -> NodeId {
     NodeId::new(&format!("n{i:02}")).expect("short id")
+}
+
+/// A long id for node `i`, up to 64 bytes: `n00-` and more bytes, some of
+/// them two-byte characters.
+fn long_node_id(i: usize, rng: &mut SmallRng) -> NodeId {
+    let mut id = format!("n{i:02}-");
+    let len = rng.random_range(id.len()..=64);
+    while id.len() < len {
+        let c = if rng.random_ratio(1, 4) { 'é' } else { 'x' };
+        if id.len() + c.len_utf8() > 64 {
+            break;
+        }
+        id.push(c);
+    }
+    NodeId::new(&id).expect("at most 64 bytes")
 }
 
 /// Short timeouts so that a simulated run covers many keepalive periods.
@@ -107,8 +156,8 @@ pub struct SimOptions {
     /// keeps re-dialling seeds whose dial lost the one-connection-per-pair
     /// rule (see `connected_seeds_are_not_redialled` in simulation.rs).
     pub strict_mesh: bool,
-    /// A port monitor's `Restarted` notice is refused unless a later
-    /// incarnation of the port's node exists. On by default (it once failed
+    /// A port monitor's `Restarted` notice is refused unless its node
+    /// started again after the port's incarnation. On by default (it once failed
     /// during a connection handover and for a port of a newer incarnation
     /// than the connected one: replayed in `messaging_sim.rs`).
     pub strict_port_down_reasons: bool,
@@ -120,6 +169,27 @@ pub struct SimOptions {
     /// `adversary.rs`): on at the start, moved by [`Sim::adversary_step`],
     /// ended by [`Sim::stop_adversary`].
     pub adversary: bool,
+    /// Each node listens on 1..=`max_addrs` addresses (at most
+    /// [`MAX_ADDRS`]), IPv4 and IPv6, in a random order.
+    pub max_addrs: usize,
+    /// Each seed is given at two of its node's addresses (it listens on at
+    /// least two): a node dials the same node twice at once.
+    pub double_seeds: bool,
+    /// Node ids of 4 to 64 bytes, some characters of two bytes.
+    pub long_ids: bool,
+    /// Limits differ per node: `max_frame` from 1 KiB to 1 MiB, and some
+    /// nodes take fewer handshakes and dials at a time than their peers.
+    pub varied_limits: bool,
+    /// A restart picks, half of the time, an incarnation smaller than every
+    /// earlier one of any node (a host whose clock went back).
+    pub falling_incarnations: bool,
+    /// Convergence is judged among the live nodes: dead nodes may stay dead
+    /// (and their ports must be gone from every view).
+    pub allow_dead: bool,
+    /// Skips the checks that scan a node's whole view at every drain (the
+    /// monitor replays and the checks of every delivery stay): for runs of
+    /// hundreds of nodes that measure rather than search.
+    pub light_checks: bool,
 }
 
 impl SimOptions {
@@ -136,6 +206,13 @@ impl SimOptions {
             strict_port_down_reasons: true,
             lazy_drain: false,
             adversary: false,
+            max_addrs: 1,
+            double_seeds: false,
+            long_ids: false,
+            varied_limits: false,
+            falling_incarnations: false,
+            allow_dead: false,
+            light_checks: false,
         }
     }
 
@@ -243,6 +320,11 @@ pub struct SimNode {
     pub port_monitors: BTreeMap<PortMonitorId, PortMonitorTrack>,
     /// `handle_timeout` calls in a row after which `poll_timeout` was still <= now.
     stale_wakes: u32,
+    /// Every incarnation this node started, in the order it started them.
+    pub history: Vec<u64>,
+    /// Nodes the current incarnation saw go down as `Restarted`, with the
+    /// incarnation that went: the one that comes up must be greater.
+    replaced: BTreeMap<NodeId, u64>,
 }
 
 impl SimNode {
@@ -328,6 +410,9 @@ pub struct Sim {
     /// Pairs (smaller, larger) that cannot reach each other, and how.
     partitions: BTreeMap<(usize, usize), CutMode>,
     next_incarnation: u64,
+    /// With `falling_incarnations`: the last incarnation handed out below
+    /// every other.
+    next_falling: u64,
     next_ephemeral: u16,
     /// Steps taken at the current instant (livelock guard).
     steps_at_now: u64,
@@ -345,6 +430,12 @@ pub struct Sim {
     pub port_history: Vec<PortId>,
     /// Every port ever registered, by group: no node may list another.
     pub registered: BTreeMap<String, BTreeSet<PortId>>,
+    /// What each incarnation had registered when it died: (node, incarnation)
+    /// -> group -> ports.
+    ended_regs: BTreeMap<(usize, u64), BTreeMap<String, BTreeSet<PortId>>>,
+    /// Wall time spent inside the cores' calls (the simulator is one thread:
+    /// in a release build, this is the cores' CPU time).
+    pub core_time: Duration,
     adv: Adversary,
 }
 
@@ -386,7 +477,12 @@ pub struct Counts {
 impl Sim {
     /// A network of `opts.nodes` nodes, all started at time zero.
     pub fn new(opts: SimOptions, seed: u64) -> Sim {
-        assert!(opts.nodes >= 1 && opts.nodes <= 250);
+        assert!(opts.nodes >= 1 && opts.nodes <= 1000);
+        let falling = if opts.falling_incarnations {
+            1 << 20
+        } else {
+            1
+        };
         let mut sim = Sim {
             now: Instant::ZERO,
             rng: SmallRng::seed_from_u64(seed),
@@ -400,7 +496,8 @@ impl Sim {
             misc: BTreeMap::new(),
             seq: 0,
             partitions: BTreeMap::new(),
-            next_incarnation: 1,
+            next_incarnation: falling,
+            next_falling: falling,
             next_ephemeral: 0,
             steps_at_now: 0,
             undrained: BTreeSet::new(),
@@ -410,21 +507,39 @@ impl Sim {
             last_delivered: BTreeMap::new(),
             port_history: Vec::new(),
             registered: BTreeMap::new(),
+            ended_regs: BTreeMap::new(),
+            core_time: Duration::ZERO,
             adv: Adversary::default(),
             opts,
         };
         sim.start_adversary();
-        for i in 0..sim.opts.nodes {
-            let mut cfg = Config::new(node_id(i), SECRET);
-            cfg.listen_addrs = vec![addr_of(i)];
-            cfg.seeds = sim.opts.seeds.iter().map(|&s| addr_of(s)).collect();
+        let n = sim.opts.nodes;
+        let listen: Vec<Vec<SocketAddr>> = (0..n).map(|i| sim.draw_addrs(i)).collect();
+        for i in 0..n {
+            let id = if sim.opts.long_ids {
+                long_node_id(i, &mut sim.rng)
+            } else {
+                node_id(i)
+            };
+            let mut cfg = Config::new(id.clone(), SECRET);
+            cfg.listen_addrs = listen[i].clone();
+            let per_seed = if sim.opts.double_seeds { 2 } else { 1 };
+            cfg.seeds = sim
+                .opts
+                .seeds
+                .iter()
+                .flat_map(|&s| listen[s].iter().take(per_seed).copied())
+                .collect();
             cfg.timeouts = sim.opts.timeouts.clone();
             if let Some(m) = sim.opts.max_unauthenticated {
                 cfg.limits.max_unauthenticated = m;
             }
+            if sim.opts.varied_limits {
+                sim.draw_limits(&mut cfg);
+            }
             sim.nodes.push(SimNode {
                 index: i,
-                id: node_id(i),
+                id,
                 addr: addr_of(i),
                 cfg,
                 node: None,
@@ -435,16 +550,58 @@ impl Sim {
                 monitors: BTreeMap::new(),
                 port_monitors: BTreeMap::new(),
                 stale_wakes: 0,
+                history: Vec::new(),
+                replaced: BTreeMap::new(),
             });
             sim.start(i);
         }
         sim
     }
 
+    /// The addresses node `i` listens on: [`addr_of`] alone, or with
+    /// `max_addrs` (and at least two for a seed with `double_seeds`) more
+    /// [`addr_k`], in a random order.
+    fn draw_addrs(&mut self, i: usize) -> Vec<SocketAddr> {
+        let max = self.opts.max_addrs.clamp(1, MAX_ADDRS);
+        let least = if self.opts.double_seeds && self.opts.seeds.contains(&i) {
+            2
+        } else {
+            1
+        };
+        if max.max(least) == 1 {
+            return vec![addr_of(i)];
+        }
+        let count = self.rng.random_range(least..=max.max(least));
+        let mut ks = rand::seq::index::sample(&mut self.rng, MAX_ADDRS - 1, count - 1).into_vec();
+        ks.iter_mut().for_each(|k| *k += 1);
+        let at = self.rng.random_range(0..count);
+        ks.insert(at, 0);
+        ks.into_iter().map(|k| addr_k(i, k)).collect()
+    }
+
+    /// Limits of one node drawn for `varied_limits`: `max_frame` from 1 KiB to
+    /// 1 MiB (each power of two alike), and for a third of the nodes fewer
+    /// handshakes and dials at a time than the default.
+    fn draw_limits(&mut self, cfg: &mut Config) {
+        cfg.limits.max_frame = 1 << self.rng.random_range(10..=20);
+        if self.rng.random_ratio(1, 3) {
+            cfg.limits.max_dials = self.rng.random_range(1..=4);
+            cfg.limits.max_unauthenticated = self.rng.random_range(2..=8);
+        }
+    }
+
     fn start(&mut self, i: usize) {
-        let inc = self.next_incarnation;
-        self.next_incarnation += 1;
-        if inc > self.nodes.len() as u64 {
+        let inc = if self.opts.falling_incarnations
+            && !self.nodes[i].history.is_empty()
+            && self.rng.random_bool(0.5)
+        {
+            self.next_falling -= 1;
+            self.next_falling
+        } else {
+            self.next_incarnation += 1;
+            self.next_incarnation - 1
+        };
+        if !self.nodes[i].history.is_empty() {
             self.counts.restarts += 1;
         }
         let mut seed = [0u8; 32];
@@ -455,6 +612,8 @@ impl Sim {
         n.wake = node.poll_timeout();
         n.node = Some(node);
         n.incarnation = inc;
+        n.history.push(inc);
+        n.replaced.clear();
         n.model = LocalModel::default();
         n.monitors.clear();
         n.port_monitors.clear();
@@ -634,7 +793,9 @@ impl Sim {
         };
         {
             let _s = tracing::debug_span!("node", t = now.as_millis(), n = i).entered();
+            let t0 = WallClock::now();
             node.handle_timeout(now);
+            self.core_time += t0.elapsed();
         }
         self.drain(i);
         let n = &mut self.nodes[i];
@@ -694,7 +855,8 @@ impl Sim {
         if !self.dials.remove(&from) {
             return; // the dialler gave up (or crashed) first
         }
-        let target = index_of(addr).filter(|&j| j < self.nodes.len());
+        let target = index_of(addr)
+            .filter(|&j| j < self.nodes.len() && self.nodes[j].cfg.listen_addrs.contains(&addr));
         let Some(j) = target.filter(|&j| self.alive(j)) else {
             // Nothing listens there: connection refused.
             let d = self.latency();
@@ -720,11 +882,14 @@ impl Sim {
         self.counts.connects += 1;
         let accepted = {
             let _s = tracing::debug_span!("node", t = now.as_millis(), n = j).entered();
-            self.nodes[j]
+            let t0 = WallClock::now();
+            let c = self.nodes[j]
                 .node
                 .as_mut()
                 .expect("alive")
-                .handle_inbound(now, src)
+                .handle_inbound(now, src);
+            self.core_time += t0.elapsed();
+            c
         };
         let inc_j = self.nodes[j].incarnation;
         let link = self.links.len();
@@ -842,7 +1007,9 @@ impl Sim {
         let now = self.now;
         if let Some(node) = self.nodes[i].node.as_mut() {
             let _s = tracing::debug_span!("node", t = now.as_millis(), n = i).entered();
+            let t0 = WallClock::now();
             f(node, now);
+            self.core_time += t0.elapsed();
         }
     }
 
@@ -862,12 +1029,15 @@ impl Sim {
     fn drain(&mut self, i: usize) {
         self.undrained.remove(&i);
         let mut comings_and_goings = Vec::new();
-        // After a NodeDown, deltas per (monitor, lost node) removing its ports.
-        let mut losses: BTreeMap<(MonitorId, NodeId, u64), usize> = BTreeMap::new();
+        // Per (monitor, node, incarnation): the deltas of this drain that
+        // removed ports the node still held (so lost, not unregistered),
+        // since the last one that added a port of it.
+        let mut losses: BTreeMap<(MonitorId, NodeId, u64), Vec<Vec<PortId>>> = BTreeMap::new();
         loop {
             let Some(node) = self.nodes[i].node.as_mut() else {
                 return;
             };
+            let t0 = WallClock::now();
             let mut transmits = Vec::new();
             while let Some(t) = node.poll_transmit() {
                 transmits.push(t);
@@ -881,6 +1051,7 @@ impl Sim {
                 events.push(e);
             }
             self.nodes[i].wake = node.poll_timeout();
+            self.core_time += t0.elapsed();
             if transmits.is_empty() && actions.is_empty() && events.is_empty() {
                 break;
             }
@@ -898,29 +1069,25 @@ impl Sim {
                     Event::NodeDown {
                         node, incarnation, ..
                     } => comings_and_goings.push((node.clone(), *incarnation, false)),
-                    Event::Group(d) => {
-                        for (peer, inc, up) in &comings_and_goings {
-                            let hit = d
-                                .removed
-                                .iter()
-                                .any(|p| p.node() == peer && p.incarnation() == *inc);
-                            if !up && hit {
-                                let n = losses.entry((d.monitor, peer.clone(), *inc)).or_default();
-                                *n += 1;
-                                assert!(
-                                    *n == 1,
-                                    "node {i} at {:?}: {peer}@{inc} went down and its ports \
-                                     left {:?} in more than one delta",
-                                    self.now,
-                                    d.group
-                                );
-                            }
-                        }
-                    }
+                    Event::Group(d) if !self.opts.light_checks => self.note_losses(d, &mut losses),
                     _ => {}
                 }
                 self.on_event(i, e);
             }
+        }
+        // A node that went down in this drain left each monitored group in
+        // one delta, whether its NodeDown came before, between or after them.
+        for ((mon, peer, inc), deltas) in &losses {
+            let went_down = comings_and_goings
+                .iter()
+                .any(|(p, x, up)| !up && p == peer && x == inc);
+            assert!(
+                !went_down || deltas.len() == 1,
+                "node {i} at {:?}: {peer}@{inc} went down and its ports left monitor {mon} \
+                 in {} deltas: {deltas:?}",
+                self.now,
+                deltas.len()
+            );
         }
         self.check_monitors(i);
         if self.opts.adversary {
@@ -928,6 +1095,9 @@ impl Sim {
             if let Err(e) = self.check_no_false_port(i) {
                 panic!("{e}\n{}", self.dump());
             }
+        }
+        if self.opts.light_checks {
+            return;
         }
         // A node that went down has no member left here; a node that came up
         // has no member of another incarnation left.
@@ -954,6 +1124,47 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// Records which ports of which node incarnation a delta removed although
+    /// their owner still held them (or held them when it died): a loss. A
+    /// delta that adds a port of that incarnation starts its count again.
+    fn note_losses(
+        &self,
+        d: &GroupDelta,
+        losses: &mut BTreeMap<(MonitorId, NodeId, u64), Vec<Vec<PortId>>>,
+    ) {
+        for p in &d.added {
+            losses.remove(&(d.monitor, p.node().clone(), p.incarnation()));
+        }
+        let mut lost: BTreeMap<(NodeId, u64), Vec<PortId>> = BTreeMap::new();
+        for p in d.removed.iter().filter(|p| self.held_by_owner(&d.group, p)) {
+            lost.entry((p.node().clone(), p.incarnation()))
+                .or_default()
+                .push(p.clone());
+        }
+        for ((node, inc), ports) in lost {
+            losses
+                .entry((d.monitor, node, inc))
+                .or_default()
+                .push(ports);
+        }
+    }
+
+    /// Whether `port`'s incarnation holds a registration of it in `group`
+    /// (now, or when that incarnation died).
+    fn held_by_owner(&self, group: &str, port: &PortId) -> bool {
+        let Some(j) = self.owner_of(port) else {
+            return false;
+        };
+        let o = &self.nodes[j];
+        if o.alive() && o.incarnation == port.incarnation() {
+            return o.model.regs.values().any(|(g, p)| g == group && p == port);
+        }
+        self.ended_regs
+            .get(&(j, port.incarnation()))
+            .and_then(|m| m.get(group))
+            .is_some_and(|ports| ports.contains(port))
     }
 
     fn on_transmit(&mut self, i: usize, t: Transmit) {
@@ -1024,6 +1235,27 @@ impl Sim {
 
     fn on_event(&mut self, i: usize, e: Event) {
         let inc = self.nodes[i].incarnation;
+        match &e {
+            Event::NodeDown {
+                node,
+                incarnation,
+                reason: CloseReason::Restarted,
+            } => {
+                self.nodes[i].replaced.insert(node.clone(), *incarnation);
+            }
+            Event::NodeUp { node, incarnation } => {
+                if let Some(old) = self.nodes[i].replaced.remove(node) {
+                    assert!(
+                        *incarnation > old,
+                        "node {i} at {:?}: {node}@{old}, connected, was replaced by the \
+                         stale {node}@{incarnation}\n{}",
+                        self.now,
+                        self.dump()
+                    );
+                }
+            }
+            _ => {}
+        }
         if let Event::NodeDown { reason, .. } = &e {
             self.counts.node_downs += 1;
             if matches!(
@@ -1144,7 +1376,10 @@ impl Sim {
             .expect("API call on a live node");
         let r = {
             let _s = tracing::debug_span!("node", t = now.as_millis(), n = i).entered();
-            f(node)
+            let t0 = WallClock::now();
+            let r = f(node);
+            self.core_time += t0.elapsed();
+            r
         };
         self.drain(i);
         r
@@ -1470,9 +1705,13 @@ impl Sim {
         reason: PortDownReason,
     ) -> Result<(), String> {
         let live = self.port_live(port);
-        let newer = self
-            .owner_of(port)
-            .is_some_and(|j| self.nodes[j].incarnation > port.incarnation());
+        // A later start of its node (whose incarnation may be smaller).
+        let newer = self.owner_of(port).is_some_and(|j| {
+            let h = &self.nodes[j].history;
+            h.iter()
+                .position(|&x| x == port.incarnation())
+                .is_some_and(|k| k + 1 < h.len())
+        });
         let strict = self.opts.strict_port_down_reasons;
         let t = self.nodes[i]
             .port_monitors
@@ -1708,6 +1947,10 @@ impl Sim {
         let inc = self.nodes[i].incarnation;
         self.dials.retain(|k| (k.0, k.1) != (i, inc));
         self.hung.retain(|k| (k.0, k.1) != (i, inc));
+        if !self.opts.light_checks {
+            let regs = self.nodes[i].model.memberships();
+            self.ended_regs.insert((i, inc), regs);
+        }
         let n = &mut self.nodes[i];
         n.node = None;
         n.wake = None;
@@ -1740,7 +1983,9 @@ impl Sim {
     /// connection per pair, and every node lists exactly the expected members.
     pub fn check_converged(&self) -> Result<(), String> {
         if let Some(d) = self.dead_nodes().first() {
-            return Err(format!("node {d} is down"));
+            if !self.opts.allow_dead {
+                return Err(format!("node {d} is down"));
+            }
         }
         if !self.partitions.is_empty() {
             return Err("partitions remain".into());
@@ -1775,10 +2020,15 @@ impl Sim {
                 ));
             }
             let ends = self.ends_of(i);
+            let failing = self.misc.values().filter_map(|m| match m {
+                Misc::DialFailed(k) => Some(k),
+                Misc::Syn { .. } => None,
+            });
             let dialling = self
                 .dials
                 .iter()
                 .chain(&self.hung)
+                .chain(failing)
                 .filter(|k| (k.0, k.1) == (i, inc))
                 .count();
             if s.connections != ends.len() + dialling {
@@ -1841,6 +2091,10 @@ impl Sim {
         among: &[usize],
         want: &BTreeMap<String, BTreeSet<PortId>>,
     ) -> Result<(), String> {
+        let owners: BTreeMap<&NodeId, &SimNode> = among
+            .iter()
+            .map(|&j| (&self.nodes[j].id, &self.nodes[j]))
+            .collect();
         for &i in among {
             let node = self.core(i);
             let mut groups: BTreeSet<String> = want.keys().cloned().collect();
@@ -1855,11 +2109,7 @@ impl Sim {
                     return Err(format!("node {i}: members({g:?}) not sorted: {view:?}"));
                 }
                 for p in view {
-                    let owner = among
-                        .iter()
-                        .find(|&&j| &self.nodes[j].id == p.node())
-                        .map(|&j| &self.nodes[j]);
-                    match owner {
+                    match owners.get(p.node()) {
                         Some(o) if o.alive() && o.incarnation == p.incarnation() => {}
                         Some(o) => {
                             return Err(format!(
