@@ -252,33 +252,89 @@ fn random_step(sim: &mut Sim, groups: usize, msgs: bool) {
     }
 }
 
-/// A random run: options drawn from the seed, a phase of random faults and API
-/// calls, then everything healed and restarted, and the network must converge.
-/// A third of the seeds (those `% 3 == 2`) run with the adversary.
-fn random_run(seed: u64, nodes: RangeInclusive<usize>, fault_ms: RangeInclusive<u64>) -> Sim {
-    random_run_with(seed, nodes, fault_ms, false, seed % 3 == 2)
+/// What a random run varies beyond its seed.
+#[derive(Debug, Clone)]
+struct Run {
+    nodes: RangeInclusive<usize>,
+    /// The phase of faults lasts this long (virtual ms) ...
+    fault_ms: RangeInclusive<u64>,
+    /// ... or, if set, this many random steps.
+    steps: Option<RangeInclusive<usize>>,
+    /// Port messages and port monitors mixed in.
+    msgs: bool,
+    adversary: bool,
+    /// The harsher options, each on for about half of the seeds (drawn from
+    /// a second generator, so that the rest of the run is what it was
+    /// without them): up to 8 addresses per node (IPv4 and IPv6), ids up to
+    /// 64 bytes, per-node limits (`max_frame` 1 KiB to 1 MiB, fewer
+    /// handshakes and dials), and nodes that stay dead when the run is judged.
+    harsh: bool,
+    /// Every seed at two addresses of its node (concurrent dials of one
+    /// node), for half of the seeds.
+    double_seeds: bool,
+    /// Restarts may pick an incarnation smaller than every earlier one.
+    falling: bool,
 }
 
-/// [`random_run`], with port messages and port monitors mixed in (`msgs`):
-/// once converged, messages between live ports must all arrive, a monitored
-/// port that closes must give exactly one notice, and every port monitor
-/// still waiting must watch a live port. Without `msgs`, the very same run
-/// as before messaging existed (no extra random draws).
+impl Run {
+    /// `nodes` nodes, faults for `fault_ms`, nothing else.
+    fn new(nodes: RangeInclusive<usize>, fault_ms: RangeInclusive<u64>) -> Run {
+        Run {
+            nodes,
+            fault_ms,
+            steps: None,
+            msgs: false,
+            adversary: false,
+            harsh: false,
+            double_seeds: false,
+            falling: false,
+        }
+    }
+}
+
+/// A random run of the usual tests: harsh options drawn from the seed, and
+/// a third of the seeds (those `% 3 == 2`) with the adversary.
+fn random_run(seed: u64, nodes: RangeInclusive<usize>, fault_ms: RangeInclusive<u64>) -> Sim {
+    let run = Run {
+        adversary: seed % 3 == 2,
+        harsh: true,
+        ..Run::new(nodes, fault_ms)
+    };
+    random_run_with(seed, &run)
+}
+
+/// Draws the harsh options of `opts` (see [`Run::harsh`]); returns whether
+/// some nodes may stay dead.
+fn draw_harsh(seed: u64, opts: &mut SimOptions, double_seeds: bool) -> bool {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x4a52_5348_4152_5348);
+    if rng.random_bool(0.5) {
+        opts.max_addrs = rng.random_range(2..=common::MAX_ADDRS);
+    }
+    opts.double_seeds = rng.random_bool(0.5) && double_seeds;
+    opts.long_ids = rng.random_bool(0.5);
+    opts.varied_limits = rng.random_bool(0.5);
+    rng.random_bool(0.5)
+}
+
+/// A random run: options drawn from the seed, a phase of random faults and API
+/// calls, then everything healed and restarted (but, with `leave_dead`, some
+/// nodes that are no seed), and the network must converge.
 ///
-/// With `adversary`, an adversary without the secret acts on the network
+/// With `run.msgs`, port messages and port monitors are mixed in: once
+/// converged, messages between live ports must all arrive, a monitored port
+/// that closes must give exactly one notice, and every port monitor still
+/// waiting must watch a live port. Without it, the very same run as before
+/// messaging existed (no extra random draws).
+///
+/// With `run.adversary`, an adversary without the secret acts on the network
 /// during the faults (see `common/adversary.rs`) and stops before the heal;
 /// a record nobody sealed must close its connection at once, and no node may
 /// ever list a port its owner never registered. Without it, the very same
 /// run as before the adversary existed.
-fn random_run_with(
-    seed: u64,
-    nodes: RangeInclusive<usize>,
-    fault_ms: RangeInclusive<u64>,
-    msgs: bool,
-    adversary: bool,
-) -> Sim {
+fn random_run_with(seed: u64, run: &Run) -> Sim {
+    let (msgs, adversary) = (run.msgs, run.adversary);
     let mut rng = SmallRng::seed_from_u64(seed);
-    let n = rng.random_range(nodes);
+    let n = rng.random_range(run.nodes.clone());
     let mut opts = SimOptions::new(n);
     // Odd seeds drain after bursts of network input, as the bundled driver
     // does; even seeds after every input.
@@ -300,8 +356,30 @@ fn random_run_with(
         opts.seeds = rand::seq::index::sample(&mut rng, n, k).into_vec();
     }
     opts.adversary = adversary;
+    let leave_dead =
+        run.harsh && draw_harsh(seed, &mut opts, run.double_seeds) && n > opts.seeds.len() + 1;
+    // Live nodes keep dialling the dead ones until they forget them (and
+    // dead seeds for good): the network is never free of dials.
+    opts.allow_dead = leave_dead;
+    opts.strict_mesh = !leave_dead;
+    opts.falling_incarnations = run.falling;
+    if std::env::var_os("SIM_VERBOSE").is_some() {
+        let o = &opts;
+        eprintln!(
+            "seed {seed}: {n} nodes; addrs {} double_seeds {} long_ids {} varied_limits {} \
+             falling {} dead {leave_dead} lazy {} adversary {} seeds {:?}",
+            o.max_addrs,
+            o.double_seeds,
+            o.long_ids,
+            o.varied_limits,
+            o.falling_incarnations,
+            o.lazy_drain,
+            o.adversary,
+            o.seeds
+        );
+    }
     let groups = rng.random_range(1..=GROUPS.len());
-    let fault_end = Instant::from_millis(rng.random_range(fault_ms));
+    let fault_end = Instant::from_millis(rng.random_range(run.fault_ms.clone()));
     let mut sim = Sim::new(opts, rng.random());
     // Monitors and members from the start, so that faults move them.
     for i in 0..n {
@@ -321,7 +399,13 @@ fn random_run_with(
         }
     }
 
-    while sim.now < fault_end {
+    let steps = run
+        .steps
+        .clone()
+        .map_or(usize::MAX, |r| sim.rng.random_range(r));
+    let mut step = 0;
+    while step < steps && (run.steps.is_some() || sim.now < fault_end) {
+        step += 1;
         let gap = sim.rng.random_range(0..=120);
         sim.run_for(ms(gap));
         random_step(&mut sim, groups, msgs);
@@ -342,14 +426,18 @@ fn random_run_with(
     sim.stop_adversary();
     sim.heal_all();
     for i in sim.dead_nodes() {
+        if leave_dead && !sim.opts.seeds.contains(&i) && sim.rng.random_bool(0.5) {
+            continue;
+        }
         let d = sim.rng.random_range(0..=100);
         sim.run_for(ms(d));
         sim.restart(i);
     }
     // A few calls on the healed network before it goes quiet.
     for _ in 0..sim.rng.random_range(0..4) {
-        let i = sim.rng.random_range(0..n);
-        random_api_call(&mut sim, i, groups);
+        if let Some(&i) = sim.live_nodes().choose(&mut sim.rng) {
+            random_api_call(&mut sim, i, groups);
+        }
     }
     let took = sim.settle_or_panic();
     if msgs {
@@ -357,8 +445,21 @@ fn random_run_with(
     }
     if std::env::var_os("SIM_VERBOSE").is_some() {
         eprintln!(
-            "seed {seed}: {n} nodes, converged in {took:?}, {} steps, {:?}",
-            sim.steps, sim.counts
+            "seed {seed}: {n} nodes ({} live), {step} random steps, converged in {took:?}, \
+             {} sim steps, {:?}\n  options: addrs {} double_seeds {} long_ids {} \
+             varied_limits {} falling {} dead {} lazy {} adversary {} seeds {:?}",
+            sim.live_nodes().len(),
+            sim.steps,
+            sim.counts,
+            sim.opts.max_addrs,
+            sim.opts.double_seeds,
+            sim.opts.long_ids,
+            sim.opts.varied_limits,
+            sim.opts.falling_incarnations,
+            sim.opts.allow_dead,
+            sim.opts.lazy_drain,
+            sim.opts.adversary,
+            sim.opts.seeds
         );
     }
     sim
@@ -373,8 +474,8 @@ fn quiet_messages(sim: &mut Sim) {
     if let Err(e) = sim.check_port_monitors() {
         fail(sim, e);
     }
-    let n = sim.nodes.len();
-    for i in 0..n {
+    let live = sim.live_nodes();
+    for &i in &live {
         if sim.nodes[i].model.ports.is_empty() {
             sim.open_port(i);
         }
@@ -383,7 +484,10 @@ fn quiet_messages(sim: &mut Sim) {
         |sim: &Sim, i: usize| -> Vec<PortId> { sim.nodes[i].model.ports.iter().cloned().collect() };
     let first = sim.sent.len() as u64;
     for _ in 0..sim.rng.random_range(1..=20) {
-        let (a, b) = (sim.rng.random_range(0..n), sim.rng.random_range(0..n));
+        let (a, b) = (
+            live[sim.rng.random_range(0..live.len())],
+            live[sim.rng.random_range(0..live.len())],
+        );
         let from = ports(sim, a).choose(&mut sim.rng).cloned();
         let to = ports(sim, b).choose(&mut sim.rng).cloned();
         let (Some(from), Some(to)) = (from, to) else {
@@ -395,8 +499,8 @@ fn quiet_messages(sim: &mut Sim) {
         }
     }
     // A watched remote port closes.
-    let watched = if n > 1 {
-        let (a, b) = (0, sim.rng.random_range(1..n));
+    let watched = if live.len() > 1 {
+        let (a, b) = (live[0], live[sim.rng.random_range(1..live.len())]);
         let p = ports(sim, b).choose(&mut sim.rng).cloned();
         p.map(|p| (a, b, sim.monitor_port(a, &p), p))
     } else {
@@ -464,7 +568,11 @@ fn messages_are_delivered_at_most_once_in_order_to_the_right_incarnation() {
         "SIM_SEEDS",
         150,
         |seed| {
-            let sim = random_run_with(seed, 2..=8, 1_000..=4_000, true, false);
+            let run = Run {
+                msgs: true,
+                ..Run::new(2..=8, 1_000..=4_000)
+            };
+            let sim = random_run_with(seed, &run);
             assert!(sim.counts.messages_sent > 0, "seed {seed}: no message sent");
         },
     );
@@ -485,13 +593,95 @@ fn an_adversary_without_the_secret_never_makes_a_node_list_a_false_port() {
         "SIM_SEEDS",
         120,
         |seed| {
-            let sim = random_run_with(seed, 2..=8, 1_000..=4_000, seed % 2 == 1, true);
+            let run = Run {
+                msgs: seed % 2 == 1,
+                adversary: true,
+                ..Run::new(2..=8, 1_000..=4_000)
+            };
+            let sim = random_run_with(seed, &run);
             assert!(
                 sim.counts.adversary_acts > 0,
                 "seed {seed}: the adversary did nothing"
             );
         },
     );
+}
+
+/// Meshes of up to 40 nodes through 100 to 400 random steps, every harsh
+/// option drawn per seed (addresses, long ids, per-node limits, nodes that
+/// stay dead), port messages on odd seeds and the adversary on a third.
+/// Seeds counted by `SIM_SEEDS_40` (default 4: a 40-node run takes minutes in
+/// a debug build; search in release).
+#[test]
+fn meshes_of_up_to_forty_nodes_through_hundreds_of_steps_keep_views_consistent() {
+    run_seeds(
+        "meshes_of_up_to_forty_nodes_through_hundreds_of_steps_keep_views_consistent",
+        "SIM_SEEDS_40",
+        4,
+        |seed| {
+            random_run_with(seed, &hundreds_of_steps(seed));
+        },
+    );
+}
+
+/// The run of [`meshes_of_up_to_forty_nodes_through_hundreds_of_steps_keep_views_consistent`].
+fn hundreds_of_steps(seed: u64) -> Run {
+    Run {
+        steps: Some(100..=400),
+        msgs: seed % 2 == 1,
+        adversary: seed % 3 == 2,
+        harsh: true,
+        ..Run::new(2..=40, 0..=0)
+    }
+}
+
+/// Restarts that pick, half of the time, an incarnation smaller than every
+/// earlier one (a host whose clock went back), with the harsh options: a
+/// stale incarnation never replaces a connected newer one (checked at every
+/// `NodeUp`), and once healed every live node lists the live nodes'
+/// registrations with their current incarnations. Seeds counted by
+/// `SIM_SEEDS` (default 200).
+#[test]
+fn restarts_with_smaller_incarnations_keep_views_consistent() {
+    run_seeds(
+        "restarts_with_smaller_incarnations_keep_views_consistent",
+        "SIM_SEEDS",
+        200,
+        |seed| {
+            random_run_with(seed, &falling_incarnations(seed, false));
+        },
+    );
+}
+
+/// [`restarts_with_smaller_incarnations_keep_views_consistent`] with port
+/// messages and port monitors. Finding (seed 29): node 0 watches a port of
+/// n05 at incarnation 1048581; n05 dies and comes back at 1048575. The core
+/// takes the greater incarnation for the newer, so it waits for the port's
+/// "newer" incarnation to show up, and the monitor never fires although the
+/// port is gone for good. Nothing tells the core that 1048581 is over: with
+/// no refutation (the restarted node does not move its incarnation past
+/// what peers remember), this needs a design decision, not a test change.
+#[test]
+#[ignore = "finding: a port monitor of a greater, dead incarnation never fires once its node restarted smaller"]
+fn a_port_monitor_fires_when_its_node_restarts_with_a_smaller_incarnation() {
+    run_seeds(
+        "a_port_monitor_fires_when_its_node_restarts_with_a_smaller_incarnation",
+        "SIM_SEEDS",
+        100,
+        |seed| {
+            random_run_with(seed, &falling_incarnations(seed, true));
+        },
+    );
+}
+
+/// The runs of the smaller-incarnation tests.
+fn falling_incarnations(seed: u64, msgs: bool) -> Run {
+    Run {
+        msgs: msgs && seed % 2 == 1,
+        falling: true,
+        harsh: true,
+        ..Run::new(2..=12, 1_000..=4_000)
+    }
 }
 
 /// An on-path adversary slips one byte into an authenticated stream: the
@@ -1077,5 +1267,24 @@ fn a_message_for_a_restarted_nodes_old_port_never_reaches_its_new_incarnation() 
             .filter(|&&n| sim.sent[n as usize].delivered == 0)
             .count();
         assert_eq!(late, 0, "seed {seed}: messages to the new ports lost");
+    }
+}
+
+/// Every node has every seed at two of its addresses, so it dials the same
+/// node twice at once (and is dialled by it, twice): one connection per
+/// pair survives.
+#[test]
+#[ignore = "finding: a node dialled at two addresses keeps two authenticated connections to one peer"]
+fn a_node_seeded_at_two_addresses_keeps_one_connection_per_pair() {
+    init_tracing();
+    for seed in common::seeds(0..20) {
+        let n = 2 + (seed as usize) % 4;
+        let mut opts = SimOptions::new(n);
+        opts.seeds = (0..n).collect();
+        opts.max_addrs = 2;
+        opts.double_seeds = true;
+        let mut sim = Sim::new(opts, seed);
+        sim.settle()
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", sim.dump()));
     }
 }
