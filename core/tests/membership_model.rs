@@ -1,8 +1,13 @@
 //! Model-based test: a few nodes on the simulated network (`common/mod.rs`)
-//! go through random sequences of local API calls and faults. After every
-//! transition the network is driven until it is converged and quiet, and
-//! every node must list exactly what a plain reference model of the
-//! registrations says.
+//! go through random sequences of local API calls and faults. In
+//! `membership_matches_the_reference_model`, after every transition the
+//! network is driven until it is converged and quiet, and every node must
+//! list exactly what a plain reference model of the registrations says. In
+//! `membership_matches_the_reference_model_without_settling_between_steps`,
+//! the transitions follow each other on a network that has not settled
+//! (only the simulator's checks at every drain hold in between); the network
+//! settles once at the end, and then every node must list what the model
+//! says.
 //!
 //! Run: `cargo test -p groupmesh-core --test membership_model`. Add
 //! `PROPTEST_CASES=1000` for a longer search.
@@ -203,9 +208,10 @@ impl Sut {
     }
 }
 
-struct MembershipTest;
+/// The test; with `SETTLE`, the network settles after every transition.
+struct MembershipTest<const SETTLE: bool>;
 
-impl StateMachineTest for MembershipTest {
+impl<const SETTLE: bool> StateMachineTest for MembershipTest<SETTLE> {
     type SystemUnderTest = Sut;
     type Reference = MembershipModel;
 
@@ -280,35 +286,56 @@ impl StateMachineTest for MembershipTest {
             }
             Transition::Tick { millis } => sim.run_for(Duration::from_millis(millis)),
         }
-        sut.settle();
+        if SETTLE {
+            sut.settle();
+        }
         sut
     }
 
     fn check_invariants(sut: &Sut, model: &Model) {
-        let sim = &sut.sim;
-        let want = model.members();
-        for i in 0..model.nodes.len() {
-            // The harness's registrations and monitors match the model's.
-            let m = &model.nodes[i];
-            assert_eq!(sut.ports[i].len(), m.ports.len(), "node {i}: ports");
-            assert_eq!(sut.regs[i].len(), m.regs.len(), "node {i}: registrations");
-            let live_monitors = sim.nodes[i].monitors.values().filter(|t| !t.ended).count();
-            assert_eq!(live_monitors, m.monitors.len(), "node {i}: monitors");
-            for (g, name) in GROUPS.iter().enumerate() {
-                let expected: Vec<PortId> = want
-                    .get(&g)
-                    .into_iter()
-                    .flatten()
-                    .map(|(owner, p)| sut.ports[*owner][p].clone())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                assert_eq!(
-                    sim.members(i, name),
-                    expected,
-                    "node {i}: members({name:?})"
-                );
-            }
+        check_harness(sut, model);
+        if SETTLE {
+            check_views(sut, model);
+        }
+    }
+
+    fn teardown(mut sut: Sut, model: Model) {
+        if !SETTLE {
+            sut.settle();
+            check_views(&sut, &model);
+        }
+    }
+}
+
+/// The harness's registrations and monitors match the model's.
+fn check_harness(sut: &Sut, model: &Model) {
+    for (i, m) in model.nodes.iter().enumerate() {
+        assert_eq!(sut.ports[i].len(), m.ports.len(), "node {i}: ports");
+        assert_eq!(sut.regs[i].len(), m.regs.len(), "node {i}: registrations");
+        let tracks = sut.sim.nodes[i].monitors.values();
+        let live_monitors = tracks.filter(|t| !t.ended).count();
+        assert_eq!(live_monitors, m.monitors.len(), "node {i}: monitors");
+    }
+}
+
+/// On a settled network, every node lists what the model says.
+fn check_views(sut: &Sut, model: &Model) {
+    let want = model.members();
+    for i in 0..model.nodes.len() {
+        for (g, name) in GROUPS.iter().enumerate() {
+            let expected: Vec<PortId> = want
+                .get(&g)
+                .into_iter()
+                .flatten()
+                .map(|(owner, p)| sut.ports[*owner][p].clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            assert_eq!(
+                sut.sim.members(i, name),
+                expected,
+                "node {i}: members({name:?})"
+            );
         }
     }
 }
@@ -320,5 +347,10 @@ prop_state_machine! {
         .. Config::default()
     })]
     #[test]
-    fn membership_matches_the_reference_model(sequential 1..24 => MembershipTest);
+    fn membership_matches_the_reference_model(sequential 1..24 => MembershipTest<true>);
+
+    #[test]
+    fn membership_matches_the_reference_model_without_settling_between_steps(
+        sequential 1..40 => MembershipTest<false>
+    );
 }
