@@ -151,8 +151,7 @@ impl RecordReader {
     }
 
     /// Moves bytes from the front of `input` into the current record; true
-    /// once it is complete (read it with [`record`](Self::record), then
-    /// [`consume`](Self::consume) it). A length over the limit is an error as
+    /// once it is complete (take it with [`take_record`](Self::take_record)). A length over the limit is an error as
     /// soon as it is read.
     pub fn fill(&mut self, input: &mut &[u8]) -> Result<bool, DecodeError> {
         if self.buf.len() < LEN_PREFIX {
@@ -178,16 +177,37 @@ impl RecordReader {
         *input = rest;
     }
 
-    /// The body of the complete record.
-    pub fn record(&self) -> &[u8] {
-        self.buf.get(LEN_PREFIX..).unwrap_or_default()
+    /// Takes the complete record (length prefix included) out of the
+    /// reader, to be read while the reader is used; hand the buffer back
+    /// with [`give_back`](Self::give_back).
+    pub fn take_record(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.buf)
     }
 
-    /// Forgets the complete record, ready for the next.
-    pub fn consume(&mut self) {
-        self.buf.clear();
-        if self.buf.capacity() > KEEP_CAPACITY {
-            self.buf.shrink_to(KEEP_CAPACITY);
+    /// Returns a buffer taken with [`take_record`](Self::take_record),
+    /// emptied, ready for the next record (its capacity, at most one record,
+    /// is kept).
+    pub fn give_back(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        self.buf = buf;
+    }
+
+    /// The body of a whole record at the front of `input`, taken from it
+    /// without copying, when no record is partly buffered; `Ok(None)` when
+    /// the record is not all there (then [`fill`](Self::fill) buffers it).
+    pub fn whole<'a>(&self, input: &mut &'a [u8]) -> Result<Option<&'a [u8]>, DecodeError> {
+        if !self.buf.is_empty() || input.len() < LEN_PREFIX {
+            return Ok(None);
         }
+        let len = prefixed_len(input);
+        if len > self.max {
+            return Err(DecodeError::TooLarge { len, max: self.max });
+        }
+        let all: &'a [u8] = input;
+        let Some(body) = all.get(LEN_PREFIX..LEN_PREFIX + len) else {
+            return Ok(None);
+        };
+        *input = &all[LEN_PREFIX + len..];
+        Ok(Some(body))
     }
 }
