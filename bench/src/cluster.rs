@@ -12,9 +12,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
+use groupmesh_runtimes::RuntimeName;
 use serde_json::{json, Value};
-
-use crate::rt::RuntimeName;
 
 /// How a worker's node is configured.
 #[derive(Debug, Clone)]

@@ -9,15 +9,13 @@
 
 mod cluster;
 mod report;
-mod rt;
 mod scenarios;
 mod worker;
 
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::rt::RuntimeName;
+use groupmesh_runtimes::RuntimeName;
 
 /// Benchmarks of groupmesh: separate node processes on loopback.
 #[derive(Parser, Debug)]

@@ -1,8 +1,7 @@
 //! Results: a table for people, one JSON object for scripts.
 
+use groupmesh_runtimes::RuntimeName;
 use serde_json::{json, Value};
-
-use crate::rt::RuntimeName;
 
 /// The `q`-quantile (0..=1) of `sorted` by nearest rank; 0 when empty.
 pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {

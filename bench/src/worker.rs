@@ -41,11 +41,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_lite::{future, StreamExt};
 use groupmesh_async_std::AsyncStd;
 use groupmesh_driver::{Node, NodeConfig, NodeId, Port, PortId, Registration};
+use groupmesh_runtimes::{self as rt, Rt, RuntimeName};
 use groupmesh_smol::Smol;
 use groupmesh_tokio::Tokio;
 use serde_json::{json, Value};
 
-use crate::rt::{self, Rt, RuntimeName};
 use crate::WorkerArgs;
 
 /// The secret every bench node shares.

@@ -38,12 +38,12 @@ struct Member<R: Rt> {
     node: Node<R>,
     _regs: Vec<Registration>,
     /// One task per port, answering every request (ends with the node).
-    _responders: Vec<crate::rt::Task>,
+    _responders: Vec<crate::rt::Task<()>>,
 }
 
 /// Answers every message that names its sender with the same bytes.
-fn respond<R: Rt>(mut port: Port) -> crate::rt::Task {
-    crate::rt::spawn::<R>(async move {
+fn respond<R: Rt>(mut port: Port) -> crate::rt::Task<()> {
+    crate::rt::spawn::<R, _>(async move {
         while let Some(m) = port.recv().await {
             if let Some(from) = &m.from {
                 let _ = port.send(from, &m.payload);

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::messaging::{self, show, text, MeshArgs};
 use crate::output::{self, Printer};
-use crate::rt::Rt;
+use crate::rt::Signals;
 
 /// Open a port in a group; print every message received and reply
 /// "echo: <payload>" to senders that name their port.
@@ -25,7 +25,7 @@ enum Item {
     Stop(&'static str),
 }
 
-pub(crate) async fn run<R: Rt>(args: ListenArgs) -> Result<(), String> {
+pub(crate) async fn run<R: Signals>(args: ListenArgs) -> Result<(), String> {
     let out = Printer::new(args.mesh.json);
     if args.mesh.binds.is_empty() {
         return Err("listen needs --bind ADDR so that senders can connect to it".into());
@@ -44,7 +44,7 @@ pub(crate) async fn run<R: Rt>(args: ListenArgs) -> Result<(), String> {
     let (tx, rx) = async_channel::unbounded::<&'static str>();
     let mut events = node.events();
     let signal = R::stop_signal()?;
-    let _signals = crate::rt::spawn::<R>(async move {
+    let _signals = crate::rt::spawn::<R, _>(async move {
         if let Some(name) = signal.await {
             let _ = tx.send(name).await;
         }

@@ -26,7 +26,7 @@ use groupmesh_async_std::AsyncStd;
 use groupmesh_smol::Smol;
 use groupmesh_tokio::Tokio;
 
-use crate::rt::{Rt, RuntimeName};
+use crate::rt::{RuntimeName, Signals};
 
 /// What `--help` says about logging, for every command.
 const LOG_HELP: &str = "\
@@ -132,7 +132,7 @@ fn main() -> ExitCode {
 }
 
 /// Runs `command` on runtime `R`.
-fn run<R: Rt>(command: Command) -> Result<(), String> {
+fn run<R: Signals>(command: Command) -> Result<(), String> {
     R::block_on(async {
         match command {
             Command::Node(args) => node_cmd::run::<R>(args).await,

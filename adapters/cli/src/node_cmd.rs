@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use futures_lite::StreamExt;
 use groupmesh_driver::Node;
 
-use crate::rt::Rt;
+use crate::rt::Signals;
 use serde_json::json;
 
 use crate::messaging::node_config;
@@ -20,7 +20,7 @@ enum Item {
     Stop(&'static str),
 }
 
-pub(crate) async fn run<R: Rt>(args: NodeArgs) -> Result<(), String> {
+pub(crate) async fn run<R: Signals>(args: NodeArgs) -> Result<(), String> {
     // Every flag was checked by now but these, which need each other or a file.
     let mut cfg = node_config(
         Some(&args.id),
@@ -50,7 +50,7 @@ pub(crate) async fn run<R: Rt>(args: NodeArgs) -> Result<(), String> {
     let mut tasks = Vec::new();
     let mut events = node.events();
     let etx = tx.clone();
-    tasks.push(crate::rt::spawn::<R>(async move {
+    tasks.push(crate::rt::spawn::<R, _>(async move {
         while let Some(e) = events.next().await {
             if etx.send(Item::Node(e)).await.is_err() {
                 break;
@@ -84,7 +84,7 @@ pub(crate) async fn run<R: Rt>(args: NodeArgs) -> Result<(), String> {
             .monitor(&group)
             .map_err(|e| format!("{flag} {group:?}: {e}"))?;
         let tx = tx.clone();
-        tasks.push(crate::rt::spawn::<R>(async move {
+        tasks.push(crate::rt::spawn::<R, _>(async move {
             while let Some(change) = monitor.next().await {
                 if tx.send(Item::Group(group.clone(), change)).await.is_err() {
                     break;
@@ -93,7 +93,7 @@ pub(crate) async fn run<R: Rt>(args: NodeArgs) -> Result<(), String> {
         }));
     }
     let signal = R::stop_signal()?;
-    tasks.push(crate::rt::spawn::<R>(async move {
+    tasks.push(crate::rt::spawn::<R, _>(async move {
         if let Some(name) = signal.await {
             let _ = tx.send(Item::Stop(name)).await;
         }
