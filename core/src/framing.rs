@@ -151,7 +151,9 @@ impl RecordReader {
     }
 
     /// Moves bytes from the front of `input` into the current record; true
-    /// once it is complete (take it with [`take_record`](Self::take_record)). A length over the limit is an error as
+    /// once it is complete (read it with [`record`](Self::record) and
+    /// [`consume`](Self::consume) it, or take it with
+    /// [`take_record`](Self::take_record)). A length over the limit is an error as
     /// soon as it is read.
     pub fn fill(&mut self, input: &mut &[u8]) -> Result<bool, DecodeError> {
         if self.buf.len() < LEN_PREFIX {
@@ -175,6 +177,16 @@ impl RecordReader {
         let (head, rest) = input.split_at(n);
         self.buf.extend_from_slice(head);
         *input = rest;
+    }
+
+    /// The body of the complete record.
+    pub fn record(&self) -> &[u8] {
+        self.buf.get(LEN_PREFIX..).unwrap_or_default()
+    }
+
+    /// Forgets the complete record, ready for the next.
+    pub fn consume(&mut self) {
+        self.buf.clear();
     }
 
     /// Takes the complete record (length prefix included) out of the
