@@ -733,20 +733,21 @@ impl Node {
         if self.peers.get(&node).is_none_or(|p| p.conn != id) {
             return;
         }
-        // The peer's one connection goes, but another authenticated one to
-        // it is still open: the one this replaced and had not closed yet, or
-        // the one the peer closed this for. It takes over, and the node
-        // never goes down.
-        let next = c
-            .supersedes
-            .into_iter()
-            .chain(
-                self.conns
-                    .values()
-                    .filter(|o| o.peer().as_ref() == Some(&node))
-                    .map(|o| o.id),
-            )
-            .find(|n| self.conns.get(n).is_some_and(|o| o.is_active()));
+        // A replacement that ends before the peer confirmed it takes the old
+        // connection with it: the peer's changes on the old one were ignored
+        // meanwhile, so its view may be behind. The node is lost, and the
+        // pair reconnects with a fresh snapshot.
+        if let Some(old) = c.supersedes {
+            self.close(now, old, CloseReason::Superseded);
+        }
+        // The peer closed this one for another connection to us that is
+        // already authenticated: that one takes over, and the node never
+        // goes down. (One still in its handshake is never trusted with it.)
+        let next = self
+            .conns
+            .values()
+            .find(|o| o.is_active() && o.peer().as_ref() == Some(&node))
+            .map(|o| o.id);
         if let (Some(next), Some(p)) = (next, self.peers.get_mut(&node)) {
             p.conn = next;
             return;

@@ -602,19 +602,9 @@ fn an_adversary_without_the_secret_never_makes_a_node_list_a_false_port() {
         "an_adversary_without_the_secret_never_makes_a_node_list_a_false_port",
         "SIM_SEEDS",
         120,
-        |seed| {
-            // A seed that shows an open finding runs in its own ignored test
-            // (below), unless asked for by SIM_SEED.
-            if ADVERSARY_FINDINGS.contains(&seed) && std::env::var_os("SIM_SEED").is_none() {
-                return;
-            }
-            adversary_run(seed);
-        },
+        adversary_run,
     );
 }
-
-/// Seeds of the adversary test that fail on an open finding.
-const ADVERSARY_FINDINGS: [u64; 1] = [75];
 
 /// One run of the adversary test.
 fn adversary_run(seed: u64) {
@@ -630,20 +620,15 @@ fn adversary_run(seed: u64) {
     );
 }
 
-/// Finding (adversary test, seed 75; it failed before the harsher simulator
-/// too, at `d47861c`): node 0 keeps listing `n03#1@4` in "delta" for good
-/// after n03 unregistered it, on a quiet mesh with one connection per pair.
-/// While node 0 and n03 had two authenticated connections (node 0's dial
-/// `conn14` beside the inbound `conn12`), the adversary broke `conn14` (a
-/// record that did not open); the pair goes on over `conn12` without any
-/// NodeDown, so no snapshot repairs the view: most likely the unregistration
-/// went out on the connection that died.
+/// Found by the adversary test (seed 75): node 0 kept listing `n03#1@4` for
+/// good after n03 unregistered it. While node 0's new dial to n03 waited for
+/// n03 to confirm it, n03's changes on the old connection were ignored; the
+/// adversary broke the new one, and node 0 went back to the old one with a
+/// stale view. Now a replacement that fails takes the old connection with it
+/// (the node is lost, and a fresh snapshot follows the reconnect).
 #[test]
-#[ignore = "finding: an update sent on a connection the adversary breaks during a handover is lost for good"]
 fn an_update_sent_during_a_handover_is_not_lost_when_the_adversary_breaks_that_connection() {
-    for seed in ADVERSARY_FINDINGS {
-        adversary_run(seed);
-    }
+    adversary_run(75);
 }
 
 /// Meshes of up to 40 nodes through 100 to 400 random steps, every harsh
