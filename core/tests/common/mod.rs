@@ -433,6 +433,10 @@ pub struct Sim {
     /// What each incarnation had registered when it died: (node, incarnation)
     /// -> group -> ports.
     ended_regs: BTreeMap<(usize, u64), BTreeMap<String, BTreeSet<PortId>>>,
+    /// (group, port) whose registration was ever ended (unregistered or the
+    /// port closed) by a live owner: a removal of it may be that Leave, even
+    /// if the port was registered again, so it never counts as a loss.
+    churned: BTreeSet<(String, PortId)>,
     /// Wall time spent inside the cores' calls (the simulator is one thread:
     /// in a release build, this is the cores' CPU time).
     pub core_time: Duration,
@@ -508,6 +512,7 @@ impl Sim {
             port_history: Vec::new(),
             registered: BTreeMap::new(),
             ended_regs: BTreeMap::new(),
+            churned: BTreeSet::new(),
             core_time: Duration::ZERO,
             adv: Adversary::default(),
             opts,
@@ -1127,8 +1132,9 @@ impl Sim {
     }
 
     /// Records which ports of which node incarnation a delta removed although
-    /// their owner still held them (or held them when it died): a loss. A
-    /// delta that adds a port of that incarnation starts its count again.
+    /// their owner still held them (or held them when it died), and never
+    /// ended that registration: a loss. A delta that adds a port of that
+    /// incarnation starts its count again.
     fn note_losses(
         &self,
         d: &GroupDelta,
@@ -1157,6 +1163,9 @@ impl Sim {
         let Some(j) = self.owner_of(port) else {
             return false;
         };
+        if self.churned.contains(&(group.to_owned(), port.clone())) {
+            return false;
+        }
         let o = &self.nodes[j];
         if o.alive() && o.incarnation == port.incarnation() {
             return o.model.regs.values().any(|(g, p)| g == group && p == port);
@@ -1402,6 +1411,7 @@ impl Sim {
             .entry(group.to_owned())
             .or_default()
             .insert(port.clone());
+        tracing::debug!(target: "sim", t = self.now.as_millis(), node = i, group, ?port, "register");
         let r = self
             .api(i, |n| n.register(group, port))
             .expect("register a live local port");
@@ -1428,6 +1438,9 @@ impl Sim {
 
     /// Ends a registration of node `i`.
     pub fn unregister(&mut self, i: usize, reg: RegId) {
+        let what = self.nodes[i].model.regs.get(&reg).cloned();
+        tracing::debug!(target: "sim", t = self.now.as_millis(), node = i, ?what, "unregister");
+        self.churned.extend(what);
         self.api(i, |n| n.unregister(reg))
             .expect("unregister a live registration");
         self.nodes[i].model.regs.remove(&reg);
@@ -1441,6 +1454,10 @@ impl Sim {
 
     /// Closes a port of node `i`: all its registrations end.
     pub fn close_port(&mut self, i: usize, port: &PortId) {
+        tracing::debug!(target: "sim", t = self.now.as_millis(), node = i, ?port, "close port");
+        let ended = self.nodes[i].model.regs.values().filter(|(_, p)| p == port);
+        let ended: Vec<(String, PortId)> = ended.cloned().collect();
+        self.churned.extend(ended);
         // The model first: the drain checks the port's monitors' notices.
         let now = self.now;
         self.counts.api_calls += 1;
