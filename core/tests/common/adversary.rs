@@ -147,20 +147,16 @@ pub(super) struct Adversary {
 /// the same input (the peer authenticated and lost the one-connection rule,
 /// or the peer's close).
 fn closes_on_a_bad_record(reason: CloseReason) -> bool {
-    matches!(
-        reason,
-        CloseReason::Decrypt
-            | CloseReason::AuthenticationFailed
-            | CloseReason::Malformed
-            | CloseReason::VersionMismatch { .. }
-            | CloseReason::UnexpectedFrame
-            | CloseReason::LimitExceeded(Limit::FrameSize)
-            | CloseReason::Remote(_)
-            | CloseReason::Superseded
-            | CloseReason::Restarted
-            | CloseReason::DuplicateNodeId
-            | CloseReason::SelfConnection
-    )
+    integrity_reason(reason)
+        || matches!(
+            reason,
+            CloseReason::Remote(_)
+                | CloseReason::Superseded
+                | CloseReason::Restarted
+                | CloseReason::StaleIncarnation
+                | CloseReason::DuplicateNodeId
+                | CloseReason::SelfConnection
+        )
 }
 
 /// The reasons that say the bad record itself was refused.
