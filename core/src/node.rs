@@ -335,6 +335,9 @@ impl Node {
                 self.send_frame(now, id, &Frame::Ping);
             }
         }
+        for id in self.strays() {
+            self.close(now, id, CloseReason::Superseded);
+        }
         for due in self.mesh.due(now) {
             // Dials count against the connection limit, and have at most
             // `max_dials` handshakes of their own at a time: past either, wait.
@@ -543,6 +546,26 @@ impl Node {
     }
 
     // ----- internals shared by the other modules -----------------------
+
+    /// Authenticated connections to a peer that are neither its one
+    /// connection nor waiting to be replaced (left by dials of the same pair
+    /// crossing more than twice), on the side with the smaller id: that side
+    /// closes them as superseded, and the peer hands its node over to the
+    /// one kept. At most one authenticated connection per pair, in the end.
+    fn strays(&self) -> Vec<ConnId> {
+        self.conns
+            .values()
+            .filter(|c| match &c.phase {
+                Phase::Active { node, .. } => {
+                    self.cfg.node_id < *node
+                        && self.peers.get(node).is_some_and(|p| p.conn != c.id)
+                        && !self.conns.values().any(|o| o.supersedes == Some(c.id))
+                }
+                _ => false,
+            })
+            .map(|c| c.id)
+            .collect()
+    }
 
     pub(crate) fn live(&self) -> Result<(), ApiError> {
         if self.shut_down {

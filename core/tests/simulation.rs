@@ -302,6 +302,7 @@ fn random_run(seed: u64, nodes: RangeInclusive<usize>, fault_ms: RangeInclusive<
     let run = Run {
         adversary: seed % 3 == 2,
         harsh: true,
+        double_seeds: true,
         ..Run::new(nodes, fault_ms)
     };
     random_run_with(seed, &run)
@@ -1296,9 +1297,9 @@ fn a_message_for_a_restarted_nodes_old_port_never_reaches_its_new_incarnation() 
 
 /// Every node has every seed at two of its addresses, so it dials the same
 /// node twice at once (and is dialled by it, twice): one connection per
-/// pair survives.
+/// pair survives. (Found with seed 2: crossing dials left two authenticated
+/// connections for good; the side with the smaller id now closes a stray.)
 #[test]
-#[ignore = "finding: a node dialled at two addresses keeps two authenticated connections to one peer"]
 fn a_node_seeded_at_two_addresses_keeps_one_connection_per_pair() {
     init_tracing();
     for seed in common::seeds(0..20) {
