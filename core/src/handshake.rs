@@ -118,10 +118,11 @@ impl CryptoResolver for Seeded {
     }
 }
 
-/// Checks a peer's greeting against ours. `Err` is the reason to refuse it.
-pub(crate) fn check_hello(ours: &Hello, theirs: &Hello) -> Result<(), CloseReason> {
-    if theirs.node == ours.node {
-        return Err(if theirs.incarnation == ours.incarnation {
+/// Checks a peer's greeting against our node id and incarnation. `Err` is
+/// the reason to refuse it.
+pub(crate) fn check_hello(node: &str, incarnation: u64, theirs: &Hello) -> Result<(), CloseReason> {
+    if theirs.node.as_str() == node {
+        return Err(if theirs.incarnation == incarnation {
             CloseReason::SelfConnection
         } else {
             CloseReason::DuplicateNodeId

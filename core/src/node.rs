@@ -338,14 +338,14 @@ impl Node {
         for id in self.strays() {
             self.close(now, id, CloseReason::Superseded);
         }
+        // Dials count against the connection limit, and have at most
+        // `max_dials` handshakes of their own at a time: past either, wait.
+        let mut dialling = self
+            .conns
+            .values()
+            .filter(|c| c.dir == Direction::Outbound && !c.is_active())
+            .count();
         for due in self.mesh.due(now) {
-            // Dials count against the connection limit, and have at most
-            // `max_dials` handshakes of their own at a time: past either, wait.
-            let dialling = self
-                .conns
-                .values()
-                .filter(|c| c.dir == Direction::Outbound && !c.is_active())
-                .count();
             if self.conns.len() >= self.cfg.limits.max_connections
                 || dialling >= self.cfg.limits.max_dials
             {
@@ -358,6 +358,7 @@ impl Node {
                 }
                 continue;
             }
+            dialling += 1;
             match due {
                 DueDial::Seed(i, addr) => {
                     let id = self.dial(now, addr, DialFor::Seed(i));
@@ -763,9 +764,10 @@ impl Node {
         if let Some(old) = c.supersedes {
             self.close(now, old, CloseReason::Superseded);
         }
-        // The peer closed this one for another connection to us that is
-        // already authenticated: that one takes over, and the node never
-        // goes down. (One still in its handshake is never trusted with it.)
+        // Another authenticated connection to the node remains (the peer
+        // closed this one for it as superseded, say): it takes over, and the
+        // node never goes down. One still in its handshake is never trusted
+        // with it.
         let next = self
             .conns
             .values()

@@ -60,22 +60,28 @@ impl Node {
     /// be a recording. Refuse what can never be right, or answer it; nothing
     /// else changes until the initiator proves the key on this connection.
     pub(crate) fn on_greeting(&mut self, now: Instant, id: ConnId, theirs: Hello) {
-        if let Err(reason) = handshake::check_hello(&self.hello(), &theirs) {
-            self.close(now, id, reason);
-            return;
+        if self.accept_hello(now, id, &theirs) {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.channel.answer();
+            }
+            self.mark_dirty(id);
         }
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
-        c.peer_max_frame =
-            (theirs.max_frame as usize).clamp(MIN_PEER_FRAME, self.cfg.limits.max_frame);
-        c.channel.answer();
-        self.mark_dirty(id);
     }
 
     /// The peer proved the key on this connection, both ways.
     pub(crate) fn on_authenticated(&mut self, now: Instant, id: ConnId, theirs: Hello) {
-        if let Err(reason) = handshake::check_hello(&self.hello(), &theirs) {
+        if self.accept_hello(now, id, &theirs) {
+            // The initiator's key confirmation is already queued.
+            self.mark_dirty(id);
+            self.authenticated(now, id, theirs);
+        }
+    }
+
+    /// Checks the peer's greeting (refusing ourselves and our id elsewhere)
+    /// and takes its frame size; false when the connection was closed.
+    fn accept_hello(&mut self, now: Instant, id: ConnId, theirs: &Hello) -> bool {
+        let checked = handshake::check_hello(self.cfg.node_id.as_str(), self.incarnation, theirs);
+        if let Err(reason) = checked {
             let seed = match (reason, self.conns.get(&id).map(|c| &c.dial_for)) {
                 (CloseReason::SelfConnection, Some(DialFor::Seed(i))) => Some(*i),
                 _ => None,
@@ -84,15 +90,14 @@ impl Node {
             if let Some(i) = seed {
                 self.seed_leads_to_self(now, i);
             }
-            return;
+            return false;
         }
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.peer_max_frame =
-                (theirs.max_frame as usize).clamp(MIN_PEER_FRAME, self.cfg.limits.max_frame);
-        }
-        // The initiator's key confirmation is already queued.
-        self.mark_dirty(id);
-        self.authenticated(now, id, theirs);
+        let Some(c) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        c.peer_max_frame =
+            (theirs.max_frame as usize).clamp(MIN_PEER_FRAME, self.cfg.limits.max_frame);
+        true
     }
 
     pub(crate) fn on_frame(&mut self, now: Instant, id: ConnId, frame: Frame) {

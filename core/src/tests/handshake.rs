@@ -16,14 +16,17 @@ use crate::{Config, Node, NodeId, WireReason};
 fn a_greeting_from_ourselves_is_a_self_connection_and_our_id_elsewhere_a_duplicate() {
     let ours = hello("a", 1);
     assert_eq!(
-        check_hello(&ours, &hello("a", 1)),
+        check_hello(&ours.node, ours.incarnation, &hello("a", 1)),
         Err(CloseReason::SelfConnection)
     );
     assert_eq!(
-        check_hello(&ours, &hello("a", 2)),
+        check_hello(&ours.node, ours.incarnation, &hello("a", 2)),
         Err(CloseReason::DuplicateNodeId)
     );
-    assert_eq!(check_hello(&ours, &hello("b", 1)), Ok(()));
+    assert_eq!(
+        check_hello(&ours.node, ours.incarnation, &hello("b", 1)),
+        Ok(())
+    );
 }
 
 #[test]
