@@ -163,14 +163,20 @@ impl RecordReader {
                 return Ok(false);
             }
         }
-        let len = prefixed_len(&self.buf);
-        if len > self.max {
-            return Err(DecodeError::TooLarge { len, max: self.max });
-        }
+        let len = self.body_len(&self.buf)?;
         let need = LEN_PREFIX + len - self.buf.len();
         let take = need.min(input.len());
         self.take(input, take);
         Ok(take == need)
+    }
+
+    /// The body length a record's prefix announces, refused over the limit.
+    fn body_len(&self, prefix: &[u8]) -> Result<usize, DecodeError> {
+        let len = prefixed_len(prefix);
+        if len > self.max {
+            return Err(DecodeError::TooLarge { len, max: self.max });
+        }
+        Ok(len)
     }
 
     fn take(&mut self, input: &mut &[u8], n: usize) {
@@ -211,10 +217,7 @@ impl RecordReader {
         if !self.buf.is_empty() || input.len() < LEN_PREFIX {
             return Ok(None);
         }
-        let len = prefixed_len(input);
-        if len > self.max {
-            return Err(DecodeError::TooLarge { len, max: self.max });
-        }
+        let len = self.body_len(input)?;
         let all: &'a [u8] = input;
         let Some(body) = all.get(LEN_PREFIX..LEN_PREFIX + len) else {
             return Ok(None);
