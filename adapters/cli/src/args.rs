@@ -11,20 +11,19 @@ const MAX_SECRET: usize = 64 * 1024;
 
 /// A node id: 1 to 64 bytes of UTF-8.
 pub(crate) fn node_id(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.len() > MAX_NODE_ID {
-        return Err(format!(
-            "a node id is 1 to {MAX_NODE_ID} bytes of UTF-8; this one is {} bytes",
-            s.len()
-        ));
-    }
-    Ok(s.to_string())
+    bounded("a node id", MAX_NODE_ID, s)
 }
 
 /// A group name: 1 to 255 bytes of UTF-8.
 pub(crate) fn group_name(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.len() > MAX_GROUP_NAME {
+    bounded("a group name", MAX_GROUP_NAME, s)
+}
+
+/// `s` if it is 1 to `max` bytes, else the error that says what `what` must be.
+fn bounded(what: &str, max: usize, s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > max {
         return Err(format!(
-            "a group name is 1 to {MAX_GROUP_NAME} bytes of UTF-8; this one is {} bytes",
+            "{what} is 1 to {max} bytes of UTF-8; this one is {} bytes",
             s.len()
         ));
     }

@@ -417,16 +417,9 @@ impl Sim {
                 .and_then(|node| node.handle_inbound(now, src))
         };
         let inc = self.nodes[j].incarnation;
-        let link = self.links.len();
         let ours = (ADVERSARY, 0, ConnId(n));
         let theirs = (j, inc, accepted.unwrap_or(ConnId(u64::MAX)));
-        self.links.push(Link {
-            ends: [ours, theirs],
-            open: [true, accepted.is_some()],
-            state: LinkState::Open,
-        });
-        self.pipes.push(Pipe::default());
-        self.pipes.push(Pipe::default());
+        let link = self.push_link([ours, theirs], [true, accepted.is_some()]);
         if accepted.is_some() {
             self.ends.insert(theirs, (link, 1));
             self.adv.own.insert(
@@ -451,14 +444,10 @@ impl Sim {
         }
         self.counts.adversary_acts += 1;
         self.adv.next_conn += 1;
-        let link = self.links.len();
-        self.links.push(Link {
-            ends: [from, (ADVERSARY, 0, ConnId(self.adv.next_conn))],
-            open: [true, true],
-            state: LinkState::Open,
-        });
-        self.pipes.push(Pipe::default());
-        self.pipes.push(Pipe::default());
+        let link = self.push_link(
+            [from, (ADVERSARY, 0, ConnId(self.adv.next_conn))],
+            [true, true],
+        );
         self.ends.insert(from, (link, 0));
         self.adv.own.insert(
             link,

@@ -479,6 +479,19 @@ pub struct Counts {
 }
 
 impl Sim {
+    /// Adds an open link between two ends (with its two pipes); its index.
+    pub(crate) fn push_link(&mut self, ends: [EndKey; 2], open: [bool; 2]) -> usize {
+        let link = self.links.len();
+        self.links.push(Link {
+            ends,
+            open,
+            state: LinkState::Open,
+        });
+        self.pipes.push(Pipe::default());
+        self.pipes.push(Pipe::default());
+        link
+    }
+
     /// A network of `opts.nodes` nodes, all started at time zero.
     pub fn new(opts: SimOptions, seed: u64) -> Sim {
         assert!(opts.nodes >= 1 && opts.nodes <= 1000);
@@ -906,13 +919,7 @@ impl Sim {
             }
         };
         tracing::debug!(target: "sim", t = now.as_millis(), from = from.0, to = j, accepted = open, "connected");
-        self.links.push(Link {
-            ends: [from, to_end],
-            open: [true, open],
-            state: LinkState::Open,
-        });
-        self.pipes.push(Pipe::default());
-        self.pipes.push(Pipe::default());
+        self.push_link([from, to_end], [true, open]);
         self.ends.insert(from, (link, 0));
         if open {
             self.ends.insert(to_end, (link, 1));
