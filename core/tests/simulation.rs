@@ -560,6 +560,17 @@ fn random_faults_keep_views_consistent() {
     );
 }
 
+/// Finding (release search `SIM_SEEDS=20000`, seed 5884; no adversary, long
+/// ids and per-node limits drawn): node 4 keeps listing n00's port in
+/// "gamma" for good after n00 unregistered it, on a quiet full mesh with one
+/// connection per pair. Not yet diagnosed; it fails the same with the stray
+/// sweep turned off.
+#[test]
+#[ignore = "finding: a member its owner no longer has stays listed (seed 5884)"]
+fn a_member_its_owner_unregistered_never_stays_listed() {
+    random_run(5884, 2..=12, 1_000..=4_000);
+}
+
 #[test]
 fn random_faults_in_a_fifty_node_mesh_keep_views_consistent() {
     run_seeds(
