@@ -560,15 +560,18 @@ fn random_faults_keep_views_consistent() {
     );
 }
 
-/// Finding (release search `SIM_SEEDS=20000`, seed 5884; no adversary, long
-/// ids and per-node limits drawn): node 4 keeps listing n00's port in
-/// "gamma" for good after n00 unregistered it, on a quiet full mesh with one
-/// connection per pair. Not yet diagnosed; it fails the same with the stray
-/// sweep turned off.
+/// Finding (release search of seeds 0..13,885; 4 fail): a node's view of a
+/// peer stays behind for good on a quiet full mesh with one connection per
+/// pair, a change of the peer lost: seed 5884 (node 4 still lists n00's
+/// unregistered port), 10349 and 10872 (the same), 11857 (node 0 misses
+/// n01's port). Not yet diagnosed; 5884 fails the same with the stray sweep
+/// turned off.
 #[test]
-#[ignore = "finding: a member its owner no longer has stays listed (seed 5884)"]
+#[ignore = "finding: a peer's change lost for good in 4 of 13,885 seeds"]
 fn a_member_its_owner_unregistered_never_stays_listed() {
-    random_run(5884, 2..=12, 1_000..=4_000);
+    for seed in [5884, 10349, 10872, 11857] {
+        random_run(seed, 2..=12, 1_000..=4_000);
+    }
 }
 
 #[test]
