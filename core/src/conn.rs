@@ -30,12 +30,31 @@ pub(crate) enum Phase {
     Dialing,
     /// The handshake is under way.
     Handshake,
-    /// Authenticated. `incoming` holds the peer's snapshot while it arrives.
+    /// Authenticated. `incoming` is what its stream of the peer's
+    /// memberships has built.
     Active {
         node: NodeId,
         incarnation: u64,
-        incoming: Option<RemoteView>,
+        incoming: Incoming,
     },
+}
+
+/// What one authenticated connection's stream (the peer's snapshot, then its
+/// changes, in order) has told us. Each connection's stream is whole in
+/// itself, so the peer table can follow any one of them without losing a
+/// change; it follows exactly one, the peer's `conn`.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// The snapshot is still arriving; changes apply to it.
+    Syncing(RemoteView),
+    /// Complete, while the peer table follows another connection: kept
+    /// whole (changes apply to it) so that this one can take over.
+    Standby(RemoteView),
+    /// The peer table's view is this stream's: changes apply there.
+    Live,
+    /// Was live, and the peer table moved to a newer connection before this
+    /// one closed: its changes are no longer kept, so it never takes over.
+    Stale,
 }
 
 #[derive(Debug)]

@@ -757,26 +757,6 @@ impl Node {
         if self.peers.get(&node).is_none_or(|p| p.conn != id) {
             return;
         }
-        // A replacement that ends before the peer confirmed it takes the old
-        // connection with it: the peer's changes on the old one were ignored
-        // meanwhile, so its view may be behind. The node is lost, and the
-        // pair reconnects with a fresh snapshot.
-        if let Some(old) = c.supersedes {
-            self.close(now, old, CloseReason::Superseded);
-        }
-        // Another authenticated connection to the node remains (the peer
-        // closed this one for it as superseded, say): it takes over, and the
-        // node never goes down. One still in its handshake is never trusted
-        // with it.
-        let next = self
-            .conns
-            .values()
-            .find(|o| o.is_active() && o.peer().as_ref() == Some(&node))
-            .map(|o| o.id);
-        if let (Some(next), Some(p)) = (next, self.peers.get_mut(&node)) {
-            p.conn = next;
-            return;
-        }
-        self.conn_lost(now, &node, id, reason);
+        self.hand_over(now, &node, id, reason);
     }
 }

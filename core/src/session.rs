@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use crate::batch::BatchKind;
-use crate::conn::{Conn, DialFor, Phase, RemoteView};
+use crate::conn::{Conn, DialFor, Incoming, Phase, RemoteView};
 use crate::event::{CloseReason, Direction, Event, Limit, PortDownReason, WireReason};
 use crate::handshake;
 use crate::ids::{group_name, ConnId, GroupName, NodeId, PortId};
@@ -227,9 +227,7 @@ impl Node {
                 // Hand the peer to the new connection first, so closing the
                 // old one loses nothing: what the old one published stays
                 // until the new snapshot replaces it.
-                if let Some(p) = self.peers.get_mut(&node) {
-                    p.conn = id;
-                }
+                self.follow(&node, id);
                 if reason == CloseReason::Superseded && dir == Direction::Outbound {
                     // The peer (the responder here) authenticates this one
                     // only on our key confirmation: told now, it could find
@@ -248,13 +246,13 @@ impl Node {
             c.phase = Phase::Active {
                 node: node.clone(),
                 incarnation: hello.incarnation,
-                incoming: Some(RemoteView::default()),
+                incoming: Incoming::Syncing(RemoteView::default()),
             };
         }
         self.rewatch(now, id, &node, hello.incarnation);
-        match self.peers.get_mut(&node) {
-            Some(p) => p.conn = id,
-            None => {
+        match self.peers.contains_key(&node) {
+            true => self.follow(&node, id),
+            false => {
                 self.peers.insert(
                     node.clone(),
                     Peer {
@@ -421,7 +419,7 @@ impl Node {
         else {
             return;
         };
-        let Some(view) = incoming.as_mut() else {
+        let Incoming::Syncing(view) = incoming else {
             self.close(now, id, CloseReason::UnexpectedFrame);
             return;
         };
@@ -437,8 +435,9 @@ impl Node {
         }
     }
 
-    /// The peer's snapshot is complete: replace what we knew of it, in one
-    /// delta per group.
+    /// The peer's snapshot on `id` is complete. If the peer table follows
+    /// this connection, its view becomes what we know of the peer; otherwise
+    /// the connection keeps it on standby.
     fn finish_sync(&mut self, id: ConnId) {
         let Some(Conn {
             phase:
@@ -452,10 +451,104 @@ impl Node {
         else {
             return;
         };
+        let Incoming::Syncing(view) = core::mem::replace(incoming, Incoming::Live) else {
+            unreachable!("on_sync checked the connection is syncing")
+        };
         let (node, inc) = (node.clone(), *incarnation);
-        let Some(new) = incoming.take() else {
+        if self.peers.get(&node).is_some_and(|p| p.conn == id) {
+            self.publish(&node, inc, view);
+        } else if let Some(Conn {
+            phase: Phase::Active { incoming, .. },
+            ..
+        }) = self.conns.get_mut(&id)
+        {
+            *incoming = Incoming::Standby(view);
+        }
+    }
+
+    /// The peer table moves `node` to connection `id`. The connection it
+    /// followed, if live and still open, goes stale: the new one's snapshot
+    /// will carry what it would have said.
+    fn follow(&mut self, node: &NodeId, id: ConnId) {
+        let Some(p) = self.peers.get_mut(node) else {
             return;
         };
+        let old = core::mem::replace(&mut p.conn, id);
+        if old == id {
+            return;
+        }
+        if let Some(Conn {
+            phase: Phase::Active { incoming, .. },
+            ..
+        }) = self.conns.get_mut(&old)
+        {
+            if matches!(incoming, Incoming::Live) {
+                *incoming = Incoming::Stale;
+            }
+        }
+    }
+
+    /// The connection `gone` the peer table followed for `node` has closed.
+    /// Another whose stream is whole (the peer closed `gone` as superseded,
+    /// say) takes over and the node never goes down; stale ones close, as
+    /// they cannot. With none left, the node is lost.
+    pub(crate) fn hand_over(
+        &mut self,
+        now: Instant,
+        node: &NodeId,
+        gone: ConnId,
+        reason: CloseReason,
+    ) {
+        let mut next = None;
+        let mut stale = Vec::new();
+        for c in self.conns.values() {
+            if let Phase::Active {
+                node: n, incoming, ..
+            } = &c.phase
+            {
+                if n == node {
+                    match incoming {
+                        Incoming::Stale => stale.push(c.id),
+                        _ => next = next.or(Some(c.id)),
+                    }
+                }
+            }
+        }
+        for id in stale {
+            self.close(now, id, CloseReason::Superseded);
+        }
+        let Some(next) = next else {
+            self.conn_lost(now, node, gone, reason);
+            return;
+        };
+        self.follow(node, next);
+        let Some(Conn {
+            phase:
+                Phase::Active {
+                    incarnation,
+                    incoming,
+                    ..
+                },
+            ..
+        }) = self.conns.get_mut(&next)
+        else {
+            return;
+        };
+        // A complete stream is published now; a syncing one is when its
+        // snapshot completes.
+        match core::mem::replace(incoming, Incoming::Live) {
+            Incoming::Standby(view) => {
+                let inc = *incarnation;
+                self.publish(node, inc, view);
+            }
+            other => *incoming = other,
+        }
+    }
+
+    /// `new` (incarnation `inc`) becomes what we know of the peer `node`,
+    /// replacing its view in one delta per group.
+    fn publish(&mut self, node: &NodeId, inc: u64, new: RemoteView) {
+        let node = node.clone();
         let Some(peer) = self.peers.get_mut(&node) else {
             return;
         };
@@ -529,15 +622,19 @@ impl Node {
             return;
         };
         let inc = *incarnation;
-        if let Some(view) = incoming.as_mut() {
-            // Still in the snapshot: changes apply to it.
-            let entries = groups
-                .iter()
-                .map(|g| (g.group.as_str(), &g.joined[..], &g.left[..]));
-            if let Err(limit) = build_view(view, entries, &limits) {
-                self.close(now, id, CloseReason::LimitExceeded(limit));
+        match incoming {
+            // The stream's own view: changes apply to it.
+            Incoming::Syncing(view) | Incoming::Standby(view) => {
+                let entries = groups
+                    .iter()
+                    .map(|g| (g.group.as_str(), &g.joined[..], &g.left[..]));
+                if let Err(limit) = build_view(view, entries, &limits) {
+                    self.close(now, id, CloseReason::LimitExceeded(limit));
+                }
+                return;
             }
-            return;
+            Incoming::Stale => return,
+            Incoming::Live => {}
         }
         let node = node.clone();
         let Some(peer) = self.peers.get_mut(&node).filter(|p| p.conn == id) else {
