@@ -70,6 +70,7 @@ mod messages;
 mod node;
 mod port_monitors;
 mod session;
+mod snapshot;
 mod stats;
 mod time;
 pub mod wire;
@@ -78,7 +79,7 @@ pub mod wire;
 pub mod fuzzing;
 
 pub use channel::{Channel, Input};
-pub use config::{Config, Limits, Timeouts};
+pub use config::{Config, Limits, Timeouts, DEFAULT_SNAPSHOT_CHUNK};
 pub use error::{ApiError, ConfigError};
 pub use event::{
     Action, CloseReason, Direction, Event, GroupDelta, Limit, PortDownReason, RemoteReason,
