@@ -38,6 +38,8 @@ pub(crate) struct Outgoing {
     after: Option<(GroupName, u64)>,
     /// A chunk went out; the next waits to be released (see the module).
     waiting: bool,
+    /// Chunks written so far.
+    chunks: usize,
 }
 
 /// Connections whose next chunk is due at the next `poll_transmit`.
@@ -119,7 +121,9 @@ fn write_chunk(c: &mut Conn, local: &crate::local::Local, budget: usize) -> Opti
     }
     let done = members.peek().is_none();
     let frames = enc.finish(out, done);
+    s.chunks += 1;
     if done {
+        tracing::debug!(conn = %c.id, chunks = s.chunks, "snapshot sent");
         *snapshot = None;
     } else {
         s.waiting = true;
