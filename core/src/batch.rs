@@ -72,12 +72,7 @@ impl Encoder {
             .last()
             .is_some_and(|e| e.group.as_str() == group)
             && self.ports_in_last < MAX_PORTS_PER_ENTRY;
-        let need = port_size
-            + if same_group {
-                0
-            } else {
-                entry_overhead(group)
-            };
+        let need = port_size + if same_group { 0 } else { entry_overhead(group) };
         let full = self.size + need > self.budget
             || (!same_group && self.entries.len() == MAX_GROUPS_PER_FRAME);
         if full {

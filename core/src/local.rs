@@ -7,8 +7,8 @@
 //! one batch.
 
 use alloc::collections::BTreeMap;
-use core::ops::Bound::{Excluded, Unbounded};
 use alloc::vec::Vec;
+use core::ops::Bound::{Excluded, Unbounded};
 
 use crate::ids::{GroupName, RegId};
 

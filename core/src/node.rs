@@ -10,7 +10,6 @@ use rand_chacha::ChaCha12Rng;
 use rand_core::SeedableRng;
 
 use crate::batch::{self, BatchKind};
-use crate::snapshot;
 use crate::channel::Input;
 use crate::config::Config;
 use crate::conn::{Conn, DialFor, Phase, RemoteView};
@@ -22,6 +21,7 @@ use crate::ids::{check_group, group_name, ConnId, MonitorId, NodeId, PortId, Reg
 use crate::local::Local;
 use crate::mesh::{DueDial, Mesh};
 use crate::port_monitors::PortMonitors;
+use crate::snapshot;
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::wire::Frame;

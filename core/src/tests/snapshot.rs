@@ -160,13 +160,20 @@ fn a_paced_snapshot_goes_out_a_chunk_per_drain_and_the_peer_ends_exact_though_re
             }
         }
         assert_eq!(p.pump(), 1, "one transmit per drain report");
-        assert!(p.a_sent.iter().all(|&n| n <= chunk + SLACK), "{:?}", p.a_sent);
+        assert!(
+            p.a_sent.iter().all(|&n| n <= chunk + SLACK),
+            "{:?}",
+            p.a_sent
+        );
         assert_eq!(p.pump(), 0, "and nothing more until the next");
         if p.a.stats().snapshots_sending == 1 {
             assert_eq!(p.b.members("g1"), None, "round {rounds}: still none of it");
         }
     }
-    assert!(rounds >= 10, "a snapshot of 600 memberships took {rounds} chunks");
+    assert!(
+        rounds >= 10,
+        "a snapshot of 600 memberships took {rounds} chunks"
+    );
     p.assert_exact();
     let ups = p
         .b_events
@@ -188,8 +195,7 @@ fn a_registration_made_and_ended_between_two_chunks_is_never_left_listed() {
     // now is the very next membership. Ended before the chunk is made, it
     // must not be in it: its join and leave net away before either is
     // sent, so a chunk that listed it would leave it listed for good.
-    let groups: Vec<alloc::string::String> =
-        (0..20).map(|j| alloc::format!("g{j:02}")).collect();
+    let groups: Vec<alloc::string::String> = (0..20).map(|j| alloc::format!("g{j:02}")).collect();
     let names: Vec<&str> = groups.iter().map(|g| g.as_str()).collect();
     let (mut p, _regs) = Pair::new(1, true, &names, 1);
     let mut j = 0;
@@ -210,9 +216,17 @@ fn a_registration_made_and_ended_between_two_chunks_is_never_left_listed() {
 fn an_unpaced_snapshot_comes_out_in_chunks_as_fast_as_transmits_are_polled() {
     let chunk = 64;
     let (p, _regs) = Pair::new(chunk, false, &GROUPS, 200);
-    assert_eq!(p.a.stats().snapshots_sending, 0, "done without a drain report");
+    assert_eq!(
+        p.a.stats().snapshots_sending,
+        0,
+        "done without a drain report"
+    );
     assert!(p.a_sent.len() >= 10, "{} transmits", p.a_sent.len());
-    assert!(p.a_sent.iter().all(|&n| n <= chunk + SLACK), "{:?}", p.a_sent);
+    assert!(
+        p.a_sent.iter().all(|&n| n <= chunk + SLACK),
+        "{:?}",
+        p.a_sent
+    );
     assert!(p.a.stats().largest_transmit <= chunk + SLACK);
     p.assert_exact();
 }
