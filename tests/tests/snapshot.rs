@@ -205,10 +205,13 @@ fn snapshot_reaches_a_fresh_peer(
             after.largest_transmit
         );
         assert!(
-            after.send_buffer_peak > 0 && after.send_buffer_peak <= send_buffer / 2 + 1024,
-            "a held {} bytes for a connection, of {send_buffer} (and more than none: the \
-             peer's pause filled the kernel's buffers)",
+            after.send_buffer_peak <= send_buffer / 2 + 1024,
+            "a held {} bytes for a connection, of {send_buffer}",
             after.send_buffer_peak
+        );
+        assert!(
+            pause.is_zero() || after.send_buffer_peak > 0,
+            "the peer's pause filled the kernel's buffers: the driver held some"
         );
         eprintln!(
             "{memberships} memberships ({groups} groups x {ports} ports, registered in \
@@ -240,6 +243,11 @@ fn twenty_thousand_memberships_reach_a_fresh_peer_through_a_send_buffer_a_fifth_
 #[test]
 #[ignore = "a million memberships take seconds in release and minutes in debug: run it in release"]
 fn a_million_memberships_reach_a_fresh_peer_through_a_one_mib_send_buffer() {
-    let pause = Duration::from_millis(500);
+    // SNAPSHOT_PAUSE_MS=0 times the snapshot alone.
+    let pause_ms = std::env::var("SNAPSHOT_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let pause = Duration::from_millis(pause_ms);
     snapshot_reaches_a_fresh_peer(1000, 1000, 1024 * 1024, pause, Duration::from_secs(60));
 }
