@@ -57,6 +57,12 @@ pub(crate) struct Peer {
 /// the last drain comes out as one [`Transmit`], and local membership changes
 /// as one frame per peer.
 ///
+/// Our snapshot to a new peer never comes out whole: a chunk of about
+/// [`Config::snapshot_chunk`] bytes at a time, the next one with the next
+/// `poll_transmit` after the last was handed out, or, with
+/// [`Config::paced_snapshots`], after the driver reported the connection
+/// drained ([`handle_drained`](Self::handle_drained)).
+///
 /// Peer misbehaviour is never an `Err`: it closes that peer's connection with a
 /// [`CloseReason`] reported in [`Event::ConnectionClosed`], and leaves every
 /// other connection and every local registration untouched. Local API misuse is
