@@ -48,9 +48,9 @@ use crate::timer::Clock;
 const LOW_WATER: usize = 64 * 1024;
 
 /// The low-water mark for a send buffer of `send_buffer` bytes: with a
-/// snapshot chunk of at most a quarter of it too (`snapshot_chunk`), a
-/// snapshot never fills more than half of it.
-pub(crate) fn low_water(send_buffer: usize) -> usize {
+/// snapshot chunk of at most a quarter of it too (`Node::start_on`), a
+/// snapshot never fills more than about half of it.
+fn low_water(send_buffer: usize) -> usize {
     LOW_WATER.min(send_buffer / 4)
 }
 
