@@ -35,6 +35,8 @@ pub(crate) enum Phase {
     Active {
         node: NodeId,
         incarnation: u64,
+        /// The peer's epoch when it authenticated.
+        epoch: u64,
         incoming: Incoming,
     },
 }

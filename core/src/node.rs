@@ -64,6 +64,10 @@ pub(crate) struct Peer {
 pub struct Node {
     pub(crate) cfg: Config,
     pub(crate) incarnation: u64,
+    /// Orders our runs against earlier ones of our node id (see
+    /// [`Hello::epoch`](crate::wire::Hello::epoch)): starts at the
+    /// incarnation, raised past any a peer still keeps.
+    pub(crate) epoch: u64,
     pub(crate) rng: ChaCha12Rng,
     pub(crate) shut_down: bool,
     pub(crate) conns: BTreeMap<ConnId, Conn>,
@@ -95,7 +99,9 @@ impl Node {
     /// A node from its configuration.
     ///
     /// `incarnation` must differ on every start of the same node id (a start
-    /// time in nanoseconds does); `seed` feeds the handshakes' ephemeral keys
+    /// time in nanoseconds does). It need not grow: a run whose clock went
+    /// back is told by a peer that still keeps the earlier run and moves its
+    /// epoch above that one (see [`epoch`](Self::epoch)); `seed` feeds the handshakes' ephemeral keys
     /// and the jitter and should
     /// come from the OS in production (tests fix it to replay runs).
     ///
@@ -120,6 +126,7 @@ impl Node {
         Ok(Node {
             cfg,
             incarnation,
+            epoch: incarnation,
             rng: ChaCha12Rng::from_seed(seed),
             shut_down: false,
             conns: BTreeMap::new(),
@@ -150,6 +157,14 @@ impl Node {
     /// This node's incarnation.
     pub fn incarnation(&self) -> u64 {
         self.incarnation
+    }
+
+    /// This node's epoch: which of two runs of one node id is the newer is
+    /// decided by the greater epoch. It starts at the incarnation and is
+    /// raised past a peer's when that peer still keeps an earlier run of
+    /// our node id with a greater one (this run's clock went back).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The configuration the node runs with.

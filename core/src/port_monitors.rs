@@ -11,6 +11,7 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
+use crate::conn::Phase;
 use crate::error::ApiError;
 use crate::event::{Event, PortDownReason};
 use crate::ids::{ConnId, NodeId, PortId, PortMonitorId};
@@ -61,14 +62,21 @@ impl Node {
                 None
             }
         } else {
-            // A newer incarnation than the port's is up: it restarted. The
-            // port's own incarnation, or a newer one not yet connected, or a
-            // connection being handed over: watch, and ask once connected
-            // (`rewatch`); losing the node fires it.
+            // A port lives only while its node runs the port's incarnation:
+            // the one we list or the one whose snapshot is arriving. Another
+            // run up means the port's node restarted. Otherwise watch, and
+            // ask once connected (`rewatch`); losing the node fires it.
             match self.peers.get(port.node()) {
                 None => Some(PortDownReason::Unreachable),
-                Some(p) if p.incarnation > port.incarnation() => Some(PortDownReason::Restarted),
-                Some(_) => None,
+                Some(p) => {
+                    let arriving = self.conns.get(&p.conn).and_then(|c| match c.phase {
+                        Phase::Active { incarnation, .. } => Some(incarnation),
+                        _ => None,
+                    });
+                    let inc = port.incarnation();
+                    (p.incarnation != inc && arriving != Some(inc))
+                        .then_some(PortDownReason::Restarted)
+                }
             }
         };
         if let Some(reason) = gone {

@@ -31,6 +31,7 @@ impl Node {
         Hello {
             node,
             incarnation: self.incarnation,
+            epoch: self.epoch,
             addrs: self
                 .cfg
                 .listen_addrs
@@ -119,6 +120,7 @@ impl Node {
                 self.remove_conn(now, id, CloseReason::Remote(reason), true)
             }
             (Phase::Active { .. }, Frame::Ping) => {}
+            (Phase::Active { .. }, Frame::Stale { epoch }) => self.on_stale(epoch),
             (Phase::Active { .. }, Frame::Peers { nodes }) => self.on_peers(now, id, nodes),
             (Phase::Active { node, .. }, Frame::PeersDigest { digest }) => {
                 let node = node.clone();
@@ -147,6 +149,20 @@ impl Node {
                 self.on_port_down(&node, inc, port);
             }
             _ => self.close(now, id, CloseReason::UnexpectedFrame),
+        }
+    }
+
+    /// A peer keeps an earlier run of our node id at `epoch`, at least ours
+    /// (our clock went back since that run): move above it, so that our
+    /// next connection to it is the newer.
+    fn on_stale(&mut self, epoch: u64) {
+        if epoch >= self.epoch {
+            tracing::debug!(
+                from = self.epoch,
+                to = epoch.saturating_add(1),
+                "epoch raised past an earlier run"
+            );
+            self.epoch = epoch.saturating_add(1);
         }
     }
 
@@ -199,17 +215,25 @@ impl Node {
             if let Some(o) = self.conns.get(&old).filter(|o| o.is_active()) {
                 let Phase::Active {
                     incarnation: old_inc,
+                    epoch: old_epoch,
                     ..
                 } = o.phase
                 else {
                     unreachable!("filtered on is_active")
                 };
-                let (keep_new, reason) = if hello.incarnation > old_inc {
-                    (true, CloseReason::Restarted)
-                } else if hello.incarnation < old_inc {
-                    // The greater incarnation is the newer: a stale one
-                    // never replaces it, however late it authenticates.
-                    (false, CloseReason::StaleIncarnation)
+                let (keep_new, reason) = if hello.incarnation != old_inc {
+                    // Two runs of the node: the greater epoch is the newer
+                    // (the incarnation breaks a tie). A stale run never
+                    // replaces it, however late it authenticates; it is told
+                    // the epoch to move above, in case it is the live one
+                    // and its clock went back.
+                    if (hello.epoch, hello.incarnation) > (old_epoch, old_inc) {
+                        (true, CloseReason::Restarted)
+                    } else {
+                        let stale = Frame::Stale { epoch: old_epoch };
+                        self.send_frame(now, id, &stale);
+                        (false, CloseReason::StaleIncarnation)
+                    }
                 } else if o.dir == dir {
                     // Same direction: the dialler only dials again once it
                     // considers the old one dead, so the newer one is right.
@@ -246,6 +270,7 @@ impl Node {
             c.phase = Phase::Active {
                 node: node.clone(),
                 incarnation: hello.incarnation,
+                epoch: hello.epoch,
                 incoming: Incoming::Syncing(RemoteView::default()),
             };
         }
@@ -445,6 +470,7 @@ impl Node {
                     node,
                     incarnation,
                     incoming,
+                    ..
                 },
             ..
         }) = self.conns.get_mut(&id)
@@ -563,7 +589,7 @@ impl Node {
             });
         }
         if old_inc != inc {
-            self.node_ports_gone(&node, |p| p.incarnation() < inc, PortDownReason::Restarted);
+            self.node_ports_gone(&node, |p| p.incarnation() != inc, PortDownReason::Restarted);
         }
         let new = &self.peers[&node].view;
         let port = |inc: u64, n: u64| PortId::new(node.clone(), inc, n);
@@ -615,6 +641,7 @@ impl Node {
                     node,
                     incarnation,
                     incoming,
+                    ..
                 },
             ..
         }) = self.conns.get_mut(&id)
