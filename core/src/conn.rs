@@ -143,6 +143,18 @@ impl Conn {
     }
 
     /// The authenticated peer, or the one its greeting names.
+    /// The incarnation of `node` this connection is authenticated to.
+    pub(crate) fn runs(&self, node: &NodeId) -> Option<u64> {
+        match &self.phase {
+            Phase::Active {
+                node: n,
+                incarnation,
+                ..
+            } if n == node => Some(*incarnation),
+            _ => None,
+        }
+    }
+
     pub(crate) fn peer(&self) -> Option<NodeId> {
         match &self.phase {
             Phase::Active { node, .. } => Some(node.clone()),

@@ -766,12 +766,12 @@ impl Node {
         });
         self.dial_ended(now, &c, reason);
         self.forget_watcher(id);
-        let Some(node) = node else {
+        let Some((node, run)) = node.and_then(|n| Some((n.clone(), c.runs(&n)?))) else {
             return;
         };
         if self.peers.get(&node).is_none_or(|p| p.conn != id) {
             return;
         }
-        self.hand_over(now, &node, id, reason);
+        self.hand_over(now, &node, (id, run), reason);
     }
 }

@@ -62,20 +62,28 @@ impl Node {
                 None
             }
         } else {
-            // A port lives only while its node runs the port's incarnation:
-            // the one we list or the one whose snapshot is arriving. Another
-            // run up means the port's node restarted. Otherwise watch, and
-            // ask once connected (`rewatch`); losing the node fires it.
+            // Watched only while we are connected to the port's run (the one
+            // whose snapshot we list or is arriving), and asked once connected
+            // (`rewatch`); losing the node or a newer run coming up fires it.
+            // Another run: an earlier one (the port's incarnation is at most
+            // the epoch of the run up: a run's epoch starts at its
+            // incarnation and a newer run's rises above the earlier's) has
+            // restarted; one that may be newer is not connected to us.
             match self.peers.get(port.node()) {
                 None => Some(PortDownReason::Unreachable),
                 Some(p) => {
-                    let arriving = self.conns.get(&p.conn).and_then(|c| match c.phase {
-                        Phase::Active { incarnation, .. } => Some(incarnation),
-                        _ => None,
-                    });
                     let inc = port.incarnation();
-                    (p.incarnation != inc && arriving != Some(inc))
-                        .then_some(PortDownReason::Restarted)
+                    match self.conns.get(&p.conn).map(|c| &c.phase) {
+                        _ if p.incarnation == inc => None,
+                        Some(Phase::Active {
+                            incarnation, epoch, ..
+                        }) if *incarnation != inc => Some(if inc <= *epoch {
+                            PortDownReason::Restarted
+                        } else {
+                            PortDownReason::Unreachable
+                        }),
+                        _ => None,
+                    }
                 }
             }
         };

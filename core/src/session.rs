@@ -260,6 +260,20 @@ impl Node {
                     if let Some(c) = self.conns.get_mut(&id) {
                         c.supersedes = Some(old);
                     }
+                } else if reason == CloseReason::Restarted {
+                    // Every connection of the earlier run goes, not only the
+                    // one followed: none may take the node over later.
+                    let earlier: Vec<ConnId> = self
+                        .conns
+                        .values()
+                        .filter(|c| {
+                            c.id != id && c.runs(&node).is_some_and(|i| i != hello.incarnation)
+                        })
+                        .map(|c| c.id)
+                        .collect();
+                    for c in earlier {
+                        self.close(now, c, reason);
+                    }
                 } else {
                     self.close(now, old, reason);
                 }
@@ -514,26 +528,31 @@ impl Node {
         }
     }
 
-    /// The connection `gone` the peer table followed for `node` has closed.
-    /// Another whose stream is whole (the peer closed `gone` as superseded,
-    /// say) takes over and the node never goes down; stale ones close, as
-    /// they cannot. With none left, the node is lost.
+    /// The connection `gone` (of the run `run`) the peer table followed for
+    /// `node` has closed. Another of the same run whose stream is whole (the
+    /// peer closed `gone` as superseded, say) takes over and the node never
+    /// goes down; stale ones close, as they cannot, and so would any of
+    /// another run. With none left, the node is lost.
     pub(crate) fn hand_over(
         &mut self,
         now: Instant,
         node: &NodeId,
-        gone: ConnId,
+        (gone, run): (ConnId, u64),
         reason: CloseReason,
     ) {
         let mut next = None;
         let mut stale = Vec::new();
         for c in self.conns.values() {
             if let Phase::Active {
-                node: n, incoming, ..
+                node: n,
+                incarnation,
+                incoming,
+                ..
             } = &c.phase
             {
                 if n == node {
                     match incoming {
+                        _ if *incarnation != run => stale.push(c.id),
                         Incoming::Stale => stale.push(c.id),
                         _ => next = next.or(Some(c.id)),
                     }
@@ -571,7 +590,7 @@ impl Node {
         }
     }
 
-    /// `new` (incarnation `inc`) becomes what we know of the peer `node`,
+    /// `new`, of the run `inc`, becomes what we know of the peer `node`,
     /// replacing its view in one delta per group.
     fn publish(&mut self, node: &NodeId, inc: u64, new: RemoteView) {
         let node = node.clone();

@@ -573,6 +573,16 @@ fn a_member_its_owner_unregistered_never_stays_listed() {
     }
 }
 
+/// Seed 4652 of a release search: a connection of a node's earlier run,
+/// still syncing when the newer run replaced the one the table followed, was
+/// handed the node when the newer run's connection closed. Every connection
+/// of the earlier run now closes with the replacement, and a handover only
+/// goes to a connection of the same run.
+#[test]
+fn an_earlier_runs_connection_never_takes_its_node_over() {
+    random_run(4652, 2..=12, 1_000..=4_000);
+}
+
 #[test]
 fn random_faults_in_a_fifty_node_mesh_keep_views_consistent() {
     run_seeds(
