@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use crate::channel::Channel;
+use crate::config::Timeouts;
 use crate::event::Direction;
 use crate::event::WireReason;
 use crate::handshake::Psk;
@@ -118,6 +119,17 @@ impl Conn {
 
     pub(crate) fn is_active(&self) -> bool {
         matches!(self.phase, Phase::Active { .. })
+    }
+
+    /// When this connection must next be looked at: its handshake timeout,
+    /// or once authenticated its keepalive timeout or ping, whichever is
+    /// first. Receiving and sending only move it later.
+    pub(crate) fn deadline(&self, t: &Timeouts) -> Instant {
+        if self.is_active() {
+            (self.last_recv + t.keepalive_timeout).min(self.last_send + t.ping_interval)
+        } else {
+            self.opened + t.handshake_timeout
+        }
     }
 
     /// Has bytes to hand to the driver.

@@ -72,6 +72,7 @@ mod port_monitors;
 mod session;
 mod stats;
 mod time;
+mod timers;
 pub mod wire;
 
 #[cfg(any(test, feature = "fuzzing"))]

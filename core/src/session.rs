@@ -181,14 +181,14 @@ impl Node {
 
         // The mesh: remember the node (it is authenticated, whichever of its
         // connections survives below) and settle the dial that found it.
-        let news = !self.mesh.known.contains_key(&node);
+        let news = !self.mesh.known().contains_key(&node);
         if news && !self.mesh.make_room(self.cfg.limits.max_known_nodes) {
             self.close(now, id, CloseReason::LimitExceeded(Limit::KnownNodes));
             return;
         }
         let known = self
             .mesh
-            .known
+            .known_mut()
             .entry(node.clone())
             .or_insert_with(|| Known {
                 addrs: Vec::new(),
@@ -203,7 +203,7 @@ impl Node {
             known.addrs = addrs.clone();
         }
         if let DialFor::Seed(i) = dial_for {
-            let seed = &mut self.mesh.seeds[i];
+            let seed = &mut self.mesh.seeds_mut()[i];
             seed.node = Some(node.clone());
             seed.dial.succeeded(id, now);
         }
@@ -288,6 +288,7 @@ impl Node {
                 incoming: Incoming::Syncing(RemoteView::default()),
             };
         }
+        self.now_active(id);
         self.rewatch(now, id, &node, hello.incarnation);
         match self.peers.contains_key(&node) {
             true => self.follow(&node, id),
@@ -313,7 +314,7 @@ impl Node {
             .filter(|(n, p)| **n != node && p.conn != id)
             .filter(|(_, p)| self.conns.get(&p.conn).is_some_and(|c| c.is_active()))
             .filter_map(|(n, p)| {
-                let k = self.mesh.known.get(n)?;
+                let k = self.mesh.known().get(n)?;
                 Some((p.conn, peer_info(n, &k.addrs)))
             })
             .collect();
@@ -343,7 +344,7 @@ impl Node {
             .peers
             .iter()
             .filter(|(n, p)| *n != to && p.conn != id)
-            .filter_map(|(n, _)| Some(peer_info(n, &self.mesh.known.get(n)?.addrs)))
+            .filter_map(|(n, _)| Some(peer_info(n, &self.mesh.known().get(n)?.addrs)))
             .collect();
         for nodes in peer_frames(infos, budget) {
             self.send_frame(now, id, &Frame::Peers { nodes });
@@ -412,7 +413,7 @@ impl Node {
             if node == self.cfg.node_id {
                 continue;
             }
-            if let Some(k) = self.mesh.known.get_mut(&node) {
+            if let Some(k) = self.mesh.known_mut().get_mut(&node) {
                 k.last_seen = now;
                 if k.addrs.is_empty() {
                     k.addrs = info.addrs.iter().map(|a| SocketAddr::from(*a)).collect();
@@ -430,7 +431,7 @@ impl Node {
                 now + self.cfg.timeouts.gossip_dial_delay
             };
             tracing::debug!(%node, from = ?from, "learned of node");
-            self.mesh.known.insert(
+            self.mesh.known_mut().insert(
                 node,
                 Known {
                     addrs: info.addrs.iter().map(|a| SocketAddr::from(*a)).collect(),
@@ -748,7 +749,7 @@ impl Node {
                 .collect();
             self.groups.apply(group, &[], &removed, &mut self.events);
         }
-        if let Some(k) = self.mesh.known.get_mut(node) {
+        if let Some(k) = self.mesh.known_mut().get_mut(node) {
             k.connected = false;
             k.last_seen = now;
             if k.dial.in_flight.is_none() {
@@ -757,7 +758,7 @@ impl Node {
         }
         // A seed that led to it waits as long (it would otherwise dial the
         // node again at once).
-        for seed in &mut self.mesh.seeds {
+        for seed in self.mesh.seeds_mut() {
             if seed.node.as_ref() == Some(node) && seed.dial.in_flight.is_none() {
                 seed.dial.back_off(now, &self.cfg.timeouts, &mut self.rng);
             }
@@ -771,7 +772,7 @@ impl Node {
     /// `forget_after`.
     fn seed_leads_to_self(&mut self, now: Instant, i: usize) {
         let ours = self.seed_is_ours(i);
-        let Some(seed) = self.mesh.seeds.get_mut(i) else {
+        let Some(seed) = self.mesh.seeds_mut().get_mut(i) else {
             return;
         };
         if ours {
@@ -783,7 +784,7 @@ impl Node {
 
     /// Seed `i` is one of our own listen addresses.
     fn seed_is_ours(&self, i: usize) -> bool {
-        let Some(seed) = self.mesh.seeds.get(i) else {
+        let Some(seed) = self.mesh.seeds().get(i) else {
             return false;
         };
         self.cfg.listen_addrs.iter().any(|l| {
@@ -807,8 +808,8 @@ impl Node {
         }
         let dial = match &c.dial_for {
             DialFor::Nothing => return,
-            DialFor::Seed(i) => self.mesh.seeds.get_mut(*i).map(|s| &mut s.dial),
-            DialFor::Node(n) => self.mesh.known.get_mut(n).map(|k| &mut k.dial),
+            DialFor::Seed(i) => self.mesh.seeds_mut().get_mut(*i).map(|s| &mut s.dial),
+            DialFor::Node(n) => self.mesh.known_mut().get_mut(n).map(|k| &mut k.dial),
         };
         if let Some(dial) = dial.filter(|d| d.in_flight == Some(c.id)) {
             dial.back_off(now, &self.cfg.timeouts, &mut self.rng);
