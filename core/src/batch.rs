@@ -13,7 +13,8 @@ use crate::wire::{
 /// Which frame a batch goes out as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BatchKind {
-    /// The snapshot after authentication: `Sync` frames, the last one `done`.
+    /// Part of the snapshot after authentication: `Sync` frames, the last
+    /// one `done` if the batch ends the snapshot.
     Snapshot,
     /// Incremental changes: `Update` frames.
     Update,
@@ -33,24 +34,94 @@ fn entry_overhead(group: &str) -> usize {
 /// Bytes a frame adds besides its entries: tag, list length, `done`.
 const FRAME_OVERHEAD: usize = 1 + 3 + 1;
 
-struct Builder {
+/// Membership changes in, frames out: each frame is written to the output
+/// as soon as the next change does not fit it.
+pub(crate) struct Encoder {
     kind: BatchKind,
     budget: usize,
     entries: Vec<GroupChange>,
     size: usize,
     ports_in_last: usize,
+    frames: usize,
 }
 
-impl Builder {
-    /// Encodes the entries gathered so far as one frame; returns 1 if it wrote one.
-    fn flush(&mut self, out: &mut Vec<u8>, done: bool) -> usize {
+impl Encoder {
+    /// Frames of `kind` of at most `max_frame` body bytes.
+    pub(crate) fn new(kind: BatchKind, max_frame: usize) -> Encoder {
+        Encoder {
+            kind,
+            budget: max_frame,
+            entries: Vec::new(),
+            size: FRAME_OVERHEAD,
+            ports_in_last: 0,
+            frames: 0,
+        }
+    }
+
+    /// Bytes the frame being built will take, at most.
+    pub(crate) fn pending(&self) -> usize {
+        self.size
+    }
+
+    /// Adds one change (changes come grouped by group name), writing the
+    /// frame before it to `out` if the change does not fit that one.
+    pub(crate) fn push(&mut self, out: &mut Vec<u8>, group: &str, port: u64, joined: bool) {
+        let port_size = varint_len(port);
+        let same_group = self
+            .entries
+            .last()
+            .is_some_and(|e| e.group.as_str() == group)
+            && self.ports_in_last < MAX_PORTS_PER_ENTRY;
+        let need = port_size + if same_group { 0 } else { entry_overhead(group) };
+        let full = self.size + need > self.budget
+            || (!same_group && self.entries.len() == MAX_GROUPS_PER_FRAME);
+        if full {
+            self.flush(out, false);
+        }
+        if !same_group || full {
+            let mut name = WireGroup::new();
+            name.push_str(group)
+                .unwrap_or_else(|_| unreachable!("group names are checked at registration"));
+            self.entries.push(GroupChange {
+                group: name,
+                joined: BoundedVec::new(),
+                left: BoundedVec::new(),
+            });
+            self.size += entry_overhead(group);
+            self.ports_in_last = 0;
+        }
+        let entry = self
+            .entries
+            .last_mut()
+            .unwrap_or_else(|| unreachable!("pushed above"));
+        let list = if joined {
+            &mut entry.joined
+        } else {
+            &mut entry.left
+        };
+        list.try_push(port)
+            .unwrap_or_else(|_| unreachable!("ports_in_last < MAX_PORTS_PER_ENTRY"));
+        self.ports_in_last += 1;
+        self.size += port_size;
+    }
+
+    /// Writes the last frame (for a snapshot, `done` says whether it ends
+    /// it; a snapshot's last frame is written even with no entry). Returns
+    /// the number of frames written.
+    pub(crate) fn finish(mut self, out: &mut Vec<u8>, done: bool) -> usize {
+        self.flush(out, done);
+        self.frames
+    }
+
+    /// Encodes the entries gathered so far as one frame.
+    fn flush(&mut self, out: &mut Vec<u8>, done: bool) {
         let entries = core::mem::take(&mut self.entries);
         self.size = FRAME_OVERHEAD;
         self.ports_in_last = 0;
         let frame = match self.kind {
             BatchKind::Update => {
                 if entries.is_empty() {
-                    return 0;
+                    return;
                 }
                 Frame::Update {
                     groups: bounded(entries),
@@ -70,74 +141,27 @@ impl Builder {
             },
         };
         frame.encode(out);
-        1
+        self.frames += 1;
     }
 }
 
 fn bounded<T, const N: usize>(v: Vec<T>) -> BoundedVec<T, N> {
     BoundedVec::try_from_vec(v)
-        .unwrap_or_else(|_| unreachable!("the builder keeps each list within its bound"))
+        .unwrap_or_else(|_| unreachable!("the encoder keeps each list within its bound"))
 }
 
 /// Encodes `changes` (grouped by group name, in order) as frames of at most
-/// `max_frame` body bytes, appended to `out`. Returns the number of frames.
+/// `max_frame` body bytes, appended to `out`; a snapshot's last frame is
+/// `done`. Returns the number of frames.
 pub(crate) fn encode(
     kind: BatchKind,
     changes: impl IntoIterator<Item = Change>,
     max_frame: usize,
     out: &mut Vec<u8>,
 ) -> usize {
-    let mut b = Builder {
-        kind,
-        budget: max_frame,
-        entries: Vec::new(),
-        size: FRAME_OVERHEAD,
-        ports_in_last: 0,
-    };
-    let mut written = 0;
+    let mut e = Encoder::new(kind, max_frame);
     for (group, port, joined) in changes {
-        let port_size = varint_len(port);
-        let same_group = b
-            .entries
-            .last()
-            .is_some_and(|e| e.group.as_str() == &*group)
-            && b.ports_in_last < MAX_PORTS_PER_ENTRY;
-        let need = port_size
-            + if same_group {
-                0
-            } else {
-                entry_overhead(&group)
-            };
-        let full =
-            b.size + need > b.budget || (!same_group && b.entries.len() == MAX_GROUPS_PER_FRAME);
-        if full {
-            written += b.flush(out, false);
-        }
-        if !same_group || full {
-            let mut name = WireGroup::new();
-            name.push_str(&group)
-                .unwrap_or_else(|_| unreachable!("group names are checked at registration"));
-            b.entries.push(GroupChange {
-                group: name,
-                joined: BoundedVec::new(),
-                left: BoundedVec::new(),
-            });
-            b.size += entry_overhead(&group);
-            b.ports_in_last = 0;
-        }
-        let entry = b
-            .entries
-            .last_mut()
-            .unwrap_or_else(|| unreachable!("pushed above"));
-        let list = if joined {
-            &mut entry.joined
-        } else {
-            &mut entry.left
-        };
-        list.try_push(port)
-            .unwrap_or_else(|_| unreachable!("ports_in_last < MAX_PORTS_PER_ENTRY"));
-        b.ports_in_last += 1;
-        b.size += port_size;
+        e.push(out, &group, port, joined);
     }
-    written + b.flush(out, true)
+    e.finish(out, true)
 }

@@ -31,7 +31,23 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Limits on what peers may make this node hold.
     pub limits: Limits,
+    /// A snapshot goes out to a new peer in chunks of about this many bytes
+    /// of frames (at least one membership each), each made from the
+    /// registrations as they are when it is made. Default
+    /// [`DEFAULT_SNAPSHOT_CHUNK`] (64 KiB).
+    pub snapshot_chunk: usize,
+    /// Each chunk of a snapshot after the first waits until the driver
+    /// reports the connection drained with
+    /// [`Node::handle_drained`](crate::Node::handle_drained). Set it only if
+    /// the driver does (the bundled one does). Default `false`: the next
+    /// chunk comes with the next [`Node::poll_transmit`](crate::Node::poll_transmit)
+    /// after the last was taken, so a driver that writes each transmit before
+    /// it polls the next holds one chunk at a time.
+    pub paced_snapshots: bool,
 }
+
+/// Default [`Config::snapshot_chunk`]: 64 KiB.
+pub const DEFAULT_SNAPSHOT_CHUNK: usize = 64 * 1024;
 
 impl Config {
     /// A configuration with default timeouts and limits, no addresses and no seeds.
@@ -43,6 +59,8 @@ impl Config {
             seeds: Vec::new(),
             timeouts: Timeouts::default(),
             limits: Limits::default(),
+            snapshot_chunk: DEFAULT_SNAPSHOT_CHUNK,
+            paced_snapshots: false,
         }
     }
 
@@ -75,6 +93,7 @@ impl Config {
             ("max_connections", l.max_connections),
             ("max_unauthenticated", l.max_unauthenticated),
             ("max_dials", l.max_dials),
+            ("snapshot_chunk", self.snapshot_chunk),
         ] {
             if v == 0 {
                 return Err(ConfigError::ZeroLimit { name });
@@ -96,6 +115,8 @@ impl fmt::Debug for Config {
             .field("seeds", &self.seeds)
             .field("timeouts", &self.timeouts)
             .field("limits", &self.limits)
+            .field("snapshot_chunk", &self.snapshot_chunk)
+            .field("paced_snapshots", &self.paced_snapshots)
             .finish()
     }
 }

@@ -11,6 +11,7 @@ use crate::event::Direction;
 use crate::event::WireReason;
 use crate::handshake::Psk;
 use crate::ids::{ConnId, GroupName, NodeId};
+use crate::snapshot::Outgoing;
 use crate::time::Instant;
 use crate::wire::Frame;
 
@@ -80,6 +81,8 @@ pub(crate) struct Conn {
     /// The older connection to the same peer this one replaces, closed once
     /// the peer shows it has authenticated this one (its first frame here).
     pub(crate) supersedes: Option<ConnId>,
+    /// Our snapshot, while it is going out on this connection.
+    pub(crate) snapshot: Option<Outgoing>,
 }
 
 impl Conn {
@@ -109,6 +112,7 @@ impl Conn {
             last_send: now,
             peer_max_frame: max_frame,
             supersedes: None,
+            snapshot: None,
         }
     }
 

@@ -93,7 +93,7 @@ pub enum ConfigError {
         /// The most a hello carries.
         max: usize,
     },
-    /// A limit is zero.
+    /// A limit (or `snapshot_chunk`) is zero.
     ZeroLimit {
         /// Which limit.
         name: &'static str,

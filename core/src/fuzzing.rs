@@ -227,6 +227,10 @@ fn small_limits() -> Config {
     cfg.limits.max_known_nodes = 6;
     cfg.limits.max_connections = 8;
     cfg.limits.max_unauthenticated = 4;
+    // Snapshots of more than a membership or two stream, a chunk per
+    // `Op::Drained`.
+    cfg.snapshot_chunk = 32;
+    cfg.paced_snapshots = true;
     cfg
 }
 
@@ -302,6 +306,9 @@ enum Op {
     /// Drain only after a burst: `true` stops draining until `false` (as a
     /// driver that batches inputs does).
     Cork(bool),
+    /// The driver wrote what it held for a connection: our snapshot to it
+    /// goes on.
+    Drained(u8),
 }
 
 /// A port to send to or watch: one of ours, or a peer's (maybe stale).
@@ -552,6 +559,12 @@ impl Harness {
             Op::Overflow(c) => {
                 if let Some(id) = self.pick(c) {
                     self.node.handle_send_overflow(self.now, id);
+                    self.drain();
+                }
+            }
+            Op::Drained(c) => {
+                if let Some(id) = self.pick(c) {
+                    self.node.handle_drained(self.now, id);
                     self.drain();
                 }
             }
@@ -865,6 +878,10 @@ impl Harness {
         assert!(
             stats.known_nodes <= limits.max_known_nodes + limits.max_connections,
             "known nodes bounded"
+        );
+        assert!(
+            stats.snapshots_sending <= stats.authenticated,
+            "a snapshot goes out only to an authenticated peer"
         );
         let proved = self.conns.values().filter(|r| r.proved() && r.open).count();
         assert!(

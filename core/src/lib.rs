@@ -22,7 +22,8 @@
 //! node.register("workers", &port).unwrap();
 //! loop {
 //!     // 1. feed one input: node.handle_bytes(now, conn, &buf), handle_inbound,
-//!     //    handle_dialed, handle_closed, handle_timeout(now), or a local API call.
+//!     //    handle_dialed, handle_closed, handle_timeout(now), handle_drained
+//!     //    (with Config::paced_snapshots), or a local API call.
 //!     // 2. drain every output, in this order:
 //!     while let Some(t) = node.poll_transmit() { /* write t.data to t.conn */ }
 //!     while let Some(a) = node.poll_action() {
@@ -70,6 +71,7 @@ mod messages;
 mod node;
 mod port_monitors;
 mod session;
+mod snapshot;
 mod stats;
 mod time;
 mod timers;
@@ -79,7 +81,7 @@ pub mod wire;
 pub mod fuzzing;
 
 pub use channel::{Channel, Input};
-pub use config::{Config, Limits, Timeouts};
+pub use config::{Config, Limits, Timeouts, DEFAULT_SNAPSHOT_CHUNK};
 pub use error::{ApiError, ConfigError};
 pub use event::{
     Action, CloseReason, Direction, Event, GroupDelta, Limit, PortDownReason, RemoteReason,

@@ -8,6 +8,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::ops::Bound::{Excluded, Unbounded};
 
 use crate::ids::{GroupName, RegId};
 
@@ -139,10 +140,26 @@ impl Local {
             .collect()
     }
 
-    /// Every current membership, as joins: the snapshot a new peer gets.
-    pub(crate) fn snapshot(&self) -> impl Iterator<Item = Change> + '_ {
-        self.groups
-            .iter()
-            .flat_map(|(g, ports)| ports.keys().map(move |p| (g.clone(), *p, true)))
+    /// Current memberships in (group, port) order, those after `after` only
+    /// (all of them from `None`): the snapshot a new peer gets, read a chunk
+    /// at a time.
+    pub(crate) fn memberships_after<'a>(
+        &'a self,
+        after: Option<&(GroupName, u64)>,
+    ) -> impl Iterator<Item = (&'a GroupName, u64)> + 'a {
+        let (rest_of_group, later_groups) = match after {
+            None => (None, self.groups.range::<str, _>((Unbounded, Unbounded))),
+            Some((group, port)) => (
+                self.groups
+                    .get_key_value(&**group)
+                    .map(|(g, ports)| (g, ports.range((Excluded(*port), Unbounded)))),
+                self.groups.range::<str, _>((Excluded(&**group), Unbounded)),
+            ),
+        };
+        let rest_of_group = rest_of_group
+            .into_iter()
+            .flat_map(|(g, ports)| ports.map(move |(p, _)| (g, *p)));
+        let later_groups = later_groups.flat_map(|(g, ports)| ports.keys().map(move |p| (g, *p)));
+        rest_of_group.chain(later_groups)
     }
 }

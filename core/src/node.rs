@@ -21,6 +21,7 @@ use crate::ids::{check_group, group_name, ConnId, MonitorId, NodeId, PortId, Reg
 use crate::local::Local;
 use crate::mesh::{DueDial, Mesh};
 use crate::port_monitors::PortMonitors;
+use crate::snapshot;
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::timers::Deadlines;
@@ -56,6 +57,12 @@ pub(crate) struct Peer {
 /// Draining after a burst batches: whatever was queued for a connection since
 /// the last drain comes out as one [`Transmit`], and local membership changes
 /// as one frame per peer.
+///
+/// Our snapshot to a new peer never comes out whole: a chunk of about
+/// [`Config::snapshot_chunk`] bytes at a time, the next one with the next
+/// `poll_transmit` after the last was handed out, or, with
+/// [`Config::paced_snapshots`], after the driver reported the connection
+/// drained ([`handle_drained`](Self::handle_drained)).
 ///
 /// Peer misbehaviour is never an `Err`: it closes that peer's connection with a
 /// [`CloseReason`] reported in [`Event::ConnectionClosed`], and leaves every
@@ -94,6 +101,8 @@ pub struct Node {
     pub(crate) psk: Psk,
     /// Connections with bytes waiting, in the order they got them.
     dirty: VecDeque<ConnId>,
+    /// Connections whose next snapshot chunk is due (see `snapshot.rs`).
+    pub(crate) snapshots_due: snapshot::Due,
     /// Last bytes of connections already closed.
     closing: VecDeque<Transmit>,
     pub(crate) actions: VecDeque<Action>,
@@ -150,6 +159,7 @@ impl Node {
             flush_turn: 0,
             psk,
             dirty: VecDeque::new(),
+            snapshots_due: VecDeque::new(),
             closing: VecDeque::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -217,6 +227,7 @@ impl Node {
         s.monitors = self.groups.monitor_count();
         s.local_ports = self.local.port_count();
         s.port_monitors = self.port_monitors.count();
+        s.snapshots_sending = self.conns.values().filter(|c| c.snapshot.is_some()).count();
         s
     }
 
@@ -335,6 +346,25 @@ impl Node {
                 true,
             );
         }
+    }
+
+    /// What the driver held for `conn` has been written to the socket (or
+    /// is below its low-water mark): with
+    /// [`Config::paced_snapshots`](crate::Config::paced_snapshots), the next
+    /// chunk of our snapshot to that peer comes out with the next
+    /// [`poll_transmit`](Self::poll_transmit). It paces nothing else, and
+    /// calling it at any time is harmless.
+    ///
+    /// A driver that sets `paced_snapshots` calls it whenever, after it was
+    /// handed bytes for `conn`, what it holds for `conn` falls to its
+    /// low-water mark or below, including at once when it wrote a whole
+    /// [`Transmit`] straight away: a snapshot waits for it, and without it
+    /// stays unfinished ([`Stats::snapshots_sending`]). A report that comes
+    /// while the node still holds output for `conn` waits for the next.
+    /// Without `paced_snapshots` a snapshot never waits for it.
+    pub fn handle_drained(&mut self, now: Instant, conn: ConnId) {
+        self.now = self.now.max(now);
+        self.release_chunk(conn);
     }
 
     /// Time passed. Fires everything due at `now`; calling it early is harmless.
@@ -536,6 +566,7 @@ impl Node {
             return Some(t);
         }
         self.flush_local();
+        self.feed_snapshots();
         while let Some(id) = self.dirty.pop_front() {
             let Some(c) = self.conns.get_mut(&id) else {
                 continue;
@@ -546,6 +577,8 @@ impl Node {
                 continue;
             }
             self.stats.bytes_out += data.len() as u64;
+            self.stats.largest_transmit = self.stats.largest_transmit.max(data.len());
+            self.snapshot_taken(id);
             return Some(Transmit { conn: id, data });
         }
         None
@@ -684,18 +717,6 @@ impl Node {
         self.queue(id, |c| {
             c.send(frame, now);
             1
-        });
-    }
-
-    /// Queues membership changes on a connection, in as few frames as fit.
-    pub(crate) fn send_batch(
-        &mut self,
-        id: ConnId,
-        kind: BatchKind,
-        changes: impl IntoIterator<Item = crate::local::Change>,
-    ) {
-        self.queue(id, |c| {
-            batch::encode(kind, changes, c.peer_max_frame, &mut c.out)
         });
     }
 

@@ -6,7 +6,6 @@ use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
-use crate::batch::BatchKind;
 use crate::conn::{Conn, DialFor, Incoming, Phase, RemoteView};
 use crate::event::{CloseReason, Direction, Event, Limit, PortDownReason, WireReason};
 use crate::handshake;
@@ -319,8 +318,7 @@ impl Node {
             })
             .collect();
         self.send_peer_list(now, id, &node);
-        let snapshot: Vec<_> = self.local.snapshot().collect();
-        self.send_batch(id, BatchKind::Snapshot, snapshot);
+        self.start_snapshot(id);
         // A node we had not heard of is news for our peers; one we had was
         // announced by whoever told us (telling every peer of every new
         // connection would make forming a mesh cost N³ frames).

@@ -42,6 +42,16 @@ pub struct Stats {
     pub port_monitors: usize,
     /// Connections closed, by reason.
     pub closed: Vec<(CloseReason, u64)>,
+    /// Connections our snapshot is still going out on.
+    pub snapshots_sending: usize,
+    /// The largest [`Transmit`](crate::Transmit) handed out, in bytes: a
+    /// snapshot goes out in chunks of about
+    /// [`Config::snapshot_chunk`](crate::Config::snapshot_chunk).
+    pub largest_transmit: usize,
+    /// The most bytes a driver held for one connection, unwritten, at a
+    /// time: filled by the bundled driver (at most its `send_buffer`), 0
+    /// from the core alone.
+    pub send_buffer_peak: usize,
 }
 
 impl Stats {

@@ -218,8 +218,12 @@ impl<const SETTLE: bool> StateMachineTest for MembershipTest<SETTLE> {
     fn init_test(model: &Model) -> Sut {
         common::init_tracing();
         let n = model.nodes.len();
+        // Snapshots of a few memberships a chunk, so they stream while the
+        // registrations change.
+        let mut opts = SimOptions::new(n);
+        opts.snapshot_chunk = Some((1, 16));
         let mut sut = Sut {
-            sim: Sim::new(SimOptions::new(n), model.seed),
+            sim: Sim::new(opts, model.seed),
             ports: vec![BTreeMap::new(); n],
             regs: vec![Vec::new(); n],
             monitors: vec![Vec::new(); n],

@@ -361,6 +361,11 @@ fn random_run_with(seed: u64, run: &Run) -> Sim {
         opts.seeds = rand::seq::index::sample(&mut rng, n, k).into_vec();
     }
     opts.adversary = adversary;
+    // Snapshots stream in chunks of a few memberships, paced by drain
+    // reports on three seeds in four (as the bundled driver), polled out
+    // at once on the rest.
+    opts.snapshot_chunk = rng.random_ratio(7, 8).then_some((1, 24));
+    opts.paced_snapshots = rng.random_ratio(3, 4);
     let leave_dead =
         run.harsh && draw_harsh(seed, &mut opts, run.double_seeds) && n > opts.seeds.len() + 1;
     // Live nodes keep dialling the dead ones until they forget them (and
@@ -372,7 +377,8 @@ fn random_run_with(seed: u64, run: &Run) -> Sim {
         let o = &opts;
         eprintln!(
             "seed {seed}: {n} nodes; addrs {} double_seeds {} long_ids {} varied_limits {} \
-             falling {} dead {leave_dead} lazy {} adversary {} seeds {:?}",
+             falling {} dead {leave_dead} lazy {} adversary {} seeds {:?} \
+             snapshot chunk {:?} paced {}",
             o.max_addrs,
             o.double_seeds,
             o.long_ids,
@@ -380,7 +386,9 @@ fn random_run_with(seed: u64, run: &Run) -> Sim {
             o.falling_incarnations,
             o.lazy_drain,
             o.adversary,
-            o.seeds
+            o.seeds,
+            o.snapshot_chunk,
+            o.paced_snapshots
         );
     }
     let groups = rng.random_range(1..=GROUPS.len());

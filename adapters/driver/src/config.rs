@@ -49,8 +49,11 @@ pub struct NodeConfig {
     /// Past it the peer is too slow: its connection is closed with
     /// [`CloseReason::LimitExceeded`](crate::CloseReason::LimitExceeded)`(`[`Limit::SendBuffer`](crate::Limit::SendBuffer)`)`.
     /// Must be at least `limits.max_frame`, and should exceed the largest burst
-    /// this node sends at once (the snapshot of all its registrations).
-    /// Default [`DEFAULT_SEND_BUFFER`].
+    /// this node sends at once (the changes made between two drains: a port
+    /// closed ends all its registrations at once). The snapshot of all its
+    /// registrations, whatever its size, never takes more than about half of it: it
+    /// streams as the connection drains, in chunks of a quarter of it (64 KiB
+    /// at most). Default [`DEFAULT_SEND_BUFFER`].
     ///
     /// Messages ([`Node::send`](crate::Node::send)) never fill it past half:
     /// a message for a connection whose unwritten bytes would then exceed

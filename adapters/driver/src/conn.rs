@@ -103,7 +103,7 @@ async fn serve<R: Runtime, S>(
         End::Read
     };
     let writing = async {
-        match write_loop(&mut writer, &out, &queued).await {
+        match write_loop(shared, id, &mut writer, &out, &queued).await {
             Ok(()) => End::Written,
             Err(e) => End::WriteFailed(e),
         }
@@ -162,7 +162,11 @@ async fn read_loop<R: Runtime>(
 /// (the channel's sender dropped), then shuts the write half. Whatever is
 /// queued when the writer gets to it goes out in one write (up to
 /// [`WRITE_CHUNK`]), so a writer that lags makes one syscall per burst.
-async fn write_loop(
+/// When what it holds falls to the low-water mark, the core hears the
+/// connection drained (a snapshot going out on it goes on).
+async fn write_loop<R: Runtime>(
+    shared: &Shared<R>,
+    id: ConnId,
     writer: &mut (impl AsyncWrite + Unpin),
     out: &Receiver<Vec<u8>>,
     queued: &AtomicUsize,
@@ -175,7 +179,10 @@ async fn write_loop(
             }
         }
         writer.write_all(&data).await?;
-        queued.fetch_sub(data.len(), Ordering::AcqRel);
+        let held = queued.fetch_sub(data.len(), Ordering::AcqRel);
+        if held > shared.low_water && held - data.len() <= shared.low_water {
+            shared.drained(id);
+        }
         if out.is_empty() {
             writer.flush().await?;
         }

@@ -88,6 +88,11 @@
 //! - Each connection's unwritten bytes are capped by
 //!   [`NodeConfig::send_buffer`]; a peer that does not read past it has its
 //!   connection closed with [`CloseReason::LimitExceeded`]`(`[`Limit::SendBuffer`]`)`.
+//! - The node's snapshot to a peer streams as the connection drains: chunks
+//!   of a quarter of the send buffer (64 KiB at most), each once the
+//!   connection's writer holds no more than that again, so a snapshot of
+//!   any size takes at most about half of the send buffer and a peer that reads
+//!   slowly only slows it down.
 //! - A [`Monitor`] holds at most one pending change: changes that arrive
 //!   before the reader takes the last one are merged into it (so a slow
 //!   reader sees fewer, larger changes, which still obey every rule).

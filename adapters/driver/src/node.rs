@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use groupmesh_core::{ApiError, Config as CoreConfig, Node as Core, NodeId, PortId, Stats};
+use groupmesh_core::{
+    ApiError, Config as CoreConfig, Node as Core, NodeId, PortId, Stats, DEFAULT_SNAPSHOT_CHUNK,
+};
 use serde::Serialize;
 
 use crate::config::NodeConfig;
@@ -82,6 +84,10 @@ impl<R: Runtime> Node<R> {
         core_cfg.seeds = cfg.seeds.clone();
         core_cfg.timeouts = cfg.timeouts.clone();
         core_cfg.limits = cfg.limits.clone();
+        // A snapshot streams as the connection drains (`Shared::drained`),
+        // in chunks that never take more than a quarter of the send buffer.
+        core_cfg.paced_snapshots = true;
+        core_cfg.snapshot_chunk = DEFAULT_SNAPSHOT_CHUNK.min(cfg.send_buffer / 4).max(1);
         let clock = Clock::start();
         let core = Core::new(core_cfg, incarnation, seed, clock.now())?;
 
@@ -273,6 +279,7 @@ impl<R: Runtime> Node<R> {
         self.shared.settle(&mut st);
         let mut stats = st.core.stats();
         stats.messages_dropped += st.dropped;
+        stats.send_buffer_peak = st.send_buffer_peak;
         stats
     }
 

@@ -44,6 +44,16 @@ use crate::runtime::Runtime;
 use crate::stop::{tripwire, Trigger, Tripwire};
 use crate::timer::Clock;
 
+/// The most a connection's writer may hold and still count as drained.
+const LOW_WATER: usize = 64 * 1024;
+
+/// The low-water mark for a send buffer of `send_buffer` bytes: with a
+/// snapshot chunk of at most a quarter of it too (`Node::start_on`), a
+/// snapshot never fills more than about half of it.
+fn low_water(send_buffer: usize) -> usize {
+    LOW_WATER.min(send_buffer / 4)
+}
+
 /// The driver side of one connection (`S`: the runtime's stream).
 #[derive(Debug)]
 struct Slot<S> {
@@ -86,6 +96,8 @@ pub(crate) struct State<S> {
     dial_errors: HashMap<ConnId, io::ErrorKind>,
     /// The incarnation of every node up (reported by `NodeUp`, not yet down).
     pub(crate) up: BTreeMap<NodeId, u64>,
+    /// The most bytes one connection's writer held at a time.
+    pub(crate) send_buffer_peak: usize,
 }
 
 /// One node's driver state, shared by its tasks and handles.
@@ -97,6 +109,9 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) span: tracing::Span,
     pub(crate) clock: Clock,
     send_buffer: usize,
+    /// A connection's writer holding this much or less has drained: the
+    /// core hears it (`handle_drained`), and its next snapshot chunk follows.
+    pub(crate) low_water: usize,
     event_buffer: usize,
     pub(crate) mailbox: usize,
     /// How long a connection's reading may pause for a full mailbox.
@@ -126,6 +141,7 @@ impl<R: Runtime> Shared<R> {
             span,
             clock,
             send_buffer: cfg.send_buffer,
+            low_water: low_water(cfg.send_buffer),
             event_buffer: cfg.event_buffer,
             mailbox: cfg.mailbox,
             hold: cfg.timeouts.ping_interval / 4,
@@ -145,6 +161,7 @@ impl<R: Runtime> Shared<R> {
                 flush_pending: false,
                 dial_errors: HashMap::new(),
                 up: BTreeMap::new(),
+                send_buffer_peak: 0,
             }),
             wake_timer: Notify::new(),
             idle: Notify::new(),
@@ -336,6 +353,11 @@ impl<R: Runtime> Shared<R> {
     /// Bytes arrived on `id`.
     pub(crate) fn bytes(&self, id: ConnId, bytes: &[u8]) {
         self.with(|st, now| st.core.handle_bytes(now, id, bytes));
+    }
+
+    /// The writer of `id` got down to the low-water mark.
+    pub(crate) fn drained(&self, id: ConnId) {
+        self.with(|st, now| st.core.handle_drained(now, id));
     }
 
     /// The socket of `id` was closed or reset, or failed.

@@ -190,6 +190,14 @@ pub struct SimOptions {
     /// monitor replays and the checks of every delivery stay): for runs of
     /// hundreds of nodes that measure rather than search.
     pub light_checks: bool,
+    /// Nodes pace their snapshots by drain reports (`paced_snapshots`), as
+    /// the bundled driver does: a node hears `handle_drained` for a
+    /// connection whenever everything it sent on it has been delivered (its
+    /// simulated send buffer is empty). On by default.
+    pub paced_snapshots: bool,
+    /// Each node's `snapshot_chunk` is drawn from this range (inclusive),
+    /// so that snapshots stream in many chunks; `None`: the default.
+    pub snapshot_chunk: Option<(usize, usize)>,
 }
 
 impl SimOptions {
@@ -213,6 +221,8 @@ impl SimOptions {
             falling_incarnations: false,
             allow_dead: false,
             light_checks: false,
+            paced_snapshots: true,
+            snapshot_chunk: None,
         }
     }
 
@@ -377,6 +387,8 @@ struct Pipe {
     paused: bool,
     /// The key of its front segment in `Sim::heads`.
     head: Option<(Instant, u64)>,
+    /// Bytes queued and not yet delivered: the sender's send buffer.
+    unsent: usize,
     /// What the adversary knows of this direction.
     tap: Tap,
 }
@@ -476,6 +488,8 @@ pub struct Counts {
     /// Connections whose stream it changed, still open (or the change on
     /// its way) when it stopped, reset then.
     pub adversary_stalls: u64,
+    /// `handle_drained` reports to nodes that pace their snapshots.
+    pub drain_reports: u64,
 }
 
 impl Sim {
@@ -554,6 +568,10 @@ impl Sim {
             }
             if sim.opts.varied_limits {
                 sim.draw_limits(&mut cfg);
+            }
+            cfg.paced_snapshots = sim.opts.paced_snapshots;
+            if let Some((lo, hi)) = sim.opts.snapshot_chunk {
+                cfg.snapshot_chunk = sim.rng.random_range(lo..=hi);
             }
             sim.nodes.push(SimNode {
                 index: i,
@@ -945,6 +963,7 @@ impl Sim {
         let p = &mut self.pipes[pipe];
         if let Segment::Bytes(b) = &seg {
             p.tap.pushed += b.len() as u64;
+            p.unsent += b.len();
         }
         let t = t.max(p.last);
         p.last = t;
@@ -973,6 +992,7 @@ impl Sim {
     fn clear_pipe(&mut self, pipe: usize) {
         self.clear_head(pipe);
         self.pipes[pipe].queue.clear();
+        self.pipes[pipe].unsent = 0;
     }
 
     fn deliver_head(&mut self) {
@@ -988,6 +1008,35 @@ impl Sim {
             self.set_head(pipe);
         }
         let (link, to) = (pipe / 2, 1 - pipe % 2);
+        let emptied = match &seg {
+            Segment::Bytes(b) => {
+                self.pipes[pipe].unsent -= b.len();
+                self.pipes[pipe].unsent == 0
+            }
+            _ => false,
+        };
+        self.receive(link, to, seg);
+        if emptied {
+            self.send_buffer_drained(link, 1 - to);
+        }
+    }
+
+    /// The sender on `side` of `link` sees its send buffer empty: a node
+    /// that paces its snapshots hears it drained.
+    fn send_buffer_drained(&mut self, link: usize, side: usize) {
+        let (i, inc, conn) = self.links[link].ends[side];
+        if i == ADVERSARY || !self.links[link].open[side] || !self.is_current(i, inc) {
+            return;
+        }
+        if self.nodes[i].cfg.paced_snapshots {
+            self.counts.drain_reports += 1;
+            self.input(i, |node, now| node.handle_drained(now, conn));
+        }
+    }
+
+    /// A segment reaches `side` of `link`.
+    fn receive(&mut self, link: usize, to: usize, seg: Segment) {
+        let pipe = 2 * link + (1 - to);
         if !self.links[link].open[to] {
             return;
         }

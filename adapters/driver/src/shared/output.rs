@@ -21,9 +21,10 @@ impl<R: Runtime> Shared<R> {
         let mut wrote = false;
         loop {
             let mut overflowed = Vec::new();
+            let mut drained = Vec::new();
             while let Some(t) = st.core.poll_transmit() {
                 wrote = true;
-                self.deliver(st, t, &mut overflowed);
+                self.deliver(st, t, &mut overflowed, &mut drained);
             }
             while let Some(action) = st.core.poll_action() {
                 self.act(st, action);
@@ -31,13 +32,16 @@ impl<R: Runtime> Shared<R> {
             while let Some(event) = st.core.poll_event() {
                 self.dispatch(st, event);
             }
-            if overflowed.is_empty() {
+            if overflowed.is_empty() && drained.is_empty() {
                 break;
             }
             // New inputs only once every output of the last one is out.
             let now = self.clock.now();
             for id in overflowed {
                 st.core.handle_send_overflow(now, id);
+            }
+            for id in drained {
+                st.core.handle_drained(now, id);
             }
         }
         if let Some(at) = st.core.poll_timeout() {
@@ -50,7 +54,16 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// Hands bytes to a connection's writer, unless its buffer is full.
-    fn deliver(&self, st: &mut State<R::Stream>, t: Transmit, overflowed: &mut Vec<ConnId>) {
+    /// A connection left holding no more than the low-water mark goes on
+    /// `drained` (the core's next snapshot chunk may follow); one holding
+    /// more is reported by its writer when it gets there.
+    fn deliver(
+        &self,
+        st: &mut State<R::Stream>,
+        t: Transmit,
+        overflowed: &mut Vec<ConnId>,
+        drained: &mut Vec<ConnId>,
+    ) {
         let Some(slot) = st.slots.get(&t.conn) else {
             tracing::trace!(conn = %t.conn, "bytes for a closed connection dropped");
             return;
@@ -76,7 +89,10 @@ impl<R: Runtime> Shared<R> {
             // from here, and queue only what the socket does not take now.
             if let Some(stream) = &slot.direct {
                 match R::try_write(stream, &data) {
-                    Ok(n) if n == data.len() => return,
+                    Ok(n) if n == data.len() => {
+                        drained.push(t.conn);
+                        return;
+                    }
                     Ok(n) => {
                         data.drain(..n);
                     }
@@ -85,10 +101,14 @@ impl<R: Runtime> Shared<R> {
                 }
             }
         }
-        slot.queued.fetch_add(data.len(), Ordering::AcqRel);
+        let held = slot.queued.fetch_add(data.len(), Ordering::AcqRel) + data.len();
         // Unbounded: it fails only when the writer already ended, and then
         // the connection's end is being reported anyway.
         let _ = out.try_send(data);
+        st.send_buffer_peak = st.send_buffer_peak.max(held);
+        if held <= self.low_water {
+            drained.push(t.conn);
+        }
     }
 
     fn act(&self, st: &mut State<R::Stream>, action: Action) {

@@ -176,3 +176,38 @@ pub async fn a_slow_monitor_reader_gets_changes_merged_not_queued<R: Runtime + D
     drop(regs);
     a.shutdown().await;
 }
+
+pub async fn a_snapshot_forty_times_the_send_buffer_streams_to_a_fresh_peer<
+    R: Runtime + Default,
+>() {
+    // A port in 200 groups of 200-byte names: a 40 KiB snapshot through a
+    // 1 KiB send buffer. It goes out a chunk (256 bytes here) at a time,
+    // each once the connection drained.
+    let mut small = config("a", &[]);
+    small.limits.max_frame = 1024;
+    small.send_buffer = 1024;
+    let a = start::<R>(small).await;
+    let port = a.open_port();
+    let names: Vec<String> = (0..200).map(|i| format!("{i:0>200}")).collect();
+    let _regs: Vec<_> = names
+        .iter()
+        .map(|g| a.register(g, &port).expect("a valid group"))
+        .collect();
+    let b = start::<R>(config("b", &[addr(&a)])).await;
+    let me = Some(vec![port.id().clone()]);
+    eventually::<R>(
+        "b lists a's port in every group",
+        Duration::from_secs(5),
+        || b.groups().len() == names.len() && names.iter().all(|g| b.members(g) == me),
+    )
+    .await;
+    let stats = a.stats();
+    assert!(stats.closed.is_empty(), "no connection closed: {stats:?}");
+    assert_eq!(stats.snapshots_sending, 0);
+    assert!(
+        stats.largest_transmit <= 512 && stats.send_buffer_peak <= 1024,
+        "a chunk at a time: {stats:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
