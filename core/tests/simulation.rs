@@ -363,9 +363,11 @@ fn random_run_with(seed: u64, run: &Run) -> Sim {
     opts.adversary = adversary;
     // Snapshots stream in chunks of a few memberships, paced by drain
     // reports on three seeds in four (as the bundled driver), polled out
-    // at once on the rest.
-    opts.snapshot_chunk = rng.random_ratio(7, 8).then_some((1, 24));
-    opts.paced_snapshots = rng.random_ratio(3, 4);
+    // at once on the rest. Drawn apart, so that the rest of a seed's run is
+    // drawn as before snapshots streamed.
+    let mut snap = SmallRng::seed_from_u64(seed ^ 0x5eed_c4a2);
+    opts.snapshot_chunk = snap.random_ratio(7, 8).then_some((1, 24));
+    opts.paced_snapshots = snap.random_ratio(3, 4);
     let leave_dead =
         run.harsh && draw_harsh(seed, &mut opts, run.double_seeds) && n > opts.seeds.len() + 1;
     // Live nodes keep dialling the dead ones until they forget them (and

@@ -1022,13 +1022,16 @@ impl Sim {
     }
 
     /// The sender on `side` of `link` sees its send buffer empty: a node
-    /// that paces its snapshots hears it drained.
+    /// that paces its snapshots hears it drained (only while one of its
+    /// snapshots is going out: otherwise the report changes nothing, and the
+    /// drain and checks after it would only slow the simulator down).
     fn send_buffer_drained(&mut self, link: usize, side: usize) {
         let (i, inc, conn) = self.links[link].ends[side];
         if i == ADVERSARY || !self.links[link].open[side] || !self.is_current(i, inc) {
             return;
         }
-        if self.nodes[i].cfg.paced_snapshots {
+        let n = &self.nodes[i];
+        if n.cfg.paced_snapshots && n.core().stats().snapshots_sending > 0 {
             self.counts.drain_reports += 1;
             self.input(i, |node, now| node.handle_drained(now, conn));
         }
