@@ -111,6 +111,7 @@ fn handshake(c: &mut Criterion) {
     let hello = |node: &str| Hello {
         node: node.try_into().expect("short id"),
         incarnation: 1,
+        epoch: 1,
         addrs: Default::default(),
         max_frame: 65_536,
     };
@@ -156,6 +157,7 @@ fn seal_open(c: &mut Criterion) {
     let hello = Hello {
         node: "x".try_into().expect("short id"),
         incarnation: 1,
+        epoch: 1,
         addrs: Default::default(),
         max_frame: 1 << 20,
     };

@@ -40,6 +40,7 @@ fn hello() -> Hello {
     Hello {
         node: name::<64>("node-a"),
         incarnation: 1_700_000_000_000_000_000,
+        epoch: 1_700_000_000_000_000_000,
         addrs: addrs(),
         max_frame: 65536,
     }

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use crate::channel::Channel;
+use crate::config::Timeouts;
 use crate::event::Direction;
 use crate::event::WireReason;
 use crate::handshake::Psk;
@@ -36,6 +37,8 @@ pub(crate) enum Phase {
     Active {
         node: NodeId,
         incarnation: u64,
+        /// The peer's epoch when it authenticated.
+        epoch: u64,
         incoming: Incoming,
     },
 }
@@ -122,6 +125,17 @@ impl Conn {
         matches!(self.phase, Phase::Active { .. })
     }
 
+    /// When this connection must next be looked at: its handshake timeout,
+    /// or once authenticated its keepalive timeout or ping, whichever is
+    /// first. Receiving and sending only move it later.
+    pub(crate) fn deadline(&self, t: &Timeouts) -> Instant {
+        if self.is_active() {
+            (self.last_recv + t.keepalive_timeout).min(self.last_send + t.ping_interval)
+        } else {
+            self.opened + t.handshake_timeout
+        }
+    }
+
     /// Has bytes to hand to the driver.
     pub(crate) fn has_output(&self) -> bool {
         !self.out.is_empty() || self.channel.unsent() > 0
@@ -145,6 +159,18 @@ impl Conn {
     }
 
     /// The authenticated peer, or the one its greeting names.
+    /// The incarnation of `node` this connection is authenticated to.
+    pub(crate) fn runs(&self, node: &NodeId) -> Option<u64> {
+        match &self.phase {
+            Phase::Active {
+                node: n,
+                incarnation,
+                ..
+            } if n == node => Some(*incarnation),
+            _ => None,
+        }
+    }
+
     pub(crate) fn peer(&self) -> Option<NodeId> {
         match &self.phase {
             Phase::Active { node, .. } => Some(node.clone()),

@@ -456,6 +456,7 @@ impl Harness {
         let hello = Hello {
             node,
             incarnation: u64::from(incarnation),
+            epoch: u64::from(incarnation),
             addrs,
             max_frame: 4096,
         };

@@ -74,6 +74,7 @@ mod session;
 mod snapshot;
 mod stats;
 mod time;
+mod timers;
 pub mod wire;
 
 #[cfg(any(test, feature = "fuzzing"))]

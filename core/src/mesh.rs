@@ -20,6 +20,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::cell::Cell;
 use core::net::SocketAddr;
 use core::time::Duration;
 
@@ -109,11 +110,15 @@ pub(crate) struct Seed {
     pub(crate) dial: Dial,
 }
 
-/// Seeds and known nodes.
+/// Seeds and known nodes. Changed only through [`seeds_mut`](Self::seeds_mut)
+/// and [`known_mut`](Self::known_mut), so that the next deadline, a scan of
+/// every entry, is computed once per change and not at every input.
 #[derive(Debug, Default)]
 pub(crate) struct Mesh {
-    pub(crate) seeds: Vec<Seed>,
-    pub(crate) known: BTreeMap<NodeId, Known>,
+    seeds: Vec<Seed>,
+    known: BTreeMap<NodeId, Known>,
+    /// [`next_timeout`](Self::next_timeout)'s answer until the mesh changes.
+    next: Cell<Option<Option<Instant>>>,
 }
 
 /// A dial the node should start now.
@@ -124,9 +129,29 @@ pub(crate) enum DueDial {
 }
 
 impl Mesh {
+    pub(crate) fn seeds(&self) -> &[Seed] {
+        &self.seeds
+    }
+
+    pub(crate) fn known(&self) -> &BTreeMap<NodeId, Known> {
+        &self.known
+    }
+
+    /// The seeds, to change.
+    pub(crate) fn seeds_mut(&mut self) -> &mut Vec<Seed> {
+        self.next.set(None);
+        &mut self.seeds
+    }
+
+    /// The known nodes, to change.
+    pub(crate) fn known_mut(&mut self) -> &mut BTreeMap<NodeId, Known> {
+        self.next.set(None);
+        &mut self.known
+    }
+
     pub(crate) fn add_seed(&mut self, addr: SocketAddr, now: Instant) {
         if self.seeds.iter().all(|s| s.addr != addr) {
-            self.seeds.push(Seed {
+            self.seeds_mut().push(Seed {
                 addr,
                 node: None,
                 is_self: false,
@@ -181,6 +206,15 @@ impl Mesh {
 
     /// Earliest time a dial or a forgetting is due.
     pub(crate) fn next_timeout(&self, t: &Timeouts) -> Option<Instant> {
+        if let Some(next) = self.next.get() {
+            return next;
+        }
+        let next = self.scan_next_timeout(t);
+        self.next.set(Some(next));
+        next
+    }
+
+    fn scan_next_timeout(&self, t: &Timeouts) -> Option<Instant> {
         let seeds = self
             .seeds
             .iter()
@@ -217,7 +251,7 @@ impl Mesh {
             .map(|(id, _)| id.clone());
         match victim {
             Some(id) => {
-                self.known.remove(&id);
+                self.known_mut().remove(&id);
                 true
             }
             None => false,
@@ -235,7 +269,7 @@ impl Mesh {
             .map(|(id, _)| id.clone())
             .collect();
         for id in &gone {
-            self.known.remove(id);
+            self.known_mut().remove(id);
         }
         gone
     }

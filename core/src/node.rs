@@ -2,7 +2,7 @@
 //! outputs (`poll_*`). Frame handling lives in `session.rs`, dial scheduling in
 //! `mesh.rs`, the group view in `groups.rs`.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
@@ -11,7 +11,7 @@ use rand_core::SeedableRng;
 
 use crate::batch::{self, BatchKind};
 use crate::channel::Input;
-use crate::config::Config;
+use crate::config::{Config, Timeouts};
 use crate::conn::{Conn, DialFor, Phase, RemoteView};
 use crate::error::{ApiError, ConfigError};
 use crate::event::{Action, CloseReason, Direction, Event, Limit, Transmit};
@@ -24,6 +24,7 @@ use crate::port_monitors::PortMonitors;
 use crate::snapshot;
 use crate::stats::Stats;
 use crate::time::Instant;
+use crate::timers::Deadlines;
 use crate::wire::Frame;
 
 /// What this node knows of a connected peer: the memberships it published.
@@ -71,6 +72,10 @@ pub(crate) struct Peer {
 pub struct Node {
     pub(crate) cfg: Config,
     pub(crate) incarnation: u64,
+    /// Orders our runs against earlier ones of our node id (see
+    /// [`Hello::epoch`](crate::wire::Hello::epoch)): starts at the
+    /// incarnation, raised past any a peer still keeps.
+    pub(crate) epoch: u64,
     pub(crate) rng: ChaCha12Rng,
     pub(crate) shut_down: bool,
     pub(crate) conns: BTreeMap<ConnId, Conn>,
@@ -85,6 +90,11 @@ pub struct Node {
     pub(crate) now: Instant,
     /// When peers next hear our peer list again (see `gossip`).
     pub(crate) next_gossip: Instant,
+    /// When each connection is next looked at.
+    deadlines: Deadlines,
+    /// A connection authenticated or closed since strays were last looked
+    /// for (see [`strays`](Self::strays)): the next timeout looks.
+    sweep: bool,
     /// Rotates the order peers get local changes in (see `flush_local`).
     flush_turn: usize,
     /// The key derived from the configured secret.
@@ -104,7 +114,9 @@ impl Node {
     /// A node from its configuration.
     ///
     /// `incarnation` must differ on every start of the same node id (a start
-    /// time in nanoseconds does); `seed` feeds the handshakes' ephemeral keys
+    /// time in nanoseconds does). It need not grow: a run whose clock went
+    /// back is told by a peer that still keeps the earlier run and moves its
+    /// epoch above that one (see [`epoch`](Self::epoch)); `seed` feeds the handshakes' ephemeral keys
     /// and the jitter and should
     /// come from the OS in production (tests fix it to replay runs).
     ///
@@ -129,6 +141,7 @@ impl Node {
         Ok(Node {
             cfg,
             incarnation,
+            epoch: incarnation,
             rng: ChaCha12Rng::from_seed(seed),
             shut_down: false,
             conns: BTreeMap::new(),
@@ -141,6 +154,8 @@ impl Node {
             port_monitors: PortMonitors::default(),
             now,
             next_gossip,
+            deadlines: Deadlines::default(),
+            sweep: false,
             flush_turn: 0,
             psk,
             dirty: VecDeque::new(),
@@ -160,6 +175,14 @@ impl Node {
     /// This node's incarnation.
     pub fn incarnation(&self) -> u64 {
         self.incarnation
+    }
+
+    /// This node's epoch: which of two runs of one node id is the newer is
+    /// decided by the greater epoch. It starts at the incarnation and is
+    /// raised past a peer's when that peer still keeps an earlier run of
+    /// our node id with a greater one (this run's clock went back).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The configuration the node runs with.
@@ -187,7 +210,10 @@ impl Node {
 
     /// Nodes this node knows of (connected or not), with their addresses.
     pub fn known_nodes(&self) -> impl Iterator<Item = (&NodeId, &[SocketAddr])> {
-        self.mesh.known.iter().map(|(n, k)| (n, k.addrs.as_slice()))
+        self.mesh
+            .known()
+            .iter()
+            .map(|(n, k)| (n, k.addrs.as_slice()))
     }
 
     /// Counters and sizes, cheap to take.
@@ -195,7 +221,7 @@ impl Node {
         let mut s = self.stats.clone();
         s.connections = self.conns.len();
         s.authenticated = self.conns.values().filter(|c| c.is_active()).count();
-        s.known_nodes = self.mesh.known.len();
+        s.known_nodes = self.mesh.known().len();
         s.groups = self.groups.group_count();
         s.members = self.groups.member_count();
         s.monitors = self.groups.monitor_count();
@@ -348,8 +374,7 @@ impl Node {
             return;
         }
         let t = self.cfg.timeouts.clone();
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
-        for id in ids {
+        while let Some(id) = self.deadlines.pop_due(now) {
             let Some(c) = self.conns.get(&id) else {
                 continue;
             };
@@ -357,17 +382,31 @@ impl Node {
                 if now.saturating_since(c.opened) >= t.handshake_timeout {
                     self.close(now, id, CloseReason::HandshakeTimeout);
                 }
-                continue;
-            }
-            if now.saturating_since(c.last_recv) >= t.keepalive_timeout {
+            } else if now.saturating_since(c.last_recv) >= t.keepalive_timeout {
                 self.close(now, id, CloseReason::KeepaliveTimeout);
             } else if now.saturating_since(c.last_send) >= t.ping_interval {
                 self.send_frame(now, id, &Frame::Ping);
             }
+            if let Some(c) = self.conns.get(&id) {
+                self.deadlines.set(id, c.deadline(&t));
+            }
         }
-        for id in self.strays() {
-            self.close(now, id, CloseReason::Superseded);
+        if core::mem::take(&mut self.sweep) {
+            for id in self.strays() {
+                self.close(now, id, CloseReason::Superseded);
+            }
         }
+        if self.mesh.next_timeout(&t).is_some_and(|at| at <= now) {
+            self.mesh_due(now, &t);
+        }
+        if now >= self.next_gossip {
+            self.gossip(now);
+        }
+    }
+
+    /// Starts the dials due at `now` and forgets the nodes unheard of for
+    /// too long.
+    fn mesh_due(&mut self, now: Instant, t: &Timeouts) {
         // Dials count against the connection limit, and have at most
         // `max_dials` handshakes of their own at a time: past either, wait.
         let mut dialling = self
@@ -380,8 +419,8 @@ impl Node {
                 || dialling >= self.cfg.limits.max_dials
             {
                 let dial = match &due {
-                    DueDial::Seed(i, _) => self.mesh.seeds.get_mut(*i).map(|s| &mut s.dial),
-                    DueDial::Node(n, _) => self.mesh.known.get_mut(n).map(|k| &mut k.dial),
+                    DueDial::Seed(i, _) => self.mesh.seeds_mut().get_mut(*i).map(|s| &mut s.dial),
+                    DueDial::Node(n, _) => self.mesh.known_mut().get_mut(n).map(|k| &mut k.dial),
                 };
                 if let Some(dial) = dial {
                     dial.next = now + t.backoff_min;
@@ -392,20 +431,17 @@ impl Node {
             match due {
                 DueDial::Seed(i, addr) => {
                     let id = self.dial(now, addr, DialFor::Seed(i));
-                    self.mesh.seeds[i].dial.in_flight = Some(id);
+                    self.mesh.seeds_mut()[i].dial.in_flight = Some(id);
                 }
                 DueDial::Node(node, addr) => {
                     let id = self.dial(now, addr, DialFor::Node(node.clone()));
-                    if let Some(k) = self.mesh.known.get_mut(&node) {
+                    if let Some(k) = self.mesh.known_mut().get_mut(&node) {
                         k.dial.in_flight = Some(id);
                     }
                 }
             }
         }
-        if now >= self.next_gossip {
-            self.gossip(now);
-        }
-        for node in self.mesh.forget(now, &t) {
+        for node in self.mesh.forget(now, t) {
             tracing::debug!(%node, "forgot unreachable node");
         }
     }
@@ -568,15 +604,11 @@ impl Node {
             return None;
         }
         let t = &self.cfg.timeouts;
-        let conns = self.conns.values().map(|c| {
-            if c.is_active() {
-                (c.last_recv + t.keepalive_timeout).min(c.last_send + t.ping_interval)
-            } else {
-                c.opened + t.handshake_timeout
-            }
-        });
         let gossip = (!self.peers.is_empty()).then_some(self.next_gossip);
-        conns.chain(self.mesh.next_timeout(t)).chain(gossip).min()
+        [self.deadlines.next(), self.mesh.next_timeout(t), gossip]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // ----- internals shared by the other modules -----------------------
@@ -587,13 +619,14 @@ impl Node {
     /// closes them as superseded, and the peer hands its node over to the
     /// one kept. At most one authenticated connection per pair, in the end.
     fn strays(&self) -> Vec<ConnId> {
+        let replaced: BTreeSet<ConnId> = self.conns.values().filter_map(|c| c.supersedes).collect();
         self.conns
             .values()
             .filter(|c| match &c.phase {
                 Phase::Active { node, .. } => {
                     self.cfg.node_id < *node
                         && self.peers.get(node).is_some_and(|p| p.conn != c.id)
-                        && !self.conns.values().any(|o| o.supersedes == Some(c.id))
+                        && !replaced.contains(&c.id)
                 }
                 _ => false,
             })
@@ -633,6 +666,7 @@ impl Node {
         rand_core::RngCore::fill_bytes(&mut self.rng, &mut seed);
         let max_frame = self.cfg.limits.max_frame;
         let conn = Conn::new(id, dir, addr, dial_for, now, max_frame, &self.psk, seed);
+        self.deadlines.set(id, conn.deadline(&self.cfg.timeouts));
         self.conns.insert(id, conn);
         id
     }
@@ -654,6 +688,16 @@ impl Node {
             c.last_send = c.last_send.max(now);
         }
         self.mark_dirty(id);
+    }
+
+    /// Connection `id` authenticated: its deadline may now be earlier than
+    /// the one queued (a ping is due sooner than the handshake timeout), and
+    /// another connection to its peer may have become a stray.
+    pub(crate) fn now_active(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get(&id) {
+            self.deadlines.set(id, c.deadline(&self.cfg.timeouts));
+        }
+        self.sweep = true;
     }
 
     /// Puts a connection with output in the list `poll_transmit` drains.
@@ -741,6 +785,8 @@ impl Node {
         let Some(mut c) = self.conns.remove(&id) else {
             return;
         };
+        self.deadlines.remove(id);
+        self.sweep |= c.is_active();
         if ours {
             let data = c.take_output();
             if !data.is_empty() {
@@ -772,12 +818,12 @@ impl Node {
         });
         self.dial_ended(now, &c, reason);
         self.forget_watcher(id);
-        let Some(node) = node else {
+        let Some((node, run)) = node.and_then(|n| Some((n.clone(), c.runs(&n)?))) else {
             return;
         };
         if self.peers.get(&node).is_none_or(|p| p.conn != id) {
             return;
         }
-        self.hand_over(now, &node, id, reason);
+        self.hand_over(now, &node, (id, run), reason);
     }
 }

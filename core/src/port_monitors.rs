@@ -11,6 +11,7 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
+use crate::conn::Phase;
 use crate::error::ApiError;
 use crate::event::{Event, PortDownReason};
 use crate::ids::{ConnId, NodeId, PortId, PortMonitorId};
@@ -61,14 +62,29 @@ impl Node {
                 None
             }
         } else {
-            // A newer incarnation than the port's is up: it restarted. The
-            // port's own incarnation, or a newer one not yet connected, or a
-            // connection being handed over: watch, and ask once connected
-            // (`rewatch`); losing the node fires it.
+            // Watched only while we are connected to the port's run (the one
+            // whose snapshot we list or is arriving), and asked once connected
+            // (`rewatch`); losing the node or a newer run coming up fires it.
+            // Another run: an earlier one (the port's incarnation is at most
+            // the epoch of the run up: a run's epoch starts at its
+            // incarnation and a newer run's rises above the earlier's) has
+            // restarted; one that may be newer is not connected to us.
             match self.peers.get(port.node()) {
                 None => Some(PortDownReason::Unreachable),
-                Some(p) if p.incarnation > port.incarnation() => Some(PortDownReason::Restarted),
-                Some(_) => None,
+                Some(p) => {
+                    let inc = port.incarnation();
+                    match self.conns.get(&p.conn).map(|c| &c.phase) {
+                        _ if p.incarnation == inc => None,
+                        Some(Phase::Active {
+                            incarnation, epoch, ..
+                        }) if *incarnation != inc => Some(if inc <= *epoch {
+                            PortDownReason::Restarted
+                        } else {
+                            PortDownReason::Unreachable
+                        }),
+                        _ => None,
+                    }
+                }
             }
         };
         if let Some(reason) = gone {

@@ -30,6 +30,7 @@ impl Node {
         Hello {
             node,
             incarnation: self.incarnation,
+            epoch: self.epoch,
             addrs: self
                 .cfg
                 .listen_addrs
@@ -118,6 +119,7 @@ impl Node {
                 self.remove_conn(now, id, CloseReason::Remote(reason), true)
             }
             (Phase::Active { .. }, Frame::Ping) => {}
+            (Phase::Active { .. }, Frame::Stale { epoch }) => self.on_stale(epoch),
             (Phase::Active { .. }, Frame::Peers { nodes }) => self.on_peers(now, id, nodes),
             (Phase::Active { node, .. }, Frame::PeersDigest { digest }) => {
                 let node = node.clone();
@@ -149,6 +151,20 @@ impl Node {
         }
     }
 
+    /// A peer keeps an earlier run of our node id at `epoch`, at least ours
+    /// (our clock went back since that run): move above it, so that our
+    /// next connection to it is the newer.
+    fn on_stale(&mut self, epoch: u64) {
+        if epoch >= self.epoch {
+            tracing::debug!(
+                from = self.epoch,
+                to = epoch.saturating_add(1),
+                "epoch raised past an earlier run"
+            );
+            self.epoch = epoch.saturating_add(1);
+        }
+    }
+
     /// The peer proved the secret. Keep one connection per pair, then send it
     /// the nodes we are connected to and our snapshot.
     fn authenticated(&mut self, now: Instant, id: ConnId, hello: Hello) {
@@ -164,14 +180,14 @@ impl Node {
 
         // The mesh: remember the node (it is authenticated, whichever of its
         // connections survives below) and settle the dial that found it.
-        let news = !self.mesh.known.contains_key(&node);
+        let news = !self.mesh.known().contains_key(&node);
         if news && !self.mesh.make_room(self.cfg.limits.max_known_nodes) {
             self.close(now, id, CloseReason::LimitExceeded(Limit::KnownNodes));
             return;
         }
         let known = self
             .mesh
-            .known
+            .known_mut()
             .entry(node.clone())
             .or_insert_with(|| Known {
                 addrs: Vec::new(),
@@ -186,7 +202,7 @@ impl Node {
             known.addrs = addrs.clone();
         }
         if let DialFor::Seed(i) = dial_for {
-            let seed = &mut self.mesh.seeds[i];
+            let seed = &mut self.mesh.seeds_mut()[i];
             seed.node = Some(node.clone());
             seed.dial.succeeded(id, now);
         }
@@ -198,17 +214,25 @@ impl Node {
             if let Some(o) = self.conns.get(&old).filter(|o| o.is_active()) {
                 let Phase::Active {
                     incarnation: old_inc,
+                    epoch: old_epoch,
                     ..
                 } = o.phase
                 else {
                     unreachable!("filtered on is_active")
                 };
-                let (keep_new, reason) = if hello.incarnation > old_inc {
-                    (true, CloseReason::Restarted)
-                } else if hello.incarnation < old_inc {
-                    // The greater incarnation is the newer: a stale one
-                    // never replaces it, however late it authenticates.
-                    (false, CloseReason::StaleIncarnation)
+                let (keep_new, reason) = if hello.incarnation != old_inc {
+                    // Two runs of the node: the greater epoch is the newer
+                    // (the incarnation breaks a tie). A stale run never
+                    // replaces it, however late it authenticates; it is told
+                    // the epoch to move above, in case it is the live one
+                    // and its clock went back.
+                    if (hello.epoch, hello.incarnation) > (old_epoch, old_inc) {
+                        (true, CloseReason::Restarted)
+                    } else {
+                        let stale = Frame::Stale { epoch: old_epoch };
+                        self.send_frame(now, id, &stale);
+                        (false, CloseReason::StaleIncarnation)
+                    }
                 } else if o.dir == dir {
                     // Same direction: the dialler only dials again once it
                     // considers the old one dead, so the newer one is right.
@@ -235,6 +259,20 @@ impl Node {
                     if let Some(c) = self.conns.get_mut(&id) {
                         c.supersedes = Some(old);
                     }
+                } else if reason == CloseReason::Restarted {
+                    // Every connection of the earlier run goes, not only the
+                    // one followed: none may take the node over later.
+                    let earlier: Vec<ConnId> = self
+                        .conns
+                        .values()
+                        .filter(|c| {
+                            c.id != id && c.runs(&node).is_some_and(|i| i != hello.incarnation)
+                        })
+                        .map(|c| c.id)
+                        .collect();
+                    for c in earlier {
+                        self.close(now, c, reason);
+                    }
                 } else {
                     self.close(now, old, reason);
                 }
@@ -245,9 +283,11 @@ impl Node {
             c.phase = Phase::Active {
                 node: node.clone(),
                 incarnation: hello.incarnation,
+                epoch: hello.epoch,
                 incoming: Incoming::Syncing(RemoteView::default()),
             };
         }
+        self.now_active(id);
         self.rewatch(now, id, &node, hello.incarnation);
         match self.peers.contains_key(&node) {
             true => self.follow(&node, id),
@@ -273,7 +313,7 @@ impl Node {
             .filter(|(n, p)| **n != node && p.conn != id)
             .filter(|(_, p)| self.conns.get(&p.conn).is_some_and(|c| c.is_active()))
             .filter_map(|(n, p)| {
-                let k = self.mesh.known.get(n)?;
+                let k = self.mesh.known().get(n)?;
                 Some((p.conn, peer_info(n, &k.addrs)))
             })
             .collect();
@@ -302,7 +342,7 @@ impl Node {
             .peers
             .iter()
             .filter(|(n, p)| *n != to && p.conn != id)
-            .filter_map(|(n, _)| Some(peer_info(n, &self.mesh.known.get(n)?.addrs)))
+            .filter_map(|(n, _)| Some(peer_info(n, &self.mesh.known().get(n)?.addrs)))
             .collect();
         for nodes in peer_frames(infos, budget) {
             self.send_frame(now, id, &Frame::Peers { nodes });
@@ -371,7 +411,7 @@ impl Node {
             if node == self.cfg.node_id {
                 continue;
             }
-            if let Some(k) = self.mesh.known.get_mut(&node) {
+            if let Some(k) = self.mesh.known_mut().get_mut(&node) {
                 k.last_seen = now;
                 if k.addrs.is_empty() {
                     k.addrs = info.addrs.iter().map(|a| SocketAddr::from(*a)).collect();
@@ -389,7 +429,7 @@ impl Node {
                 now + self.cfg.timeouts.gossip_dial_delay
             };
             tracing::debug!(%node, from = ?from, "learned of node");
-            self.mesh.known.insert(
+            self.mesh.known_mut().insert(
                 node,
                 Known {
                     addrs: info.addrs.iter().map(|a| SocketAddr::from(*a)).collect(),
@@ -443,6 +483,7 @@ impl Node {
                     node,
                     incarnation,
                     incoming,
+                    ..
                 },
             ..
         }) = self.conns.get_mut(&id)
@@ -486,26 +527,31 @@ impl Node {
         }
     }
 
-    /// The connection `gone` the peer table followed for `node` has closed.
-    /// Another whose stream is whole (the peer closed `gone` as superseded,
-    /// say) takes over and the node never goes down; stale ones close, as
-    /// they cannot. With none left, the node is lost.
+    /// The connection `gone` (of the run `run`) the peer table followed for
+    /// `node` has closed. Another of the same run whose stream is whole (the
+    /// peer closed `gone` as superseded, say) takes over and the node never
+    /// goes down; stale ones close, as they cannot, and so would any of
+    /// another run. With none left, the node is lost.
     pub(crate) fn hand_over(
         &mut self,
         now: Instant,
         node: &NodeId,
-        gone: ConnId,
+        (gone, run): (ConnId, u64),
         reason: CloseReason,
     ) {
         let mut next = None;
         let mut stale = Vec::new();
         for c in self.conns.values() {
             if let Phase::Active {
-                node: n, incoming, ..
+                node: n,
+                incarnation,
+                incoming,
+                ..
             } = &c.phase
             {
                 if n == node {
                     match incoming {
+                        _ if *incarnation != run => stale.push(c.id),
                         Incoming::Stale => stale.push(c.id),
                         _ => next = next.or(Some(c.id)),
                     }
@@ -543,7 +589,7 @@ impl Node {
         }
     }
 
-    /// `new` (incarnation `inc`) becomes what we know of the peer `node`,
+    /// `new`, of the run `inc`, becomes what we know of the peer `node`,
     /// replacing its view in one delta per group.
     fn publish(&mut self, node: &NodeId, inc: u64, new: RemoteView) {
         let node = node.clone();
@@ -561,7 +607,7 @@ impl Node {
             });
         }
         if old_inc != inc {
-            self.node_ports_gone(&node, |p| p.incarnation() < inc, PortDownReason::Restarted);
+            self.node_ports_gone(&node, |p| p.incarnation() != inc, PortDownReason::Restarted);
         }
         let new = &self.peers[&node].view;
         let port = |inc: u64, n: u64| PortId::new(node.clone(), inc, n);
@@ -613,6 +659,7 @@ impl Node {
                     node,
                     incarnation,
                     incoming,
+                    ..
                 },
             ..
         }) = self.conns.get_mut(&id)
@@ -700,7 +747,7 @@ impl Node {
                 .collect();
             self.groups.apply(group, &[], &removed, &mut self.events);
         }
-        if let Some(k) = self.mesh.known.get_mut(node) {
+        if let Some(k) = self.mesh.known_mut().get_mut(node) {
             k.connected = false;
             k.last_seen = now;
             if k.dial.in_flight.is_none() {
@@ -709,7 +756,7 @@ impl Node {
         }
         // A seed that led to it waits as long (it would otherwise dial the
         // node again at once).
-        for seed in &mut self.mesh.seeds {
+        for seed in self.mesh.seeds_mut() {
             if seed.node.as_ref() == Some(node) && seed.dial.in_flight.is_none() {
                 seed.dial.back_off(now, &self.cfg.timeouts, &mut self.rng);
             }
@@ -723,7 +770,7 @@ impl Node {
     /// `forget_after`.
     fn seed_leads_to_self(&mut self, now: Instant, i: usize) {
         let ours = self.seed_is_ours(i);
-        let Some(seed) = self.mesh.seeds.get_mut(i) else {
+        let Some(seed) = self.mesh.seeds_mut().get_mut(i) else {
             return;
         };
         if ours {
@@ -735,7 +782,7 @@ impl Node {
 
     /// Seed `i` is one of our own listen addresses.
     fn seed_is_ours(&self, i: usize) -> bool {
-        let Some(seed) = self.mesh.seeds.get(i) else {
+        let Some(seed) = self.mesh.seeds().get(i) else {
             return false;
         };
         self.cfg.listen_addrs.iter().any(|l| {
@@ -759,8 +806,8 @@ impl Node {
         }
         let dial = match &c.dial_for {
             DialFor::Nothing => return,
-            DialFor::Seed(i) => self.mesh.seeds.get_mut(*i).map(|s| &mut s.dial),
-            DialFor::Node(n) => self.mesh.known.get_mut(n).map(|k| &mut k.dial),
+            DialFor::Seed(i) => self.mesh.seeds_mut().get_mut(*i).map(|s| &mut s.dial),
+            DialFor::Node(n) => self.mesh.known_mut().get_mut(n).map(|k| &mut k.dial),
         };
         if let Some(dial) = dial.filter(|d| d.in_flight == Some(c.id)) {
             dial.back_off(now, &self.cfg.timeouts, &mut self.rng);

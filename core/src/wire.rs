@@ -110,6 +110,14 @@ pub enum Frame {
         /// The first 16 bytes of SHA-256 over the sorted node ids.
         digest: [u8; 16],
     },
+    /// Sent before closing as stale: the sender's node id runs at epoch
+    /// `epoch` on a connection the receiver keeps, newer than the sender's
+    /// own. The sender's node then moves its epoch above it (its clock may
+    /// have gone back since that run), so its next connection is newer.
+    Stale {
+        /// The epoch of the run the receiver keeps.
+        epoch: u64,
+    },
 }
 
 /// Message bytes on the wire (encoded as one length and the bytes).
@@ -165,8 +173,11 @@ pub struct Hello {
     /// The sender's node id.
     #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_heapless_str))]
     pub node: WireNodeId,
-    /// The sender's incarnation.
+    /// The sender's incarnation: one run of its node id, in its port ids.
     pub incarnation: u64,
+    /// The sender's epoch: orders runs of one node id, the greater the
+    /// newer. Starts at the incarnation; raised by [`Frame::Stale`].
+    pub epoch: u64,
     /// Where the sender can be dialled.
     #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_heapless_vec))]
     pub addrs: heapless::Vec<WireAddr, MAX_ADDRS>,
@@ -460,7 +471,8 @@ impl Frame {
             | Frame::MonitorPort { .. }
             | Frame::DemonitorPort { .. }
             | Frame::PortDown { .. }
-            | Frame::PeersDigest { .. } => true,
+            | Frame::PeersDigest { .. }
+            | Frame::Stale { .. } => true,
         }
     }
 }

@@ -583,6 +583,16 @@ fn a_member_its_owner_unregistered_never_stays_listed() {
     }
 }
 
+/// Seed 4652 of a release search: a connection of a node's earlier run,
+/// still syncing when the newer run replaced the one the table followed, was
+/// handed the node when the newer run's connection closed. Every connection
+/// of the earlier run now closes with the replacement, and a handover only
+/// goes to a connection of the same run.
+#[test]
+fn an_earlier_runs_connection_never_takes_its_node_over() {
+    random_run(4652, 2..=12, 1_000..=4_000);
+}
+
 #[test]
 fn random_faults_in_a_fifty_node_mesh_keep_views_consistent() {
     run_seeds(
@@ -702,15 +712,11 @@ fn restarts_with_smaller_incarnations_keep_views_consistent() {
 }
 
 /// [`restarts_with_smaller_incarnations_keep_views_consistent`] with port
-/// messages and port monitors. Finding (seed 29): node 0 watches a port of
-/// n05 at incarnation 1048581; n05 dies and comes back at 1048575. The core
-/// takes the greater incarnation for the newer, so it waits for the port's
-/// "newer" incarnation to show up, and the monitor never fires although the
-/// port is gone for good. Nothing tells the core that 1048581 is over: with
-/// no refutation (the restarted node does not move its incarnation past
-/// what peers remember), this needs a design decision, not a test change.
+/// messages and port monitors. Seed 29 found that node 0, watching a port of
+/// n05 at incarnation 1048581 after n05 came back at 1048575, waited forever
+/// for the port's "newer" incarnation: a port lives only while its node runs
+/// the port's own incarnation, whatever the numbers.
 #[test]
-#[ignore = "finding: a port monitor of a greater, dead incarnation never fires once its node restarted smaller"]
 fn a_port_monitor_fires_when_its_node_restarts_with_a_smaller_incarnation() {
     run_seeds(
         "a_port_monitor_fires_when_its_node_restarts_with_a_smaller_incarnation",
@@ -904,11 +910,25 @@ fn lost_node_members_vanish_in_one_delta() {
 /// old one everywhere as soon as it connects: no old port survives NodeUp.
 #[test]
 fn restarted_node_replaces_its_old_incarnation_even_with_half_open_connection() {
+    restart_replaces_the_half_open_run(false);
+}
+
+/// [`restarted_node_replaces_its_old_incarnation_even_with_half_open_connection`]
+/// with node 2's clock gone back: its new incarnation is smaller than the one
+/// nodes 0 and 1 keep. They refuse it as stale and tell it their epoch; it
+/// moves above, and replaces its earlier run as soon, not a keepalive later.
+#[test]
+fn a_restarted_node_whose_clock_went_back_replaces_its_earlier_run_at_once() {
+    restart_replaces_the_half_open_run(true);
+}
+
+fn restart_replaces_the_half_open_run(clock_back: bool) {
     init_tracing();
     for seed in 0..5 {
         let mut opts = SimOptions::new(3);
         opts.timeouts.ping_interval = Duration::from_secs(1);
         opts.timeouts.keepalive_timeout = Duration::from_secs(60);
+        opts.falling_incarnations = clock_back;
         let mut sim = Sim::new(opts, seed);
         let old = sim.open_port(2);
         sim.register(2, "svc", &old);
@@ -924,8 +944,14 @@ fn restarted_node_replaces_its_old_incarnation_even_with_half_open_connection() 
             vec![old.clone()],
             "half-open: still listed"
         );
-        sim.restart(2);
+        let old_inc = sim.nodes[2].incarnation;
+        if clock_back {
+            sim.restart_with_clock_back(2);
+        } else {
+            sim.restart(2);
+        }
         let new_inc = sim.nodes[2].incarnation;
+        assert_eq!(new_inc < old_inc, clock_back);
         let new = sim.open_port(2);
         sim.register(2, "svc", &new);
         sim.settle_with(Duration::from_secs(10), Duration::from_secs(1))
@@ -965,6 +991,16 @@ fn restarted_node_replaces_its_old_incarnation_even_with_half_open_connection() 
             assert!(
                 !view.contains(&old),
                 "node {i}: old port after NodeUp: {events:?}"
+            );
+            // Registered before it connected, so in its snapshot: the
+            // restart is one delta, the old port swapped for the new.
+            let swap = timed.iter().find_map(|(_, _, e)| match e {
+                Event::Group(d) if d.monitor == mons[i] && d.added.contains(&new) => Some(d),
+                _ => None,
+            });
+            assert!(
+                swap.is_some_and(|d| d.removed.contains(&old)),
+                "node {i}: the restart is not one delta: {events:?}"
             );
         }
     }

@@ -30,7 +30,9 @@ pub(crate) async fn run<R: Signals>(args: NodeArgs) -> Result<(), String> {
         args.keepalive_ms,
     )?;
     cfg.bind = args.binds;
-    cfg.seeds = args.seeds;
+    // Seeds are added once our registrations are made: a connection that
+    // authenticates first would carry a snapshot without them, and a restart
+    // would show as two deltas (the old ports removed, then the new added).
     let out = Printer::new(args.json);
     let node = Node::<R>::start(cfg).await.map_err(|e| e.to_string())?;
     let addrs: Vec<String> = node.local_addrs().iter().map(ToString::to_string).collect();
@@ -71,6 +73,9 @@ pub(crate) async fn run<R: Signals>(args: NodeArgs) -> Result<(), String> {
             json!({"event": "registered", "group": group, "port": output::port(port.id())}),
         );
         registrations.push((port, reg));
+    }
+    for seed in args.seeds {
+        node.add_seed(seed);
     }
 
     let watched: BTreeSet<String> = args.register.iter().chain(&args.monitor).cloned().collect();

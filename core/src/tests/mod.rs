@@ -48,6 +48,7 @@ pub(crate) fn hello(node: &str, incarnation: u64) -> Hello {
     Hello {
         node: wire_id(node),
         incarnation,
+        epoch: incarnation,
         addrs: heapless::Vec::new(),
         max_frame: 65536,
     }

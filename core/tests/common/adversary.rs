@@ -528,9 +528,11 @@ impl Sim {
             IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
             LISTEN_PORT,
         )));
+        let incarnation = self.rng.random_range(1..=self.next_incarnation + 2);
         let hello = Hello {
             node,
-            incarnation: self.rng.random_range(1..=self.next_incarnation + 2),
+            incarnation,
+            epoch: u64::MAX - incarnation,
             addrs,
             max_frame: 1 << 20,
         };

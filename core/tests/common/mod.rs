@@ -627,10 +627,16 @@ impl Sim {
     }
 
     fn start(&mut self, i: usize) {
-        let inc = if self.opts.falling_incarnations
+        let falling = self.opts.falling_incarnations
             && !self.nodes[i].history.is_empty()
-            && self.rng.random_bool(0.5)
-        {
+            && self.rng.random_bool(0.5);
+        self.start_run(i, falling);
+    }
+
+    /// Starts node `i` with the next incarnation, or (`falling`) with one
+    /// smaller than every earlier one, as when its clock went back.
+    fn start_run(&mut self, i: usize, falling: bool) {
+        let inc = if falling {
             self.next_falling -= 1;
             self.next_falling
         } else {
@@ -1313,8 +1319,15 @@ impl Sim {
             }
             Event::NodeUp { node, incarnation } => {
                 if let Some(old) = self.nodes[i].replaced.remove(node) {
+                    // Newer means started later, whatever the numbers.
+                    let run = |inc: u64| {
+                        self.nodes
+                            .iter()
+                            .find(|n| &n.cfg.node_id == node)
+                            .and_then(|n| n.history.iter().position(|&h| h == inc))
+                    };
                     assert!(
-                        *incarnation > old,
+                        run(*incarnation) > run(old),
                         "node {i} at {:?}: {node}@{old}, connected, was replaced by the \
                          stale {node}@{incarnation}\n{}",
                         self.now,
@@ -2051,6 +2064,13 @@ impl Sim {
     pub fn restart(&mut self, i: usize) {
         assert!(!self.alive(i), "restart of a live node");
         self.start(i);
+    }
+
+    /// Restarts a crashed node with an incarnation smaller than all of its
+    /// earlier ones, as a node whose clock went back does.
+    pub fn restart_with_clock_back(&mut self, i: usize) {
+        assert!(!self.alive(i), "restart of a live node");
+        self.start_run(i, true);
     }
 
     // ----- convergence -------------------------------------------------

@@ -165,6 +165,7 @@ pub(crate) fn hello(node: &str, incarnation: u64) -> Hello {
     Hello {
         node: id,
         incarnation,
+        epoch: incarnation,
         addrs: Default::default(),
         max_frame: u32::try_from(CLIENT_MAX_FRAME).expect("a small frame size"),
     }
