@@ -15,14 +15,17 @@
 //! builds (a join of a listed port or a leave of an unlisted one changes
 //! nothing). Why the view is exact at `done`: take one membership `k`, and
 //! the chunk that passed it, made at `t`. Every change made before `t` was
-//! flushed before `t`, so it is on the stream ahead of that chunk; every
-//! change made after `t` is flushed after it. Ahead of the chunk, the peer's
-//! view of `k` is the last change to it, which is its state at `t` (or it is
-//! absent, as it was before any change); the chunk lists `k` exactly if it
-//! is held at `t`, so after the chunk the view has `k`'s state at `t`, and
-//! the changes after the chunk carry it on. Flushing first is what makes it
-//! so: a chunk made while a change is still pending could list a join that
-//! a later leave then nets away before it is ever sent.
+//! flushed before `t`, so a change to `k` sent on this connection before
+//! `t` is on the stream ahead of that chunk, and every change made after
+//! `t` is flushed after it. Ahead of the chunk, the peer's view has `k` if
+//! the last change to `k` on the stream was a join (that change gives `k`'s
+//! state at `t`), and lacks it if it was a leave or there was none; the
+//! chunk lists `k` exactly if it is held at `t`. So after the chunk the view
+//! has `k`'s state at `t` either way, and the changes after it carry it on.
+//! Flushing first is what makes it so: a chunk made while a change is still
+//! pending could list a join that a later leave nets away before either is
+//! sent (`tests/snapshot.rs`, the registration made and ended between two
+//! chunks).
 
 use alloc::collections::VecDeque;
 
