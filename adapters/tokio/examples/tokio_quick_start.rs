@@ -1,8 +1,8 @@
 //! The README's tokio quick start: join a mesh, register, watch, message, leave.
 //!
 //! Run two of these on one machine:
-//! `cargo run -p groupmesh-tokio --example quick_start -- w1 127.0.0.1:7000`
-//! `cargo run -p groupmesh-tokio --example quick_start -- w2 127.0.0.1:7001 127.0.0.1:7000`
+//! `cargo run -p groupmesh-tokio --example tokio_quick_start -- w1 127.0.0.1:7000`
+//! `cargo run -p groupmesh-tokio --example tokio_quick_start -- w2 127.0.0.1:7001 127.0.0.1:7000`
 
 use std::time::Duration;
 
