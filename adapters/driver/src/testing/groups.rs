@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use super::{addr, check_delta_rules, config, drain, eventually, next_within, start};
+use super::{
+    addr, check_delta_rules, config, drain, eventually, next_within, small_buffer_config, start,
+};
 use crate::Runtime;
 
 pub async fn registrations_ending_and_ports_dropping_propagate_to_every_node<
@@ -183,10 +185,7 @@ pub async fn a_snapshot_forty_times_the_send_buffer_streams_to_a_fresh_peer<
     // A port in 200 groups of 200-byte names: a 40 KiB snapshot through a
     // 1 KiB send buffer. It goes out a chunk (256 bytes here) at a time,
     // each once the connection drained.
-    let mut small = config("a", &[]);
-    small.limits.max_frame = 1024;
-    small.send_buffer = 1024;
-    let a = start::<R>(small).await;
+    let a = start::<R>(small_buffer_config("a")).await;
     let port = a.open_port();
     let names: Vec<String> = (0..200).map(|i| format!("{i:0>200}")).collect();
     let _regs: Vec<_> = names

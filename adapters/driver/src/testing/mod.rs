@@ -132,6 +132,15 @@ pub fn config(name: &str, seeds: &[SocketAddr]) -> NodeConfig {
     cfg
 }
 
+/// [`config`] of a node with no seeds whose frames and send buffer are
+/// 1 KiB, the smallest allowed: what it sends at once overflows easily.
+pub fn small_buffer_config(name: &str) -> NodeConfig {
+    let mut cfg = config(name, &[]);
+    cfg.limits.max_frame = 1024;
+    cfg.send_buffer = 1024;
+    cfg
+}
+
 /// Starts a node, panicking if it cannot.
 pub async fn start<R: Runtime + Default>(cfg: NodeConfig) -> Node<R> {
     let name = cfg.node_id.clone();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use groupmesh_core::{CloseReason, ConfigError, Limit, RemoteReason};
 
-use super::{addr, config, eventually, next_within, start};
+use super::{addr, config, eventually, next_within, small_buffer_config, start};
 use crate::{Error, Node, NodeEvent, Runtime, StartError};
 
 /// Whether `event` is a connection closed because a secret did not match,
@@ -71,10 +71,7 @@ pub async fn a_connection_past_its_send_buffer_limit_is_closed_with_a_visible_re
     // of 200-byte names leaves them all at once when it is dropped, one
     // batch of about 4 KiB (its joins overflow already if they went out
     // together).
-    let mut small = config("a", &[]);
-    small.limits.max_frame = 1024;
-    small.send_buffer = 1024;
-    let a = start::<R>(small).await;
+    let a = start::<R>(small_buffer_config("a")).await;
     let mut events = a.events();
     let b = start::<R>(config("b", &[addr(&a)])).await;
     let wait = Duration::from_secs(3);
