@@ -158,7 +158,6 @@ impl Conn {
         self.channel.refuse(reason, &mut self.out);
     }
 
-    /// The authenticated peer, or the one its greeting names.
     /// The incarnation of `node` this connection is authenticated to.
     pub(crate) fn runs(&self, node: &NodeId) -> Option<u64> {
         match &self.phase {
@@ -171,6 +170,7 @@ impl Conn {
         }
     }
 
+    /// The authenticated peer, or the one its greeting names.
     pub(crate) fn peer(&self) -> Option<NodeId> {
         match &self.phase {
             Phase::Active { node, .. } => Some(node.clone()),

@@ -116,9 +116,9 @@ impl Node {
     /// `incarnation` must differ on every start of the same node id (a start
     /// time in nanoseconds does). It need not grow: a run whose clock went
     /// back is told by a peer that still keeps the earlier run and moves its
-    /// epoch above that one (see [`epoch`](Self::epoch)); `seed` feeds the handshakes' ephemeral keys
-    /// and the jitter and should
-    /// come from the OS in production (tests fix it to replay runs).
+    /// epoch above that one (see [`epoch`](Self::epoch)). `seed` feeds the
+    /// handshakes' ephemeral keys and the jitter and should come from the OS
+    /// in production (tests fix it to replay runs).
     ///
     /// Seeds are dialled on the first [`handle_timeout`](Self::handle_timeout)
     /// (`poll_timeout` returns `now` at once).
@@ -818,7 +818,7 @@ impl Node {
         });
         self.dial_ended(now, &c, reason);
         self.forget_watcher(id);
-        let Some((node, run)) = node.and_then(|n| Some((n.clone(), c.runs(&n)?))) else {
+        let Some((run, node)) = node.and_then(|n| Some((c.runs(&n)?, n))) else {
             return;
         };
         if self.peers.get(&node).is_none_or(|p| p.conn != id) {

@@ -69,22 +69,20 @@ impl Node {
             // the epoch of the run up: a run's epoch starts at its
             // incarnation and a newer run's rises above the earlier's) has
             // restarted; one that may be newer is not connected to us.
+            let inc = port.incarnation();
             match self.peers.get(port.node()) {
                 None => Some(PortDownReason::Unreachable),
-                Some(p) => {
-                    let inc = port.incarnation();
-                    match self.conns.get(&p.conn).map(|c| &c.phase) {
-                        _ if p.incarnation == inc => None,
-                        Some(Phase::Active {
-                            incarnation, epoch, ..
-                        }) if *incarnation != inc => Some(if inc <= *epoch {
-                            PortDownReason::Restarted
-                        } else {
-                            PortDownReason::Unreachable
-                        }),
-                        _ => None,
-                    }
-                }
+                Some(p) if p.incarnation == inc => None,
+                Some(p) => match self.conns.get(&p.conn).map(|c| &c.phase) {
+                    Some(Phase::Active {
+                        incarnation, epoch, ..
+                    }) if *incarnation != inc => Some(if inc <= *epoch {
+                        PortDownReason::Restarted
+                    } else {
+                        PortDownReason::Unreachable
+                    }),
+                    _ => None,
+                },
             }
         };
         if let Some(reason) = gone {

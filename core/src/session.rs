@@ -289,19 +289,18 @@ impl Node {
         }
         self.now_active(id);
         self.rewatch(now, id, &node, hello.incarnation);
-        match self.peers.contains_key(&node) {
-            true => self.follow(&node, id),
-            false => {
-                self.peers.insert(
-                    node.clone(),
-                    Peer {
-                        conn: id,
-                        incarnation: hello.incarnation,
-                        view: RemoteView::default(),
-                        up: false,
-                    },
-                );
-            }
+        if self.peers.contains_key(&node) {
+            self.follow(&node, id);
+        } else {
+            self.peers.insert(
+                node.clone(),
+                Peer {
+                    conn: id,
+                    incarnation: hello.incarnation,
+                    view: RemoteView::default(),
+                    up: false,
+                },
+            );
         }
 
         // Peers that already have our snapshot get our pending changes first,
@@ -542,20 +541,20 @@ impl Node {
         let mut next = None;
         let mut stale = Vec::new();
         for c in self.conns.values() {
-            if let Phase::Active {
-                node: n,
-                incarnation,
-                incoming,
-                ..
-            } = &c.phase
-            {
-                if n == node {
-                    match incoming {
-                        _ if *incarnation != run => stale.push(c.id),
-                        Incoming::Stale => stale.push(c.id),
-                        _ => next = next.or(Some(c.id)),
-                    }
+            let Some(inc) = c.runs(node) else {
+                continue;
+            };
+            let is_stale = matches!(
+                c.phase,
+                Phase::Active {
+                    incoming: Incoming::Stale,
+                    ..
                 }
+            );
+            if inc != run || is_stale {
+                stale.push(c.id);
+            } else {
+                next = next.or(Some(c.id));
             }
         }
         for id in stale {
