@@ -78,6 +78,10 @@ pub(crate) struct ConvergeArgs {
     /// Stop after the cold phase (for profiling it alone).
     #[arg(long, hide = true)]
     cold_only: bool,
+    /// Keepalive timeout of every node (ms): raise it when more processes
+    /// than the machine can schedule within it share its cores.
+    #[arg(long, default_value_t = scenarios::DEFAULT_KEEPALIVE_MS)]
+    keepalive_ms: u64,
     #[command(flatten)]
     common: Common,
 }

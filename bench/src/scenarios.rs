@@ -18,7 +18,7 @@ use crate::worker::{memory_kib, sys_ns};
 use crate::{Common, ConvergeArgs, LatencyArgs, LossArgs, MemoryArgs, MessagesArgs};
 
 const DEFAULT_PING_MS: u64 = 1000;
-const DEFAULT_KEEPALIVE_MS: u64 = 3000;
+pub(crate) const DEFAULT_KEEPALIVE_MS: u64 = 3000;
 
 fn opts(c: &Common, ping_ms: u64, keepalive_ms: u64) -> WorkerOpts {
     WorkerOpts {
@@ -65,7 +65,7 @@ fn converge_once(a: &ConvergeArgs) -> Result<Value, String> {
     let nm = n * m;
     let mut c = Cluster::start(
         n,
-        &opts(&a.common, DEFAULT_PING_MS, DEFAULT_KEEPALIVE_MS),
+        &opts(&a.common, DEFAULT_PING_MS, a.keepalive_ms),
         timeout(&a.common),
     )?;
     let all: Vec<usize> = (0..n).collect();
@@ -146,6 +146,7 @@ fn converge_once(a: &ConvergeArgs) -> Result<Value, String> {
         "cold_frames_out": sum(&stats_cold, "frames_out"),
         "cold_bytes_out": sum(&stats_cold, "bytes_out"),
         "cold_cpu_ms": cpu(&stats_ready, &stats_cold),
+        "cold_closed": closes(&stats_cold),
         "warm_ms": max(&warm),
         "warm_median_ms": median(&warm),
         "warm_register_calls_ms": call_ms(&warm_calls),
@@ -159,6 +160,29 @@ fn converge_once(a: &ConvergeArgs) -> Result<Value, String> {
         "drop_bytes_out": bytes(&stats_warm, &stats_drop),
         "drop_cpu_ms": cpu(&stats_warm, &stats_drop),
     }))
+}
+
+/// Connections closed on every node, by reason, counted on the side that
+/// closed them: "keepalive timeout 3, superseded by another connection 12".
+fn closes(stats: &[Value]) -> String {
+    let mut by_reason = std::collections::BTreeMap::<String, u64>::new();
+    for line in stats
+        .iter()
+        .flat_map(|s| s["closed"].as_array().into_iter().flatten())
+    {
+        let Some((reason, n)) = line.as_str().and_then(|l| l.rsplit_once(": ")) else {
+            continue;
+        };
+        if !reason.starts_with("peer closed") {
+            *by_reason.entry(reason.to_owned()).or_default() += n.parse::<u64>().unwrap_or(0);
+        }
+    }
+    let list: Vec<String> = by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    if list.is_empty() {
+        "none".to_owned()
+    } else {
+        list.join(", ")
+    }
 }
 
 pub(crate) fn converge(a: &ConvergeArgs) -> Result<(), String> {
@@ -208,6 +232,10 @@ pub(crate) fn converge(a: &ConvergeArgs) -> Result<(), String> {
     r.row(
         "cold: CPU time of all node processes",
         ms(pick("cold_cpu_ms")),
+    );
+    r.row(
+        "cold: connections closed, by the closing side (first run)",
+        runs[0]["cold_closed"].as_str().unwrap_or("?").to_owned(),
     );
     r.row(
         "cold: frames / bytes sent, mesh total",

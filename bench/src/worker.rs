@@ -586,10 +586,14 @@ fn watch<R: Rt>(node: &Arc<Node<R>>, cmd: &Value, poll: Duration) -> Result<(), 
                     return;
                 }
                 if Instant::now() > deadline {
+                    let s = node.stats();
                     emit(&json!({
                         "ev": "watch_timeout", "tag": tag,
-                        "members": node.stats().members,
+                        "members": s.members,
                         "peers": node.connected_nodes().len(),
+                        "connections": s.connections,
+                        "inbound_refused": s.inbound_refused,
+                        "closed": s.closed.iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>(),
                     }));
                     return;
                 }

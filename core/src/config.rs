@@ -173,8 +173,10 @@ pub struct Limits {
     pub max_known_nodes: usize,
     /// Most open connections, authenticated or not. Default 1024.
     pub max_connections: usize,
-    /// Most inbound connections still in their handshake; past it a new one
-    /// takes the slot of the oldest. Default 64.
+    /// Most inbound connections still in their handshake. Past it a new one
+    /// takes the slot of the oldest that has not greeted under the key, or
+    /// has run a quarter of `handshake_timeout`; else it is refused (see
+    /// [`Node::handle_inbound`](crate::Node::handle_inbound)). Default 64.
     pub max_unauthenticated: usize,
     /// Most of this node's own dials in their handshake at a time (connecting
     /// included); past it, further dials wait. Default 32.

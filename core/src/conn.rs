@@ -125,6 +125,21 @@ impl Conn {
         matches!(self.phase, Phase::Active { .. })
     }
 
+    /// Inbound, in its handshake: the peer's greeting decrypted under the key
+    /// (a node of the mesh wrote it, maybe long ago on another connection).
+    pub(crate) fn greeted(&self) -> bool {
+        self.channel.theirs().is_some()
+    }
+
+    /// A handshake keeps its slot against newcomers while it is greeted and
+    /// has run for less than a quarter of the handshake timeout: a burst of
+    /// honest dials then cannot take each other's slots in turn, and a
+    /// socket that never greeted (or a replayed greeting gone quiet) gives
+    /// its slot up.
+    pub(crate) fn keeps_handshake_slot(&self, now: Instant, t: &Timeouts) -> bool {
+        self.greeted() && now.saturating_since(self.opened) < t.handshake_timeout / 4
+    }
+
     /// When this connection must next be looked at: its handshake timeout,
     /// or once authenticated its keepalive timeout or ping, whichever is
     /// first. Receiving and sending only move it later.

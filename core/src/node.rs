@@ -236,15 +236,20 @@ impl Node {
     /// A peer connected to one of our listeners from `addr`.
     ///
     /// When `max_unauthenticated` inbound connections are already in their
-    /// handshake (or `max_connections` are open), the oldest inbound one
-    /// still in its handshake is closed to make room
-    /// ([`Limit::Connections`](crate::Limit::Connections)): an honest peer
-    /// finishes in milliseconds, so whoever holds slots open cannot keep
-    /// one out. The node's own dials have slots of their own (`max_dials`).
+    /// handshake (or `max_connections` are open), one of them is closed to
+    /// make room ([`Limit::Connections`](crate::Limit::Connections)): the
+    /// oldest whose peer has not greeted under the key (a silent or garbage
+    /// socket), else the oldest whose handshake has run for a quarter of
+    /// `handshake_timeout`. Whoever holds slots open without the key cannot
+    /// keep an honest peer out, and a burst of honest dials (a cluster's cold
+    /// start through one seed) cannot take each other's slots in turn: the
+    /// newcomer is refused and dials again after its backoff. The node's own
+    /// dials have slots of their own (`max_dials`).
     ///
     /// Returns the connection's id, or `None` when there is no room (every
-    /// connection authenticated, or the node shut down): then close the
-    /// socket (an [`Event::InboundRefused`] is queued).
+    /// connection authenticated or in a young greeted handshake, or the node
+    /// shut down): then close the socket (an [`Event::InboundRefused`] is
+    /// queued).
     pub fn handle_inbound(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnId> {
         self.now = self.now.max(now);
         let limits = &self.cfg.limits;
@@ -255,8 +260,14 @@ impl Node {
         };
         let full = self.conns.len() >= limits.max_connections
             || unfinished().count() >= limits.max_unauthenticated;
+        let t = &self.cfg.timeouts;
         let evict = full
-            .then(|| unfinished().min_by_key(|c| (c.opened, c.id)).map(|c| c.id))
+            .then(|| {
+                unfinished()
+                    .filter(|c| !c.keeps_handshake_slot(now, t))
+                    .min_by_key(|c| (c.greeted(), c.opened, c.id))
+                    .map(|c| c.id)
+            })
             .flatten();
         if self.shut_down || (full && evict.is_none()) {
             self.stats.inbound_refused += 1;

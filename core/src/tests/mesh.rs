@@ -178,6 +178,52 @@ fn a_full_handshake_table_gives_the_oldest_slot_to_a_new_connection() {
 }
 
 #[test]
+fn a_greeted_handshake_keeps_its_slot_until_a_quarter_of_the_handshake_timeout() {
+    let mut cfg = Config::new(NodeId::new("n").expect("valid"), SECRET);
+    cfg.limits.max_unauthenticated = 3;
+    let quarter = cfg.timeouts.handshake_timeout / 4;
+    let mut node = Node::new(cfg, 1, [1; 32], Instant::ZERO).expect("valid");
+    let greet = |node: &mut Node, at: Instant, port: u16| {
+        let conn = node.handle_inbound(at, addr(port));
+        if let Some(conn) = conn {
+            let mut ch = Channel::new(true, &Psk::derive(SECRET), 1 << 24, [port as u8; 32]);
+            ch.start(&hello(&alloc::format!("honest{port}"), 9));
+            node.handle_bytes(at, conn, &ch.take_wire());
+        }
+        conn
+    };
+    let evicted = |node: &mut Node| {
+        core::iter::from_fn(|| node.poll_event())
+            .filter_map(|e| match e {
+                crate::Event::ConnectionClosed {
+                    conn,
+                    reason: crate::CloseReason::LimitExceeded(Limit::Connections),
+                    ..
+                } => Some(conn),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Two honest dialers greet under the key; then a socket says nothing.
+    let first = greet(&mut node, Instant::ZERO, 9000).expect("room");
+    greet(&mut node, Instant::ZERO, 9001).expect("room");
+    let silent = node
+        .handle_inbound(Instant::from_millis(1), addr(9050))
+        .expect("room");
+    // A newcomer takes the silent socket's slot, though it is the youngest.
+    greet(&mut node, Instant::from_millis(2), 9002).expect("the silent one's slot");
+    assert_eq!(evicted(&mut node), [silent]);
+    // Every slot now holds a young greeted handshake: the next is refused,
+    // and dials again after its backoff.
+    assert_eq!(greet(&mut node, Instant::from_millis(3), 9003), None);
+    assert_eq!(node.stats().inbound_refused, 1);
+    assert_eq!(evicted(&mut node), []);
+    // A quarter of the handshake timeout on, the oldest gives its slot up.
+    greet(&mut node, Instant::ZERO + quarter, 9004).expect("the oldest one's slot");
+    assert_eq!(evicted(&mut node), [first]);
+}
+
+#[test]
 fn the_nodes_own_dials_have_slots_of_their_own_and_a_cap() {
     let mut cfg = Config::new(NodeId::new("n").expect("valid"), SECRET);
     cfg.limits.max_unauthenticated = 2;
