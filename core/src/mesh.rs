@@ -11,6 +11,9 @@
 //! - every known node with an address is dialled while not connected;
 //!   one learned from gossip is dialled at once by the side with the smaller
 //!   id, and after `gossip_dial_delay` by the other (which expects to be dialled);
+//! - a node whose greeting arrived on an inbound connection is not dialled
+//!   (unless a dial is already under way) until that handshake has had
+//!   `handshake_timeout`: two crossing handshakes would make one connection;
 //! - a lost node is re-dialled with backoff; the backoff starts over only
 //!   after a connection stayed up for `keepalive_timeout`, so a peer that
 //!   closes right after the handshake is re-dialled ever more slowly, not in
@@ -233,6 +236,32 @@ impl Mesh {
                 }
             });
         seeds.chain(nodes).min()
+    }
+
+    /// `id` is dialling us (its greeting arrived): our own dial to it, if not
+    /// started yet, waits `until` that handshake has had its time, so that two
+    /// handshakes do not cross for the one connection the pair keeps.
+    pub(crate) fn dialled_by(&mut self, id: &NodeId, until: Instant) {
+        let seeds = self.seeds.iter().any(|s| s.node.as_ref() == Some(id));
+        let known = self.known.contains_key(id);
+        if !seeds && !known {
+            return;
+        }
+        let defer = |d: &mut Dial| {
+            if d.in_flight.is_none() {
+                d.next = d.next.max(until);
+            }
+        };
+        for s in self
+            .seeds_mut()
+            .iter_mut()
+            .filter(|s| s.node.as_ref() == Some(id))
+        {
+            defer(&mut s.dial);
+        }
+        if let Some(k) = self.known_mut().get_mut(id) {
+            defer(&mut k.dial);
+        }
     }
 
     /// Makes room for one more known node, evicting the one seen longest ago

@@ -65,6 +65,10 @@ impl Node {
                 c.channel.answer();
             }
             self.mark_dirty(id);
+            if let Ok(node) = NodeId::new(&theirs.node) {
+                let until = now + self.cfg.timeouts.handshake_timeout;
+                self.mesh.dialled_by(&node, until);
+            }
         }
     }
 

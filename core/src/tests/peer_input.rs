@@ -213,6 +213,44 @@ fn gossip(p: &mut RawPeer, names: &[&str]) {
     });
 }
 
+#[test]
+fn a_node_whose_greeting_arrived_is_not_dialled_across_it() {
+    use crate::channel::Channel;
+    use crate::event::Action;
+    use crate::handshake::Psk;
+    let mut p = RawPeer::authenticated(new_node("n"), "x");
+    let t = p.node.config().timeouts.clone();
+    // x tells of a, whose id is smaller: n expects a to dial, and waits
+    // `gossip_dial_delay` before it dials a itself.
+    let a_addr = super::addr(7000);
+    let mut addrs = heapless::Vec::new();
+    addrs.push(a_addr.into()).expect("room");
+    p.send(&Frame::Peers {
+        nodes: BoundedVec::try_from_vec(vec![crate::wire::PeerInfo {
+            node: super::wire_id("a"),
+            addrs,
+        }])
+        .expect("short"),
+    });
+    // a's dial reaches n first: its greeting arrives.
+    let at = Instant::from_millis(10);
+    let conn = p.node.handle_inbound(at, super::addr(9500)).expect("room");
+    let mut ch = Channel::new(true, &Psk::derive(SECRET), 1 << 24, [5; 32]);
+    ch.start(&hello("a", 9));
+    p.node.handle_bytes(at, conn, &ch.take_wire());
+    let dials_to_a = |node: &mut Node, now: Instant| {
+        node.handle_timeout(now);
+        core::iter::from_fn(|| node.poll_action())
+            .filter(|a| matches!(a, Action::Dial { addr, .. } if *addr == a_addr))
+            .count()
+    };
+    // Past the delay, n does not dial a: two handshakes would cross for the
+    // one connection the pair keeps.
+    assert_eq!(dials_to_a(&mut p.node, at + t.gossip_dial_delay), 0);
+    // a's handshake never finishes: once it has had its time, n dials a.
+    assert_eq!(dials_to_a(&mut p.node, at + t.handshake_timeout), 1);
+}
+
 fn limited(max_known_nodes: usize) -> Node {
     let mut cfg = Config::new(NodeId::new("n").expect("id"), SECRET);
     cfg.limits.max_known_nodes = max_known_nodes;
