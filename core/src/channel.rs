@@ -307,7 +307,14 @@ impl Channel {
                     };
                     (State::Open(t), read)
                 }
-                Err(_) => (State::Confirm(t), Err(CloseReason::AuthenticationFailed)),
+                // The initiator gave up before our answer reached it, and
+                // said why in the clear (a hint, as in any handshake state).
+                Err(_) => match HandshakeRecord::decode(body) {
+                    Ok(HandshakeRecord::Refuse(reason)) => {
+                        (State::Confirm(t), Err(CloseReason::Remote(reason)))
+                    }
+                    _ => (State::Confirm(t), Err(CloseReason::AuthenticationFailed)),
+                },
             },
             State::Open(mut t) => {
                 let read = open_record(&mut t, body, &mut self.frames)
