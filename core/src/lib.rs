@@ -70,6 +70,7 @@ mod mesh;
 mod messages;
 mod node;
 mod port_monitors;
+mod select;
 mod session;
 mod snapshot;
 mod stats;
@@ -93,6 +94,7 @@ pub use ids::{
     ConnId, MonitorId, NodeId, PortId, PortMonitorId, RegId, MAX_GROUP_NAME, MAX_NODE_ID,
 };
 pub use node::Node;
+pub use select::{pick_by_key, pick_random, rendezvous_score};
 pub use stats::Stats;
 pub use time::Instant;
 

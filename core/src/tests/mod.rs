@@ -11,6 +11,7 @@ mod local_api;
 mod mesh;
 mod messaging;
 mod peer_input;
+mod select;
 mod snapshot;
 mod wire;
 
