@@ -75,6 +75,9 @@ pub(crate) struct Conn {
     pub(crate) dirty: bool,
     pub(crate) opened: Instant,
     pub(crate) last_recv: Instant,
+    /// Kept past its keepalive timeout until then, once, because this node
+    /// itself woke up late (see `Node::handle_timeout`); cleared by any record.
+    pub(crate) spared: Option<Instant>,
     pub(crate) last_send: Instant,
     /// Largest frame the peer accepts (ours until its greeting says).
     pub(crate) peer_max_frame: usize,
@@ -109,6 +112,7 @@ impl Conn {
             dirty: false,
             opened: now,
             last_recv: now,
+            spared: None,
             last_send: now,
             peer_max_frame: max_frame,
             supersedes: None,
@@ -123,6 +127,33 @@ impl Conn {
 
     pub(crate) fn is_active(&self) -> bool {
         matches!(self.phase, Phase::Active { .. })
+    }
+
+    /// A record from the peer was accepted: it is alive.
+    pub(crate) fn heard(&mut self, now: Instant) {
+        self.last_recv = now;
+        self.spared = None;
+    }
+
+    /// Whether the keepalive timeout closes this connection at `now`. When
+    /// this node woke up late (`stalled`: it was not running, so it could
+    /// not read what its peers sent meanwhile), a connection past its
+    /// timeout is spared once, for a ping interval, in which the bytes
+    /// waiting in its socket are read; a peer that is really gone is closed
+    /// then. Sparing only once keeps a driver that is always late from
+    /// keeping dead peers forever.
+    pub(crate) fn keepalive_expired(&mut self, now: Instant, stalled: bool, t: &Timeouts) -> bool {
+        if now.saturating_since(self.last_recv) < t.keepalive_timeout {
+            return false;
+        }
+        match self.spared {
+            None if stalled => {
+                self.spared = Some(now + t.ping_interval);
+                false
+            }
+            Some(until) => now >= until,
+            None => true,
+        }
     }
 
     /// Inbound, in its handshake: the peer's greeting decrypted under the key
@@ -145,7 +176,8 @@ impl Conn {
     /// first. Receiving and sending only move it later.
     pub(crate) fn deadline(&self, t: &Timeouts) -> Instant {
         if self.is_active() {
-            (self.last_recv + t.keepalive_timeout).min(self.last_send + t.ping_interval)
+            let silent = self.spared.unwrap_or(self.last_recv + t.keepalive_timeout);
+            silent.min(self.last_send + t.ping_interval)
         } else {
             self.opened + t.handshake_timeout
         }

@@ -317,7 +317,7 @@ impl Node {
             // Only records that were accepted count as the peer being alive.
             if c.channel.accepted() > accepted {
                 accepted = c.channel.accepted();
-                c.last_recv = now;
+                c.heard(now);
             }
             match read {
                 Ok(Some(Input::Frame(frame))) => {
@@ -385,15 +385,21 @@ impl Node {
             return;
         }
         let t = self.cfg.timeouts.clone();
+        // Woken a ping interval or more after the deadline it asked for, this
+        // node was not running (a paused VM, an overloaded host): its peers'
+        // silence meanwhile may be its own.
+        let stalled = self
+            .poll_timeout()
+            .is_some_and(|due| now.saturating_since(due) >= t.ping_interval);
         while let Some(id) = self.deadlines.pop_due(now) {
-            let Some(c) = self.conns.get(&id) else {
+            let Some(c) = self.conns.get_mut(&id) else {
                 continue;
             };
             if !c.is_active() {
                 if now.saturating_since(c.opened) >= t.handshake_timeout {
                     self.close(now, id, CloseReason::HandshakeTimeout);
                 }
-            } else if now.saturating_since(c.last_recv) >= t.keepalive_timeout {
+            } else if c.keepalive_expired(now, stalled, &t) {
                 self.close(now, id, CloseReason::KeepaliveTimeout);
             } else if now.saturating_since(c.last_send) >= t.ping_interval {
                 self.send_frame(now, id, &Frame::Ping);

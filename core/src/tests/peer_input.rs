@@ -279,6 +279,59 @@ fn gossip_when_every_known_node_is_in_use_closes_the_connection() {
     );
 }
 
+/// Seen at N=200 on 2 cores: processes that did not run for seconds woke
+/// up, found every peer silent past the keepalive timeout and closed them
+/// all, though the peers' pings sat unread in the sockets.
+#[test]
+fn a_node_woken_late_gives_its_peers_a_ping_interval_before_calling_them_dead() {
+    let mut live = RawPeer::authenticated(new_node("n"), "x");
+    live.send(&sync(&[], true));
+    let t = live.node.config().timeouts.clone();
+    let due = live.node.poll_timeout().expect("a ping is due");
+    // The node wakes 10 s after the deadline it asked for.
+    let woke = due + core::time::Duration::from_secs(10);
+    live.node.handle_timeout(woke);
+    live.drain();
+    assert_eq!(live.close_reason(), None, "spared: it may be our own stall");
+    // The peer's ping, read from the socket now, keeps it.
+    live.now = woke;
+    live.send(&Frame::Ping);
+    live.node.handle_timeout(woke + t.ping_interval);
+    live.drain();
+    assert_eq!(live.close_reason(), None);
+
+    // A peer that is really gone is closed a ping interval after the wake-up,
+    // and sparing it happens once: a node always late does not keep it.
+    let mut gone = RawPeer::authenticated(new_node("n"), "x");
+    gone.send(&sync(&[], true));
+    let due = gone.node.poll_timeout().expect("a ping is due");
+    let woke = due + core::time::Duration::from_secs(10);
+    gone.node.handle_timeout(woke);
+    gone.drain();
+    assert_eq!(gone.close_reason(), None);
+    let next = gone.node.poll_timeout().expect("a deadline");
+    assert!(next <= woke + t.ping_interval, "{next:?}");
+    gone.node
+        .handle_timeout(woke + core::time::Duration::from_secs(10));
+    gone.drain();
+    assert_eq!(gone.close_reason(), Some(CloseReason::KeepaliveTimeout));
+}
+
+#[test]
+fn a_node_on_time_closes_a_silent_peer_at_its_keepalive_timeout() {
+    let mut p = RawPeer::authenticated(new_node("n"), "x");
+    p.send(&sync(&[], true));
+    let t = p.node.config().timeouts.clone();
+    let mut now = Instant::ZERO;
+    while p.close_reason().is_none() {
+        now = p.node.poll_timeout().expect("a deadline");
+        p.node.handle_timeout(now);
+        p.drain();
+    }
+    assert_eq!(p.close_reason(), Some(CloseReason::KeepaliveTimeout));
+    assert_eq!(now, Instant::ZERO + t.keepalive_timeout);
+}
+
 #[test]
 fn a_timeout_before_the_deadline_changes_nothing() {
     let mut p = RawPeer::authenticated(new_node("n"), "x");
