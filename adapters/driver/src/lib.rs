@@ -113,6 +113,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod clock;
 mod config;
 mod conn;
 mod error;

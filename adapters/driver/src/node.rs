@@ -11,6 +11,7 @@ use groupmesh_core::{
 };
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::conn::accept_loop;
 use crate::error::StartError;
@@ -21,7 +22,7 @@ use crate::port::{Port, Registration};
 use crate::port_monitor::PortMonitor;
 use crate::runtime::Runtime;
 use crate::shared::{Control, Shared};
-use crate::timer::{self, Clock};
+use crate::timer;
 
 /// A running groupmesh node on runtime `R`.
 ///

@@ -33,6 +33,7 @@ mod output;
 
 pub(crate) use control::Control;
 
+use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::conn;
 use crate::events::Inbox;
@@ -42,7 +43,6 @@ use crate::monitor::Mailbox;
 use crate::port_monitor::Watch;
 use crate::runtime::Runtime;
 use crate::stop::{tripwire, Trigger, Tripwire};
-use crate::timer::Clock;
 
 /// The most a connection's writer may hold and still count as drained.
 const LOW_WATER: usize = 64 * 1024;
