@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;
-use crate::conn::accept_loop;
+use crate::conn;
 use crate::error::StartError;
 use crate::events::Events;
 use crate::message::{encode, SendError};
@@ -92,9 +92,9 @@ impl<R: Runtime> Node<R> {
         let clock = Clock::start();
         let core = Core::new(core_cfg, incarnation, seed, clock.now())?;
 
-        let shared = Shared::new(rt, clock, core, &cfg);
+        let shared = Shared::new(rt, clock, core, &cfg, conn::dial_task);
         for listener in listeners {
-            shared.spawn_haltable(accept_loop(shared.clone(), listener));
+            shared.spawn_haltable(conn::accept_loop(shared.clone(), listener));
         }
         shared.spawn_haltable(timer::run(shared.clone()));
         tracing::info!(parent: &shared.span, incarnation, addrs = ?local_addrs, "node started");

@@ -17,6 +17,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -35,7 +37,6 @@ pub(crate) use control::Control;
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;
-use crate::conn;
 use crate::events::Inbox;
 use crate::gate::Gate;
 use crate::message::PortQueue;
@@ -53,6 +54,22 @@ const LOW_WATER: usize = 64 * 1024;
 fn low_water(send_buffer: usize) -> usize {
     LOW_WATER.min(send_buffer / 4)
 }
+
+/// What a connection's task gets from the node: the other ends of its slot.
+pub(crate) struct Wire {
+    /// Bytes to write; closed once the connection is closing on our side.
+    pub(crate) out: Receiver<Vec<u8>>,
+    /// Bytes handed to the writer and not yet written.
+    pub(crate) queued: Arc<AtomicUsize>,
+    /// Closed while a port's mailbox holds messages that came on the connection.
+    pub(crate) gate: Arc<Gate>,
+}
+
+/// The task of a connection the core asked to dial (`conn::dial`). The node
+/// is handed it when it starts (`Node::start_on`) rather than naming the
+/// connection tasks, which call into it.
+pub(crate) type DialTask<R> =
+    fn(Arc<Shared<R>>, ConnId, SocketAddr, Wire) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The driver side of one connection (`S`: the runtime's stream).
 #[derive(Debug)]
@@ -118,6 +135,8 @@ pub(crate) struct Shared<R: Runtime> {
     pub(crate) hold: Duration,
     pub(crate) linger: Duration,
     state: Mutex<State<R::Stream>>,
+    /// Starts the task of a connection being dialled.
+    dial_task: DialTask<R>,
     /// Wakes the timer task when its deadline moved closer.
     pub(crate) wake_timer: Notify,
     /// Notified when the last connection task ended.
@@ -131,7 +150,13 @@ pub(crate) struct Shared<R: Runtime> {
 }
 
 impl<R: Runtime> Shared<R> {
-    pub(crate) fn new(rt: R, clock: Clock, core: Core, cfg: &NodeConfig) -> Arc<Self> {
+    pub(crate) fn new(
+        rt: R,
+        clock: Clock,
+        core: Core,
+        cfg: &NodeConfig,
+        dial: DialTask<R>,
+    ) -> Arc<Self> {
         let span = tracing::info_span!("node", id = %core.id());
         let (halt, halted) = tripwire();
         let (kill, killed) = tripwire();
@@ -163,6 +188,7 @@ impl<R: Runtime> Shared<R> {
                 up: BTreeMap::new(),
                 send_buffer_peak: 0,
             }),
+            dial_task: dial,
             wake_timer: Notify::new(),
             idle: Notify::new(),
             halt,
@@ -261,7 +287,7 @@ impl<R: Runtime> Shared<R> {
         st: &mut State<R::Stream>,
         id: ConnId,
         direct: Option<R::Stream>,
-        task: impl FnOnce(Arc<Self>, Receiver<Vec<u8>>, Arc<AtomicUsize>, Arc<Gate>) -> F,
+        task: impl FnOnce(Arc<Self>, Wire) -> F,
     ) where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -282,7 +308,12 @@ impl<R: Runtime> Shared<R> {
                 _abort: abort,
             },
         );
-        let task = task(me, rx, queued, gate);
+        let wire = Wire {
+            out: rx,
+            queued,
+            gate,
+        };
+        let task = task(me, wire);
         self.spawn_killable(future::or(task, aborted.wait()));
     }
 
@@ -305,8 +336,24 @@ impl<R: Runtime> Shared<R> {
 
     // ----- inputs from the network and the clock -----------------------
 
-    /// A listener accepted `stream` from `addr`.
-    pub(crate) fn inbound(&self, stream: R::Stream, addr: std::net::SocketAddr) {
+    /// Starts the task of a connection the core asked to dial.
+    fn dial(&self, st: &mut State<R::Stream>, id: ConnId, addr: SocketAddr) {
+        let task = self.dial_task;
+        self.open_slot(st, id, None, move |shared, wire| {
+            task(shared, id, addr, wire)
+        });
+    }
+
+    /// A listener accepted `stream` from `addr`: unless the core refuses
+    /// it, its connection's task is `task`.
+    pub(crate) fn inbound<F>(
+        &self,
+        stream: R::Stream,
+        addr: SocketAddr,
+        task: impl FnOnce(Arc<Self>, ConnId, R::Stream, Wire) -> F,
+    ) where
+        F: Future<Output = ()> + Send + 'static,
+    {
         self.with(|st, now| {
             if st.stopped {
                 return;
@@ -315,14 +362,9 @@ impl<R: Runtime> Shared<R> {
                 Some(id) => {
                     tracing::debug!(conn = %id, %addr, "tcp connection accepted");
                     let direct = Some(stream.clone());
-                    self.open_slot(
-                        st,
-                        id,
-                        direct,
-                        move |shared, out, queued, gate| async move {
-                            conn::run(&shared, id, stream, out, queued, gate).await;
-                        },
-                    );
+                    self.open_slot(st, id, direct, move |shared, wire| {
+                        task(shared, id, stream, wire)
+                    });
                 }
                 None => tracing::debug!(%addr, "tcp connection refused: connection limit"),
             }

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use groupmesh_core::{Action, ConnId, Event, Transmit};
 
 use super::{Shared, State};
-use crate::conn;
 use crate::events::NodeEvent;
 use crate::message::{Message, Pushed};
 use crate::monitor::GroupChange;
@@ -115,9 +114,7 @@ impl<R: Runtime> Shared<R> {
         match action {
             Action::Dial { conn: id, addr } => {
                 tracing::debug!(conn = %id, %addr, "dialling");
-                self.open_slot(st, id, None, move |shared, out, queued, gate| async move {
-                    conn::dial(&shared, id, addr, out, queued, gate).await;
-                });
+                self.dial(st, id, addr);
             }
             Action::Close { conn: id } => self.close_slot(st, id),
             other => tracing::debug!(action = ?other, "unknown core action ignored"),
