@@ -17,7 +17,7 @@ use crate::conn;
 use crate::error::StartError;
 use crate::events::Events;
 use crate::message::{encode, SendError};
-use crate::monitor::{Mailbox, Monitor};
+use crate::monitor::Monitor;
 use crate::port::{Port, Registration};
 use crate::port_monitor::PortMonitor;
 use crate::runtime::Runtime;
@@ -179,7 +179,7 @@ impl<R: Runtime> Node<R> {
             }
             let id = st.core.monitor(group)?;
             // The mailbox must exist before the first change is drained.
-            st.monitors.insert(id, Mailbox::default());
+            st.mailboxes.open_monitor(id);
             Ok(id)
         })?;
         Ok(Monitor {

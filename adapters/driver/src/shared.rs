@@ -26,7 +26,7 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use event_listener::Event as Notify;
 use futures_lite::future;
-use groupmesh_core::{ConnId, Instant, MonitorId, Node as Core, NodeId, PortId, PortMonitorId};
+use groupmesh_core::{ConnId, Instant, Node as Core, NodeId};
 use tracing::Instrument;
 
 mod control;
@@ -37,11 +37,8 @@ pub(crate) use control::Control;
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;
-use crate::events::Inbox;
 use crate::gate::Gate;
-use crate::message::PortQueue;
-use crate::monitor::Mailbox;
-use crate::port_monitor::Watch;
+use crate::mailbox::Mailboxes;
 use crate::runtime::Runtime;
 use crate::stop::{tripwire, Trigger, Tripwire};
 
@@ -94,13 +91,9 @@ pub(crate) struct State<S> {
     slots: HashMap<ConnId, Slot<S>>,
     /// The deadline the timer task sleeps until.
     armed: Option<Instant>,
-    pub(crate) monitors: HashMap<MonitorId, Mailbox>,
-    inboxes: HashMap<u64, Inbox>,
-    next_inbox: u64,
-    /// The mailbox of every live local port.
-    pub(crate) ports: HashMap<PortId, PortQueue>,
-    /// Port monitors not yet read.
-    pub(crate) watches: HashMap<PortMonitorId, Watch>,
+    /// Where monitors' changes, events, messages and port monitors' notices
+    /// wait for the handles.
+    pub(crate) mailboxes: Mailboxes,
     /// Messages the driver dropped: congested connection, full mailbox.
     pub(crate) dropped: u64,
     /// Messages held past full mailboxes, by the connection they came on.
@@ -129,8 +122,6 @@ pub(crate) struct Shared<R: Runtime> {
     /// A connection's writer holding this much or less has drained: the
     /// core hears it (`handle_drained`), and its next snapshot chunk follows.
     pub(crate) low_water: usize,
-    event_buffer: usize,
-    pub(crate) mailbox: usize,
     /// How long a connection's reading may pause for a full mailbox.
     pub(crate) hold: Duration,
     pub(crate) linger: Duration,
@@ -167,19 +158,13 @@ impl<R: Runtime> Shared<R> {
             clock,
             send_buffer: cfg.send_buffer,
             low_water: low_water(cfg.send_buffer),
-            event_buffer: cfg.event_buffer,
-            mailbox: cfg.mailbox,
             hold: cfg.timeouts.ping_interval / 4,
             linger: cfg.linger,
             state: Mutex::new(State {
                 core,
                 slots: HashMap::new(),
                 armed: None,
-                monitors: HashMap::new(),
-                inboxes: HashMap::new(),
-                next_inbox: 0,
-                ports: HashMap::new(),
-                watches: HashMap::new(),
+                mailboxes: Mailboxes::new(cfg.event_buffer, cfg.mailbox),
                 dropped: 0,
                 held: HashMap::new(),
                 stopped: false,
@@ -433,20 +418,13 @@ impl<R: Runtime> Shared<R> {
     // ----- the node's life -----------------------------------------------
 
     pub(crate) fn subscribe(&self) -> u64 {
-        let mut st = self.lock();
-        st.next_inbox += 1;
-        let id = st.next_inbox;
-        st.inboxes.insert(id, Inbox::new(self.event_buffer));
-        id
+        self.lock().mailboxes.subscribe()
     }
 
     /// Stops the local API and ends every stream (their readers are woken).
     fn stop(&self, st: &mut State<R::Stream>) {
         st.stopped = true;
-        st.monitors.values_mut().for_each(Mailbox::wake);
-        st.inboxes.values_mut().for_each(Inbox::wake);
-        st.ports.values_mut().for_each(PortQueue::wake);
-        st.watches.values_mut().for_each(Watch::wake);
+        st.mailboxes.wake_all();
     }
 
     /// Starts a graceful shutdown: peers are told, connections write their

@@ -24,8 +24,7 @@ use groupmesh_core::wire::MESSAGE_OVERHEAD;
 use groupmesh_core::{ApiError, ConnId, PortId, PortMonitorId};
 
 use super::{Shared, State};
-use crate::message::{PortQueue, SendError};
-use crate::port_monitor::Watch;
+use crate::message::SendError;
 use crate::runtime::Runtime;
 
 impl<R: Runtime> Shared<R> {
@@ -81,7 +80,7 @@ impl<R: Runtime> Shared<R> {
     pub(crate) fn open_port(&self) -> PortId {
         let mut st = self.lock();
         let id = st.core.open_port();
-        st.ports.insert(id.clone(), PortQueue::new(self.mailbox));
+        st.mailboxes.open_port(id.clone());
         id
     }
 
@@ -93,7 +92,7 @@ impl<R: Runtime> Shared<R> {
             }
             let id = st.core.monitor_port(port)?;
             // Before the drain: a port already gone fires at once.
-            st.watches.insert(id, Watch::default());
+            st.mailboxes.open_watch(id);
             Ok(id)
         })
     }
@@ -129,7 +128,7 @@ impl<R: Runtime> Shared<R> {
     /// get through even to a node whose port is never read.
     pub(crate) fn hold_expired(&self, conn: ConnId) {
         let mut st = self.lock();
-        let dropped: usize = st.ports.values_mut().map(|q| q.drop_held_from(conn)).sum();
+        let dropped = st.mailboxes.drop_held_from(conn);
         st.dropped += dropped as u64;
         tracing::debug!(%conn, dropped, "mailbox not read in time: held messages dropped");
         st.held.remove(&conn);
