@@ -13,6 +13,12 @@
 //! Nothing here blocks or awaits with the lock held: bytes the socket does
 //! not take at once go to per-connection writer tasks through channels,
 //! dials are spawned, events land in bounded mailboxes.
+//!
+//! This is the layer under the tasks and the handles: it names neither. The
+//! connection tasks (`conn`) and the timer task call in with their inputs,
+//! the handles through [`Control`]; a connection's task is handed to it (by
+//! the accept loop to [`Shared::inbound`], and the [`DialTask`] by
+//! `Node::start_on`). Below it are only the mailboxes it fills and leaves.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

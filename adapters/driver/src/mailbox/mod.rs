@@ -6,7 +6,7 @@
 //!
 //! - a monitor's mailbox holds one [`GroupChange`], merging later ones into it;
 //! - an events [`Inbox`] holds a number of [`NodeEvent`]s, then drops the oldest;
-//! - a port's [`PortQueue`] holds a number of [`Message`](crate::Message)s,
+//! - a port's [`PortQueue`] holds a number of [`Message`]s,
 //!   then holds back a peer's (the node pauses that connection) and drops
 //!   this node's;
 //! - a port monitor's mailbox holds its one notice.
