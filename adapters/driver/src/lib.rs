@@ -92,15 +92,16 @@
 //!    alone puts the layers together), `port` ([`Port`], [`Registration`]),
 //!    `monitor` ([`Monitor`]), `events` ([`Events`]) and `port_monitor`
 //!    ([`PortMonitor`]). They read their mailboxes and call into the node
-//!    through one narrow trait, `shared::Control`.
+//!    only through its methods (the handles not generic over the runtime
+//!    through one trait, `shared::Control`).
 //! 2. Tasks: `conn` (a connection's dial, reader and writer, and the accept
 //!    loop) and `timer` (the task that fires the core's timers). They feed
 //!    the node their inputs.
 //! 3. The node under its lock: `shared` (the core and the driver's
-//!    bookkeeping: connections, backpressure, counters; the drain of the
-//!    core's outputs into writers and mailboxes). It starts a connection's
-//!    task only as it is handed one: by the accept loop, or the dial task
-//!    `node` gives it at start.
+//!    bookkeeping: connections, backpressure, counters, which only it
+//!    changes; the drain of the core's outputs into writers and
+//!    mailboxes). It starts a connection's task only as it is handed one:
+//!    by the accept loop, or the dial task `node` gives it at start.
 //! 4. Mailboxes: `mailbox` (the bounded queues that carry group changes,
 //!    notices, messages and port monitors' notices to the handles, and
 //!    [`GroupChange`] and [`NodeEvent`]).

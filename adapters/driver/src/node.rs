@@ -141,12 +141,7 @@ impl<R: Runtime> Node<R> {
     /// [`ApiError::NotLocalPort`] for a port of another node,
     /// [`ApiError::ShutDown`] once the node stopped. Nothing changes then.
     pub fn register(&self, group: &str, port: &Port) -> Result<Registration, ApiError> {
-        let id = self.shared.with(|st, _| {
-            if st.stopped {
-                return Err(ApiError::ShutDown);
-            }
-            st.core.register(group, &port.id)
-        })?;
+        let id = self.shared.register(group, &port.id)?;
         Ok(Registration {
             id,
             port: port.id.clone(),
@@ -173,15 +168,7 @@ impl<R: Runtime> Node<R> {
     /// # Errors
     /// [`ApiError::BadGroupName`], [`ApiError::ShutDown`]; nothing changes.
     pub fn monitor(&self, group: &str) -> Result<Monitor, ApiError> {
-        let id = self.shared.with(|st, _| {
-            if st.stopped {
-                return Err(ApiError::ShutDown);
-            }
-            let id = st.core.monitor(group)?;
-            // The mailbox must exist before the first change is drained.
-            st.mailboxes.open_monitor(id);
-            Ok(id)
-        })?;
+        let id = self.shared.monitor(group)?;
         Ok(Monitor {
             id,
             group: Arc::from(group),
@@ -259,8 +246,7 @@ impl<R: Runtime> Node<R> {
     /// [`connected_nodes`](Self::connected_nodes), as reported by
     /// [`NodeEvent::NodeUp`](crate::NodeEvent::NodeUp).
     pub fn node_incarnations(&self) -> Vec<(NodeId, u64)> {
-        let st = self.shared.lock();
-        st.up.iter().map(|(n, i)| (n.clone(), *i)).collect()
+        self.shared.node_incarnations()
     }
 
     /// Nodes known, connected or not, with their addresses.
@@ -276,12 +262,7 @@ impl<R: Runtime> Node<R> {
     /// core's drops (no such port, node not connected) and the driver's
     /// (congested connection, full mailbox).
     pub fn stats(&self) -> Stats {
-        let mut st = self.shared.lock();
-        self.shared.settle(&mut st);
-        let mut stats = st.core.stats();
-        stats.messages_dropped += st.dropped;
-        stats.send_buffer_peak = st.send_buffer_peak;
-        stats
+        self.shared.stats()
     }
 
     /// Adds a seed address, dialled from now on while no connection to the

@@ -86,7 +86,7 @@ struct Slot<S> {
     /// then aborts the dial): written directly while the writer is idle.
     direct: Option<S>,
     /// Closed while a port's mailbox holds messages that came on it.
-    pub(crate) gate: Arc<Gate>,
+    gate: Arc<Gate>,
     /// Dropping it ends the connection's task at once, dropping the socket.
     _abort: Trigger,
 }
@@ -99,21 +99,21 @@ pub(crate) struct State<S> {
     armed: Option<Instant>,
     /// Where monitors' changes, events, messages and port monitors' notices
     /// wait for the handles.
-    pub(crate) mailboxes: Mailboxes,
+    mailboxes: Mailboxes,
     /// Messages the driver dropped: congested connection, full mailbox.
-    pub(crate) dropped: u64,
+    dropped: u64,
     /// Messages held past full mailboxes, by the connection they came on.
-    pub(crate) held: HashMap<ConnId, usize>,
+    held: HashMap<ConnId, usize>,
     /// Shut down or killed: the local API refuses, streams end.
-    pub(crate) stopped: bool,
+    stopped: bool,
     /// Corked: a flush task is on its way, and inputs until then are drained by it.
     flush_pending: bool,
     /// Why dials failed, until their connection's close is reported.
     dial_errors: HashMap<ConnId, io::ErrorKind>,
     /// The incarnation of every node up (reported by `NodeUp`, not yet down).
-    pub(crate) up: BTreeMap<NodeId, u64>,
+    up: BTreeMap<NodeId, u64>,
     /// The most bytes one connection's writer held at a time.
-    pub(crate) send_buffer_peak: usize,
+    send_buffer_peak: usize,
 }
 
 /// One node's driver state, shared by its tasks and handles.
@@ -202,7 +202,7 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// Feeds one input and drains every output before returning.
-    pub(crate) fn with_now<T>(&self, f: impl FnOnce(&mut State<R::Stream>, Instant) -> T) -> T {
+    fn with_now<T>(&self, f: impl FnOnce(&mut State<R::Stream>, Instant) -> T) -> T {
         self.input(f, true)
     }
 
@@ -224,7 +224,7 @@ impl<R: Runtime> Shared<R> {
     /// next turn of the executor) are batched and drained by that task,
     /// which uncorks. An input that writes nothing (a peer's change, shown
     /// to monitors) leaves the node uncorked and costs no task.
-    pub(crate) fn after_input(&self, st: &mut State<R::Stream>) {
+    fn after_input(&self, st: &mut State<R::Stream>) {
         if !st.flush_pending && self.drain(st) {
             self.schedule_flush(st);
         }
@@ -232,7 +232,7 @@ impl<R: Runtime> Shared<R> {
 
     /// Drains now if a flush is pending, so that a reader never looks at a
     /// mailbox (or counter) while outputs of earlier calls are still held.
-    pub(crate) fn settle(&self, st: &mut State<R::Stream>) {
+    fn settle(&self, st: &mut State<R::Stream>) {
         if st.flush_pending {
             self.drain(st);
         }

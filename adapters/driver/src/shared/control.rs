@@ -1,11 +1,14 @@
-//! The handles' side of the node: what [`Port`](crate::Port),
-//! [`Registration`](crate::Registration), [`Monitor`](crate::Monitor),
-//! [`PortMonitor`](crate::PortMonitor) and [`Events`](crate::Events) call,
-//! through [`Control`], without naming the runtime.
+//! The handles' side of the node: what [`Node`](crate::Node) calls, and
+//! what [`Port`](crate::Port), [`Registration`](crate::Registration),
+//! [`Monitor`](crate::Monitor), [`PortMonitor`](crate::PortMonitor) and
+//! [`Events`](crate::Events) call through [`Control`], without naming the
+//! runtime.
 
 use std::task::{Context, Poll};
 
-use groupmesh_core::{MonitorId, PortDownReason, PortId, PortMonitorId, RegId};
+use groupmesh_core::{
+    ApiError, MonitorId, NodeId, PortDownReason, PortId, PortMonitorId, RegId, Stats,
+};
 
 use super::{Shared, State};
 use crate::mailbox::{GroupChange, NodeEvent};
@@ -104,6 +107,51 @@ impl<R: Runtime> Control for Shared<R> {
 }
 
 impl<R: Runtime> Shared<R> {
+    /// Feeds a call of the local API to the core, refused with
+    /// [`ApiError::ShutDown`] once the node stopped.
+    pub(super) fn api<T>(
+        &self,
+        f: impl FnOnce(&mut State<R::Stream>) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.with(|st, _| {
+            if st.stopped {
+                return Err(ApiError::ShutDown);
+            }
+            f(st)
+        })
+    }
+
+    /// Registers the local `port` in `group`.
+    pub(crate) fn register(&self, group: &str, port: &PortId) -> Result<RegId, ApiError> {
+        self.api(|st| st.core.register(group, port))
+    }
+
+    /// Starts a monitor of `group` with its mailbox.
+    pub(crate) fn monitor(&self, group: &str) -> Result<MonitorId, ApiError> {
+        self.api(|st| {
+            let id = st.core.monitor(group)?;
+            // The mailbox must exist before the first change is drained.
+            st.mailboxes.open_monitor(id);
+            Ok(id)
+        })
+    }
+
+    /// The incarnation of every node up, sorted by id.
+    pub(crate) fn node_incarnations(&self) -> Vec<(NodeId, u64)> {
+        let st = self.lock();
+        st.up.iter().map(|(n, i)| (n.clone(), *i)).collect()
+    }
+
+    /// The core's counters, with the driver's drops and send buffer peak.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut st = self.lock();
+        self.settle(&mut st);
+        let mut stats = st.core.stats();
+        stats.messages_dropped += st.dropped;
+        stats.send_buffer_peak = st.send_buffer_peak;
+        stats
+    }
+
     /// Polls one of the node's mailboxes with `poll` (`None`: it is gone),
     /// after draining any pending flush: what was delivered is `Ready`;
     /// an empty mailbox is `Pending` until the node stops, then `Ready(None)`.

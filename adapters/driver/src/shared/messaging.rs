@@ -86,10 +86,7 @@ impl<R: Runtime> Shared<R> {
 
     /// Starts a port monitor; its notice may already be waiting.
     pub(crate) fn monitor_port(&self, port: &PortId) -> Result<PortMonitorId, ApiError> {
-        self.with(|st, _| {
-            if st.stopped {
-                return Err(ApiError::ShutDown);
-            }
+        self.api(|st| {
             let id = st.core.monitor_port(port)?;
             // Before the drain: a port already gone fires at once.
             st.mailboxes.open_watch(id);
@@ -99,7 +96,7 @@ impl<R: Runtime> Shared<R> {
 
     /// A message that came on `conn` is held past a full mailbox: stop
     /// reading `conn` until the reader made room.
-    pub(crate) fn hold(&self, st: &mut State<R::Stream>, conn: ConnId) {
+    pub(super) fn hold(&self, st: &mut State<R::Stream>, conn: ConnId) {
         *st.held.entry(conn).or_default() += 1;
         if let Some(slot) = st.slots.get(&conn) {
             slot.gate.close();
@@ -108,7 +105,7 @@ impl<R: Runtime> Shared<R> {
 
     /// Held messages of these connections moved into mailboxes (or were
     /// dropped): a connection with none held any more reads again.
-    pub(crate) fn release(&self, st: &mut State<R::Stream>, conns: &[ConnId]) {
+    pub(super) fn release(&self, st: &mut State<R::Stream>, conns: &[ConnId]) {
         for conn in conns {
             let Some(n) = st.held.get_mut(conn) else {
                 continue;
