@@ -68,7 +68,7 @@ pub(crate) struct Wire {
     pub(crate) gate: Arc<Gate>,
 }
 
-/// The task of a connection the core asked to dial (`conn::dial`). The node
+/// The task of a connection the core asked to dial (`conn::dial_task`). The node
 /// is handed it when it starts (`Node::start_on`) rather than naming the
 /// connection tasks, which call into it.
 pub(crate) type DialTask<R> =
@@ -308,6 +308,14 @@ impl<R: Runtime> Shared<R> {
         self.spawn_killable(future::or(task, aborted.wait()));
     }
 
+    /// Starts the task of a connection the core asked to dial.
+    fn dial(&self, st: &mut State<R::Stream>, id: ConnId, addr: SocketAddr) {
+        let task = self.dial_task;
+        self.open_slot(st, id, None, move |shared, wire| {
+            task(shared, id, addr, wire)
+        });
+    }
+
     /// Closes a connection's socket: a dial is aborted; an open connection
     /// writes what it was given, then closes.
     fn close_slot(&self, st: &mut State<R::Stream>, id: ConnId) {
@@ -326,14 +334,6 @@ impl<R: Runtime> Shared<R> {
     }
 
     // ----- inputs from the network and the clock -----------------------
-
-    /// Starts the task of a connection the core asked to dial.
-    fn dial(&self, st: &mut State<R::Stream>, id: ConnId, addr: SocketAddr) {
-        let task = self.dial_task;
-        self.open_slot(st, id, None, move |shared, wire| {
-            task(shared, id, addr, wire)
-        });
-    }
 
     /// A listener accepted `stream` from `addr`: unless the core refuses
     /// it, its connection's task is `task`.
