@@ -2,11 +2,18 @@
 //! into the core and write what the core sent, until one side closes. Also
 //! the accept loop that feeds the listeners' connections in.
 //!
+//! These tasks call into the node ([`Shared`]); the node starts them
+//! without naming this module: an accepted connection's task is handed to
+//! [`Shared::inbound`], a dialled one's is [`dial_task`], which
+//! `Node::start_on` gives the node.
+//!
 //! Generic over any `AsyncRead + AsyncWrite` stream: only the runtime's
 //! `connect`/`accept` produce it.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +24,7 @@ use groupmesh_core::ConnId;
 
 use crate::gate::Gate;
 use crate::runtime::Runtime;
-use crate::shared::Shared;
+use crate::shared::{Shared, Wire};
 
 /// Bytes read from a socket at once.
 const READ_CHUNK: usize = 64 * 1024;
@@ -40,21 +47,25 @@ impl<R: Runtime> Drop for SlotGuard<'_, R> {
     }
 }
 
-/// Dials `addr` for connection `id`, then runs it.
-pub(crate) async fn dial<R: Runtime>(
-    shared: &Shared<R>,
+/// The task of connection `id`, dialling `addr`: the node's [`DialTask`](crate::shared::DialTask).
+pub(crate) fn dial_task<R: Runtime>(
+    shared: Arc<Shared<R>>,
     id: ConnId,
     addr: SocketAddr,
-    out: Receiver<Vec<u8>>,
-    queued: Arc<AtomicUsize>,
-    gate: Arc<Gate>,
-) {
+    wire: Wire,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(dial(shared, id, addr, wire))
+}
+
+/// Dials `addr` for connection `id`, then runs it.
+async fn dial<R: Runtime>(shared: Arc<Shared<R>>, id: ConnId, addr: SocketAddr, wire: Wire) {
+    let shared = &*shared;
     let _guard = SlotGuard { shared, id };
     match shared.rt.connect(addr).await {
         Ok(stream) => {
             if shared.dialed(id, &stream) {
                 tracing::debug!(conn = %id, %addr, "tcp connection established");
-                serve(shared, id, stream, out, queued, gate).await;
+                serve(shared, id, stream, wire).await;
             }
         }
         Err(e) => {
@@ -65,16 +76,10 @@ pub(crate) async fn dial<R: Runtime>(
 }
 
 /// Runs an accepted connection.
-pub(crate) async fn run<R: Runtime>(
-    shared: &Shared<R>,
-    id: ConnId,
-    stream: R::Stream,
-    out: Receiver<Vec<u8>>,
-    queued: Arc<AtomicUsize>,
-    gate: Arc<Gate>,
-) {
+async fn accepted<R: Runtime>(shared: Arc<Shared<R>>, id: ConnId, stream: R::Stream, wire: Wire) {
+    let shared = &*shared;
     let _guard = SlotGuard { shared, id };
-    serve(shared, id, stream, out, queued, gate).await;
+    serve(shared, id, stream, wire).await;
 }
 
 /// How a connection's reading and writing ended.
@@ -87,16 +92,11 @@ enum End {
     WriteFailed(io::Error),
 }
 
-async fn serve<R: Runtime, S>(
-    shared: &Shared<R>,
-    id: ConnId,
-    stream: S,
-    out: Receiver<Vec<u8>>,
-    queued: Arc<AtomicUsize>,
-    gate: Arc<Gate>,
-) where
+async fn serve<R: Runtime, S>(shared: &Shared<R>, id: ConnId, stream: S, wire: Wire)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let Wire { out, queued, gate } = wire;
     let (mut reader, mut writer) = fio::split(stream);
     let reading = async {
         read_loop(shared, id, &mut reader, &gate).await;
@@ -204,7 +204,7 @@ async fn discard_to_eof(reader: &mut (impl AsyncRead + Unpin)) {
 pub(crate) async fn accept_loop<R: Runtime>(shared: Arc<Shared<R>>, listener: R::Listener) {
     loop {
         match R::accept(&listener).await {
-            Ok((stream, addr)) => shared.inbound(stream, addr),
+            Ok((stream, addr)) => shared.inbound(stream, addr, accepted),
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 shared.sleep(Duration::from_millis(100)).await;

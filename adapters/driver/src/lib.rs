@@ -83,6 +83,38 @@
 //! to monitor mailboxes, and the timer task is woken if the next deadline
 //! moved closer. Nothing awaits with the lock held.
 //!
+//! ## Modules
+//!
+//! In layers, each naming only modules below it (no two modules name each
+//! other, and no longer cycle either):
+//!
+//! 1. User handles: `node` ([`Node`]: start, the local API, shutdown; it
+//!    alone puts the layers together), `port` ([`Port`], [`Registration`]),
+//!    `monitor` ([`Monitor`]), `events` ([`Events`]) and `port_monitor`
+//!    ([`PortMonitor`]). They read their mailboxes and call into the node
+//!    only through its methods (the handles not generic over the runtime
+//!    through one trait, `shared::Control`).
+//! 2. Tasks: `conn` (a connection's dial, reader and writer, and the accept
+//!    loop) and `timer` (the task that fires the core's timers). They feed
+//!    the node their inputs.
+//! 3. The node under its lock: `shared` (the core and the driver's
+//!    bookkeeping: connections, backpressure, counters, which only it
+//!    changes; the drain of the core's outputs into writers and
+//!    mailboxes). It starts a connection's task only as it is handed one:
+//!    by the accept loop, or the dial task `node` gives it at start.
+//! 4. Mailboxes: `mailbox` (the bounded queues that carry group changes,
+//!    notices, messages and port monitors' notices to the handles, and
+//!    [`GroupChange`] and [`NodeEvent`]).
+//! 5. Leaves, naming no other module: `message` ([`Message`], [`SendError`],
+//!    [`CodecError`]), `config`, `error`, `runtime` (the [`Runtime`] seam),
+//!    `clock` (core time from the OS clock), `gate` (a connection's read
+//!    gate) and `stop` (the signals that end tasks).
+//!
+//! ```text
+//! node ──► port, monitor, events, port_monitor ──► shared ──► mailbox ──► message
+//!   └────► conn, timer ─────────────────────────────┘
+//! ```
+//!
 //! ## Memory bounds
 //!
 //! - Each connection's unwritten bytes are capped by
@@ -113,11 +145,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod clock;
 mod config;
 mod conn;
 mod error;
 mod events;
 mod gate;
+mod mailbox;
 mod message;
 mod monitor;
 mod node;
@@ -133,9 +167,10 @@ pub mod testing;
 
 pub use config::{NodeConfig, DEFAULT_EVENT_BUFFER, DEFAULT_MAILBOX, DEFAULT_SEND_BUFFER};
 pub use error::StartError;
-pub use events::{Events, NodeEvent};
+pub use events::Events;
+pub use mailbox::{GroupChange, NodeEvent};
 pub use message::{CodecError, Message, SendError};
-pub use monitor::{GroupChange, Monitor};
+pub use monitor::Monitor;
 pub use node::Node;
 pub use port::{Port, Registration};
 pub use port_monitor::PortMonitor;

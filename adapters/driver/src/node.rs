@@ -11,17 +11,18 @@ use groupmesh_core::{
 };
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::config::NodeConfig;
-use crate::conn::accept_loop;
+use crate::conn;
 use crate::error::StartError;
 use crate::events::Events;
 use crate::message::{encode, SendError};
-use crate::monitor::{Mailbox, Monitor};
+use crate::monitor::Monitor;
 use crate::port::{Port, Registration};
 use crate::port_monitor::PortMonitor;
 use crate::runtime::Runtime;
 use crate::shared::{Control, Shared};
-use crate::timer::{self, Clock};
+use crate::timer;
 
 /// A running groupmesh node on runtime `R`.
 ///
@@ -91,9 +92,9 @@ impl<R: Runtime> Node<R> {
         let clock = Clock::start();
         let core = Core::new(core_cfg, incarnation, seed, clock.now())?;
 
-        let shared = Shared::new(rt, clock, core, &cfg);
+        let shared = Shared::new(rt, clock, core, &cfg, conn::dial_task);
         for listener in listeners {
-            shared.spawn_haltable(accept_loop(shared.clone(), listener));
+            shared.spawn_haltable(conn::accept_loop(shared.clone(), listener));
         }
         shared.spawn_haltable(timer::run(shared.clone()));
         tracing::info!(parent: &shared.span, incarnation, addrs = ?local_addrs, "node started");
@@ -140,12 +141,7 @@ impl<R: Runtime> Node<R> {
     /// [`ApiError::NotLocalPort`] for a port of another node,
     /// [`ApiError::ShutDown`] once the node stopped. Nothing changes then.
     pub fn register(&self, group: &str, port: &Port) -> Result<Registration, ApiError> {
-        let id = self.shared.with(|st, _| {
-            if st.stopped {
-                return Err(ApiError::ShutDown);
-            }
-            st.core.register(group, &port.id)
-        })?;
+        let id = self.shared.register(group, &port.id)?;
         Ok(Registration {
             id,
             port: port.id.clone(),
@@ -172,15 +168,7 @@ impl<R: Runtime> Node<R> {
     /// # Errors
     /// [`ApiError::BadGroupName`], [`ApiError::ShutDown`]; nothing changes.
     pub fn monitor(&self, group: &str) -> Result<Monitor, ApiError> {
-        let id = self.shared.with(|st, _| {
-            if st.stopped {
-                return Err(ApiError::ShutDown);
-            }
-            let id = st.core.monitor(group)?;
-            // The mailbox must exist before the first change is drained.
-            st.monitors.insert(id, Mailbox::default());
-            Ok(id)
-        })?;
+        let id = self.shared.monitor(group)?;
         Ok(Monitor {
             id,
             group: Arc::from(group),
@@ -258,8 +246,7 @@ impl<R: Runtime> Node<R> {
     /// [`connected_nodes`](Self::connected_nodes), as reported by
     /// [`NodeEvent::NodeUp`](crate::NodeEvent::NodeUp).
     pub fn node_incarnations(&self) -> Vec<(NodeId, u64)> {
-        let st = self.shared.lock();
-        st.up.iter().map(|(n, i)| (n.clone(), *i)).collect()
+        self.shared.node_incarnations()
     }
 
     /// Nodes known, connected or not, with their addresses.
@@ -275,12 +262,7 @@ impl<R: Runtime> Node<R> {
     /// core's drops (no such port, node not connected) and the driver's
     /// (congested connection, full mailbox).
     pub fn stats(&self) -> Stats {
-        let mut st = self.shared.lock();
-        self.shared.settle(&mut st);
-        let mut stats = st.core.stats();
-        stats.messages_dropped += st.dropped;
-        stats.send_buffer_peak = st.send_buffer_peak;
-        stats
+        self.shared.stats()
     }
 
     /// Adds a seed address, dialled from now on while no connection to the

@@ -3,39 +3,11 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use groupmesh_core::{PortDownReason, PortId, PortMonitorId};
 
 use crate::shared::Control;
-
-/// Where a port monitor's one notice waits for its reader.
-#[derive(Debug, Default)]
-pub(crate) struct Watch {
-    reason: Option<PortDownReason>,
-    waker: Option<Waker>,
-}
-
-impl Watch {
-    pub(crate) fn fire(&mut self, reason: PortDownReason) {
-        self.reason = Some(reason);
-        self.wake();
-    }
-
-    pub(crate) fn poll(&mut self, cx: &Context<'_>) -> Option<PortDownReason> {
-        let reason = self.reason.take();
-        if reason.is_none() {
-            self.waker = Some(cx.waker().clone());
-        }
-        reason
-    }
-
-    pub(crate) fn wake(&mut self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
-}
 
 /// Watches one port, local or remote, from
 /// [`Node::monitor_port`](crate::Node::monitor_port).

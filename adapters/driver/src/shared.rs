@@ -13,10 +13,18 @@
 //! Nothing here blocks or awaits with the lock held: bytes the socket does
 //! not take at once go to per-connection writer tasks through channels,
 //! dials are spawned, events land in bounded mailboxes.
+//!
+//! This is the layer under the tasks and the handles: it names neither. The
+//! connection tasks (`conn`) and the timer task call in with their inputs,
+//! the handles through [`Control`]; a connection's task is handed to it (by
+//! the accept loop to [`Shared::inbound`], and the [`DialTask`] by
+//! `Node::start_on`). Below it are only the mailboxes it fills and leaves.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -24,7 +32,7 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use event_listener::Event as Notify;
 use futures_lite::future;
-use groupmesh_core::{ConnId, Instant, MonitorId, Node as Core, NodeId, PortId, PortMonitorId};
+use groupmesh_core::{ConnId, Instant, Node as Core, NodeId};
 use tracing::Instrument;
 
 mod control;
@@ -33,16 +41,12 @@ mod output;
 
 pub(crate) use control::Control;
 
+use crate::clock::Clock;
 use crate::config::NodeConfig;
-use crate::conn;
-use crate::events::Inbox;
 use crate::gate::Gate;
-use crate::message::PortQueue;
-use crate::monitor::Mailbox;
-use crate::port_monitor::Watch;
+use crate::mailbox::Mailboxes;
 use crate::runtime::Runtime;
 use crate::stop::{tripwire, Trigger, Tripwire};
-use crate::timer::Clock;
 
 /// The most a connection's writer may hold and still count as drained.
 const LOW_WATER: usize = 64 * 1024;
@@ -53,6 +57,22 @@ const LOW_WATER: usize = 64 * 1024;
 fn low_water(send_buffer: usize) -> usize {
     LOW_WATER.min(send_buffer / 4)
 }
+
+/// What a connection's task gets from the node: the other ends of its slot.
+pub(crate) struct Wire {
+    /// Bytes to write; closed once the connection is closing on our side.
+    pub(crate) out: Receiver<Vec<u8>>,
+    /// Bytes handed to the writer and not yet written.
+    pub(crate) queued: Arc<AtomicUsize>,
+    /// Closed while a port's mailbox holds messages that came on the connection.
+    pub(crate) gate: Arc<Gate>,
+}
+
+/// The task of a connection the core asked to dial (`conn::dial_task`). The node
+/// is handed it when it starts (`Node::start_on`) rather than naming the
+/// connection tasks, which call into it.
+pub(crate) type DialTask<R> =
+    fn(Arc<Shared<R>>, ConnId, SocketAddr, Wire) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The driver side of one connection (`S`: the runtime's stream).
 #[derive(Debug)]
@@ -66,7 +86,7 @@ struct Slot<S> {
     /// then aborts the dial): written directly while the writer is idle.
     direct: Option<S>,
     /// Closed while a port's mailbox holds messages that came on it.
-    pub(crate) gate: Arc<Gate>,
+    gate: Arc<Gate>,
     /// Dropping it ends the connection's task at once, dropping the socket.
     _abort: Trigger,
 }
@@ -77,27 +97,23 @@ pub(crate) struct State<S> {
     slots: HashMap<ConnId, Slot<S>>,
     /// The deadline the timer task sleeps until.
     armed: Option<Instant>,
-    pub(crate) monitors: HashMap<MonitorId, Mailbox>,
-    inboxes: HashMap<u64, Inbox>,
-    next_inbox: u64,
-    /// The mailbox of every live local port.
-    pub(crate) ports: HashMap<PortId, PortQueue>,
-    /// Port monitors not yet read.
-    pub(crate) watches: HashMap<PortMonitorId, Watch>,
+    /// Where monitors' changes, events, messages and port monitors' notices
+    /// wait for the handles.
+    mailboxes: Mailboxes,
     /// Messages the driver dropped: congested connection, full mailbox.
-    pub(crate) dropped: u64,
+    dropped: u64,
     /// Messages held past full mailboxes, by the connection they came on.
-    pub(crate) held: HashMap<ConnId, usize>,
+    held: HashMap<ConnId, usize>,
     /// Shut down or killed: the local API refuses, streams end.
-    pub(crate) stopped: bool,
+    stopped: bool,
     /// Corked: a flush task is on its way, and inputs until then are drained by it.
     flush_pending: bool,
     /// Why dials failed, until their connection's close is reported.
     dial_errors: HashMap<ConnId, io::ErrorKind>,
     /// The incarnation of every node up (reported by `NodeUp`, not yet down).
-    pub(crate) up: BTreeMap<NodeId, u64>,
+    up: BTreeMap<NodeId, u64>,
     /// The most bytes one connection's writer held at a time.
-    pub(crate) send_buffer_peak: usize,
+    send_buffer_peak: usize,
 }
 
 /// One node's driver state, shared by its tasks and handles.
@@ -112,12 +128,12 @@ pub(crate) struct Shared<R: Runtime> {
     /// A connection's writer holding this much or less has drained: the
     /// core hears it (`handle_drained`), and its next snapshot chunk follows.
     pub(crate) low_water: usize,
-    event_buffer: usize,
-    pub(crate) mailbox: usize,
     /// How long a connection's reading may pause for a full mailbox.
     pub(crate) hold: Duration,
     pub(crate) linger: Duration,
     state: Mutex<State<R::Stream>>,
+    /// Starts the task of a connection being dialled.
+    dial_task: DialTask<R>,
     /// Wakes the timer task when its deadline moved closer.
     pub(crate) wake_timer: Notify,
     /// Notified when the last connection task ended.
@@ -131,7 +147,13 @@ pub(crate) struct Shared<R: Runtime> {
 }
 
 impl<R: Runtime> Shared<R> {
-    pub(crate) fn new(rt: R, clock: Clock, core: Core, cfg: &NodeConfig) -> Arc<Self> {
+    pub(crate) fn new(
+        rt: R,
+        clock: Clock,
+        core: Core,
+        cfg: &NodeConfig,
+        dial: DialTask<R>,
+    ) -> Arc<Self> {
         let span = tracing::info_span!("node", id = %core.id());
         let (halt, halted) = tripwire();
         let (kill, killed) = tripwire();
@@ -142,19 +164,13 @@ impl<R: Runtime> Shared<R> {
             clock,
             send_buffer: cfg.send_buffer,
             low_water: low_water(cfg.send_buffer),
-            event_buffer: cfg.event_buffer,
-            mailbox: cfg.mailbox,
             hold: cfg.timeouts.ping_interval / 4,
             linger: cfg.linger,
             state: Mutex::new(State {
                 core,
                 slots: HashMap::new(),
                 armed: None,
-                monitors: HashMap::new(),
-                inboxes: HashMap::new(),
-                next_inbox: 0,
-                ports: HashMap::new(),
-                watches: HashMap::new(),
+                mailboxes: Mailboxes::new(cfg.event_buffer, cfg.mailbox),
                 dropped: 0,
                 held: HashMap::new(),
                 stopped: false,
@@ -163,6 +179,7 @@ impl<R: Runtime> Shared<R> {
                 up: BTreeMap::new(),
                 send_buffer_peak: 0,
             }),
+            dial_task: dial,
             wake_timer: Notify::new(),
             idle: Notify::new(),
             halt,
@@ -185,7 +202,7 @@ impl<R: Runtime> Shared<R> {
     }
 
     /// Feeds one input and drains every output before returning.
-    pub(crate) fn with_now<T>(&self, f: impl FnOnce(&mut State<R::Stream>, Instant) -> T) -> T {
+    fn with_now<T>(&self, f: impl FnOnce(&mut State<R::Stream>, Instant) -> T) -> T {
         self.input(f, true)
     }
 
@@ -207,7 +224,7 @@ impl<R: Runtime> Shared<R> {
     /// next turn of the executor) are batched and drained by that task,
     /// which uncorks. An input that writes nothing (a peer's change, shown
     /// to monitors) leaves the node uncorked and costs no task.
-    pub(crate) fn after_input(&self, st: &mut State<R::Stream>) {
+    fn after_input(&self, st: &mut State<R::Stream>) {
         if !st.flush_pending && self.drain(st) {
             self.schedule_flush(st);
         }
@@ -215,7 +232,7 @@ impl<R: Runtime> Shared<R> {
 
     /// Drains now if a flush is pending, so that a reader never looks at a
     /// mailbox (or counter) while outputs of earlier calls are still held.
-    pub(crate) fn settle(&self, st: &mut State<R::Stream>) {
+    fn settle(&self, st: &mut State<R::Stream>) {
         if st.flush_pending {
             self.drain(st);
         }
@@ -261,7 +278,7 @@ impl<R: Runtime> Shared<R> {
         st: &mut State<R::Stream>,
         id: ConnId,
         direct: Option<R::Stream>,
-        task: impl FnOnce(Arc<Self>, Receiver<Vec<u8>>, Arc<AtomicUsize>, Arc<Gate>) -> F,
+        task: impl FnOnce(Arc<Self>, Wire) -> F,
     ) where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -282,8 +299,21 @@ impl<R: Runtime> Shared<R> {
                 _abort: abort,
             },
         );
-        let task = task(me, rx, queued, gate);
+        let wire = Wire {
+            out: rx,
+            queued,
+            gate,
+        };
+        let task = task(me, wire);
         self.spawn_killable(future::or(task, aborted.wait()));
+    }
+
+    /// Starts the task of a connection the core asked to dial.
+    fn dial(&self, st: &mut State<R::Stream>, id: ConnId, addr: SocketAddr) {
+        let task = self.dial_task;
+        self.open_slot(st, id, None, move |shared, wire| {
+            task(shared, id, addr, wire)
+        });
     }
 
     /// Closes a connection's socket: a dial is aborted; an open connection
@@ -305,8 +335,16 @@ impl<R: Runtime> Shared<R> {
 
     // ----- inputs from the network and the clock -----------------------
 
-    /// A listener accepted `stream` from `addr`.
-    pub(crate) fn inbound(&self, stream: R::Stream, addr: std::net::SocketAddr) {
+    /// A listener accepted `stream` from `addr`: unless the core refuses
+    /// it, its connection's task is `task`.
+    pub(crate) fn inbound<F>(
+        &self,
+        stream: R::Stream,
+        addr: SocketAddr,
+        task: impl FnOnce(Arc<Self>, ConnId, R::Stream, Wire) -> F,
+    ) where
+        F: Future<Output = ()> + Send + 'static,
+    {
         self.with(|st, now| {
             if st.stopped {
                 return;
@@ -315,14 +353,9 @@ impl<R: Runtime> Shared<R> {
                 Some(id) => {
                     tracing::debug!(conn = %id, %addr, "tcp connection accepted");
                     let direct = Some(stream.clone());
-                    self.open_slot(
-                        st,
-                        id,
-                        direct,
-                        move |shared, out, queued, gate| async move {
-                            conn::run(&shared, id, stream, out, queued, gate).await;
-                        },
-                    );
+                    self.open_slot(st, id, direct, move |shared, wire| {
+                        task(shared, id, stream, wire)
+                    });
                 }
                 None => tracing::debug!(%addr, "tcp connection refused: connection limit"),
             }
@@ -391,20 +424,13 @@ impl<R: Runtime> Shared<R> {
     // ----- the node's life -----------------------------------------------
 
     pub(crate) fn subscribe(&self) -> u64 {
-        let mut st = self.lock();
-        st.next_inbox += 1;
-        let id = st.next_inbox;
-        st.inboxes.insert(id, Inbox::new(self.event_buffer));
-        id
+        self.lock().mailboxes.subscribe()
     }
 
     /// Stops the local API and ends every stream (their readers are woken).
     fn stop(&self, st: &mut State<R::Stream>) {
         st.stopped = true;
-        st.monitors.values_mut().for_each(Mailbox::wake);
-        st.inboxes.values_mut().for_each(Inbox::wake);
-        st.ports.values_mut().for_each(PortQueue::wake);
-        st.watches.values_mut().for_each(Watch::wake);
+        st.mailboxes.wake_all();
     }
 
     /// Starts a graceful shutdown: peers are told, connections write their

@@ -1,16 +1,18 @@
-//! The handles' side of the node: what [`Port`](crate::Port),
-//! [`Registration`](crate::Registration), [`Monitor`](crate::Monitor),
-//! [`PortMonitor`](crate::PortMonitor) and [`Events`](crate::Events) call,
-//! through [`Control`], without naming the runtime.
+//! The handles' side of the node: what [`Node`](crate::Node) calls, and
+//! what [`Port`](crate::Port), [`Registration`](crate::Registration),
+//! [`Monitor`](crate::Monitor), [`PortMonitor`](crate::PortMonitor) and
+//! [`Events`](crate::Events) call through [`Control`], without naming the
+//! runtime.
 
 use std::task::{Context, Poll};
 
-use groupmesh_core::{MonitorId, PortDownReason, PortId, PortMonitorId, RegId};
+use groupmesh_core::{
+    ApiError, MonitorId, NodeId, PortDownReason, PortId, PortMonitorId, RegId, Stats,
+};
 
 use super::{Shared, State};
-use crate::events::NodeEvent;
+use crate::mailbox::{GroupChange, NodeEvent};
 use crate::message::{Message, SendError};
-use crate::monitor::GroupChange;
 use crate::runtime::Runtime;
 
 /// What the user-facing handles need from their node.
@@ -34,11 +36,9 @@ pub(crate) trait Control: Send + Sync {
 impl<R: Runtime> Control for Shared<R> {
     fn close_port(&self, port: &PortId) {
         let mut st = self.lock();
-        if let Some(mut q) = st.ports.remove(port) {
-            let held = q.take_held();
-            st.dropped += held.len() as u64;
-            self.release(&mut st, &held);
-        }
+        let held = st.mailboxes.close_port(port);
+        st.dropped += held.len() as u64;
+        self.release(&mut st, &held);
         if !st.stopped {
             // Only fails for a port already gone: nothing to do then.
             let _ = st.core.close_port(port);
@@ -57,21 +57,21 @@ impl<R: Runtime> Control for Shared<R> {
 
     fn unmonitor(&self, monitor: MonitorId) {
         let mut st = self.lock();
-        st.monitors.remove(&monitor);
+        st.mailboxes.close_monitor(monitor);
         let _ = st.core.unmonitor(monitor);
         self.after_input(&mut st);
     }
 
     fn poll_monitor(&self, monitor: MonitorId, cx: &Context<'_>) -> Poll<Option<GroupChange>> {
-        self.poll_mailbox(|st| st.monitors.get_mut(&monitor).map(|m| m.poll(cx)))
+        self.poll_mailbox(|st| st.mailboxes.poll_change(monitor, cx))
     }
 
     fn poll_events(&self, inbox: u64, cx: &Context<'_>) -> Poll<Option<NodeEvent>> {
-        self.poll_mailbox(|st| st.inboxes.get_mut(&inbox).map(|i| i.poll(cx)))
+        self.poll_mailbox(|st| st.mailboxes.poll_event(inbox, cx))
     }
 
     fn unsubscribe(&self, inbox: u64) {
-        self.lock().inboxes.remove(&inbox);
+        self.lock().mailboxes.unsubscribe(inbox);
     }
 
     fn send(&self, to: &PortId, from: Option<&PortId>, payload: &[u8]) -> Result<(), SendError> {
@@ -81,7 +81,7 @@ impl<R: Runtime> Control for Shared<R> {
     fn poll_port(&self, port: &PortId, cx: &Context<'_>) -> Poll<Option<Message>> {
         self.poll_mailbox(|st| {
             let mut released = Vec::new();
-            let polled = st.ports.get_mut(port).map(|q| q.poll(cx, &mut released));
+            let polled = st.mailboxes.poll_port(port, cx, &mut released);
             self.release(st, &released);
             polled
         })
@@ -92,19 +92,12 @@ impl<R: Runtime> Control for Shared<R> {
         monitor: PortMonitorId,
         cx: &Context<'_>,
     ) -> Poll<Option<PortDownReason>> {
-        self.poll_mailbox(|st| {
-            let polled = st.watches.get_mut(&monitor).map(|w| w.poll(cx));
-            if let Some(Some(_)) = polled {
-                // Exactly one notice: the monitor is over.
-                st.watches.remove(&monitor);
-            }
-            polled
-        })
+        self.poll_mailbox(|st| st.mailboxes.poll_watch(monitor, cx))
     }
 
     fn unmonitor_port(&self, monitor: PortMonitorId) {
         let mut st = self.lock();
-        st.watches.remove(&monitor);
+        st.mailboxes.close_watch(monitor);
         if !st.stopped {
             // Fails when it already fired: nothing to end then.
             let _ = st.core.unmonitor_port(monitor);
@@ -114,6 +107,51 @@ impl<R: Runtime> Control for Shared<R> {
 }
 
 impl<R: Runtime> Shared<R> {
+    /// Feeds a call of the local API to the core, refused with
+    /// [`ApiError::ShutDown`] once the node stopped.
+    pub(super) fn api<T>(
+        &self,
+        f: impl FnOnce(&mut State<R::Stream>) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.with(|st, _| {
+            if st.stopped {
+                return Err(ApiError::ShutDown);
+            }
+            f(st)
+        })
+    }
+
+    /// Registers the local `port` in `group`.
+    pub(crate) fn register(&self, group: &str, port: &PortId) -> Result<RegId, ApiError> {
+        self.api(|st| st.core.register(group, port))
+    }
+
+    /// Starts a monitor of `group` with its mailbox.
+    pub(crate) fn monitor(&self, group: &str) -> Result<MonitorId, ApiError> {
+        self.api(|st| {
+            let id = st.core.monitor(group)?;
+            // The mailbox must exist before the first change is drained.
+            st.mailboxes.open_monitor(id);
+            Ok(id)
+        })
+    }
+
+    /// The incarnation of every node up, sorted by id.
+    pub(crate) fn node_incarnations(&self) -> Vec<(NodeId, u64)> {
+        let st = self.lock();
+        st.up.iter().map(|(n, i)| (n.clone(), *i)).collect()
+    }
+
+    /// The core's counters, with the driver's drops and send buffer peak.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut st = self.lock();
+        self.settle(&mut st);
+        let mut stats = st.core.stats();
+        stats.messages_dropped += st.dropped;
+        stats.send_buffer_peak = st.send_buffer_peak;
+        stats
+    }
+
     /// Polls one of the node's mailboxes with `poll` (`None`: it is gone),
     /// after draining any pending flush: what was delivered is `Ready`;
     /// an empty mailbox is `Pending` until the node stops, then `Ready(None)`.

@@ -24,8 +24,7 @@ use groupmesh_core::wire::MESSAGE_OVERHEAD;
 use groupmesh_core::{ApiError, ConnId, PortId, PortMonitorId};
 
 use super::{Shared, State};
-use crate::message::{PortQueue, SendError};
-use crate::port_monitor::Watch;
+use crate::message::SendError;
 use crate::runtime::Runtime;
 
 impl<R: Runtime> Shared<R> {
@@ -81,26 +80,23 @@ impl<R: Runtime> Shared<R> {
     pub(crate) fn open_port(&self) -> PortId {
         let mut st = self.lock();
         let id = st.core.open_port();
-        st.ports.insert(id.clone(), PortQueue::new(self.mailbox));
+        st.mailboxes.open_port(id.clone());
         id
     }
 
     /// Starts a port monitor; its notice may already be waiting.
     pub(crate) fn monitor_port(&self, port: &PortId) -> Result<PortMonitorId, ApiError> {
-        self.with(|st, _| {
-            if st.stopped {
-                return Err(ApiError::ShutDown);
-            }
+        self.api(|st| {
             let id = st.core.monitor_port(port)?;
             // Before the drain: a port already gone fires at once.
-            st.watches.insert(id, Watch::default());
+            st.mailboxes.open_watch(id);
             Ok(id)
         })
     }
 
     /// A message that came on `conn` is held past a full mailbox: stop
     /// reading `conn` until the reader made room.
-    pub(crate) fn hold(&self, st: &mut State<R::Stream>, conn: ConnId) {
+    pub(super) fn hold(&self, st: &mut State<R::Stream>, conn: ConnId) {
         *st.held.entry(conn).or_default() += 1;
         if let Some(slot) = st.slots.get(&conn) {
             slot.gate.close();
@@ -109,7 +105,7 @@ impl<R: Runtime> Shared<R> {
 
     /// Held messages of these connections moved into mailboxes (or were
     /// dropped): a connection with none held any more reads again.
-    pub(crate) fn release(&self, st: &mut State<R::Stream>, conns: &[ConnId]) {
+    pub(super) fn release(&self, st: &mut State<R::Stream>, conns: &[ConnId]) {
         for conn in conns {
             let Some(n) = st.held.get_mut(conn) else {
                 continue;
@@ -129,7 +125,7 @@ impl<R: Runtime> Shared<R> {
     /// get through even to a node whose port is never read.
     pub(crate) fn hold_expired(&self, conn: ConnId) {
         let mut st = self.lock();
-        let dropped: usize = st.ports.values_mut().map(|q| q.drop_held_from(conn)).sum();
+        let dropped = st.mailboxes.drop_held_from(conn);
         st.dropped += dropped as u64;
         tracing::debug!(%conn, dropped, "mailbox not read in time: held messages dropped");
         st.held.remove(&conn);

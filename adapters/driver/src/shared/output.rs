@@ -8,10 +8,8 @@ use std::sync::atomic::Ordering;
 use groupmesh_core::{Action, ConnId, Event, Transmit};
 
 use super::{Shared, State};
-use crate::conn;
-use crate::events::NodeEvent;
-use crate::message::{Message, Pushed};
-use crate::monitor::GroupChange;
+use crate::mailbox::{GroupChange, NodeEvent, Pushed};
+use crate::message::Message;
 use crate::runtime::Runtime;
 
 impl<R: Runtime> Shared<R> {
@@ -115,9 +113,7 @@ impl<R: Runtime> Shared<R> {
         match action {
             Action::Dial { conn: id, addr } => {
                 tracing::debug!(conn = %id, %addr, "dialling");
-                self.open_slot(st, id, None, move |shared, out, queued, gate| async move {
-                    conn::dial(&shared, id, addr, out, queued, gate).await;
-                });
+                self.dial(st, id, addr);
             }
             Action::Close { conn: id } => self.close_slot(st, id),
             other => tracing::debug!(action = ?other, "unknown core action ignored"),
@@ -127,13 +123,12 @@ impl<R: Runtime> Shared<R> {
     fn dispatch(&self, st: &mut State<R::Stream>, event: Event) {
         let notice = match event {
             Event::Group(d) => {
-                if let Some(mailbox) = st.monitors.get_mut(&d.monitor) {
-                    mailbox.push(GroupChange {
-                        members: d.members,
-                        added: d.added,
-                        removed: d.removed,
-                    });
-                }
+                let change = GroupChange {
+                    members: d.members,
+                    added: d.added,
+                    removed: d.removed,
+                };
+                st.mailboxes.push_change(d.monitor, change);
                 return;
             }
             Event::NodeUp { node, incarnation } => {
@@ -191,7 +186,7 @@ impl<R: Runtime> Shared<R> {
                     to: to.clone(),
                     payload,
                 };
-                match st.ports.get_mut(&to).map(|q| q.push(m, conn)) {
+                match st.mailboxes.deliver(&to, m, conn) {
                     Some(Pushed::Queued) => {}
                     Some(Pushed::Held(conn)) => self.hold(st, conn),
                     Some(Pushed::Dropped) | None => {
@@ -207,9 +202,7 @@ impl<R: Runtime> Shared<R> {
                 reason,
             } => {
                 tracing::debug!(%port, %reason, "monitored port down");
-                if let Some(watch) = st.watches.get_mut(&monitor) {
-                    watch.fire(reason);
-                }
+                st.mailboxes.fire(monitor, reason);
                 return;
             }
             other => {
@@ -217,8 +210,6 @@ impl<R: Runtime> Shared<R> {
                 return;
             }
         };
-        for inbox in st.inboxes.values_mut() {
-            inbox.push(notice.clone());
-        }
+        st.mailboxes.notify(&notice);
     }
 }
