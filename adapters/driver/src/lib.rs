@@ -180,8 +180,8 @@ pub use runtime::Runtime;
 /// [`ApiError`](groupmesh_core::ApiError). Each says what to do.
 pub use groupmesh_core::ApiError as Error;
 pub use groupmesh_core::{
-    CloseReason, Limit, Limits, NodeId, PortDownReason, PortId, RemoteReason, Stats, Timeouts,
-    MAX_GROUP_NAME, MAX_NODE_ID,
+    pick_by_key, pick_random, rendezvous_score, CloseReason, Limit, Limits, NodeId, PortDownReason,
+    PortId, RemoteReason, Stats, Timeouts, MAX_GROUP_NAME, MAX_NODE_ID,
 };
 
 #[cfg(test)]

@@ -156,6 +156,15 @@ impl<R: Runtime> Node<R> {
         self.shared.lock().core.members(group).map(<[_]>::to_vec)
     }
 
+    /// The member of `group` that owns `key` by rendezvous hashing
+    /// ([`pick_by_key`](crate::pick_by_key)): every node with the same view
+    /// picks the same one, and a member joining or leaving moves only the
+    /// keys it owns. `None` when the group has no members.
+    pub fn pick_by_key(&self, group: &str, key: &[u8]) -> Option<PortId> {
+        let st = self.shared.lock();
+        groupmesh_core::pick_by_key(st.core.members(group)?, key).cloned()
+    }
+
     /// Names of the groups that have members, sorted.
     pub fn groups(&self) -> Vec<String> {
         let st = self.shared.lock();

@@ -210,3 +210,43 @@ pub async fn a_snapshot_forty_times_the_send_buffer_streams_to_a_fresh_peer<
     a.shutdown().await;
     b.shutdown().await;
 }
+
+pub async fn every_node_picks_the_same_member_for_a_key<R: Runtime + Default>() {
+    let a = start::<R>(config("a", &[])).await;
+    let b = start::<R>(config("b", &[addr(&a)])).await;
+    let c = start::<R>(config("c", &[addr(&a)])).await;
+    let nodes = [a, b, c];
+    let ports: Vec<_> = nodes
+        .iter()
+        .flat_map(|n| [n.open_port(), n.open_port()])
+        .collect();
+    let _regs: Vec<_> = ports
+        .iter()
+        .zip(nodes.iter().flat_map(|n| [n, n]))
+        .map(|(p, n)| n.register("shards", p).expect("a valid group"))
+        .collect();
+    eventually::<R>("every node lists all six", Duration::from_secs(5), || {
+        nodes
+            .iter()
+            .all(|n| n.members("shards").is_some_and(|m| m.len() == 6))
+    })
+    .await;
+    let mut owners = std::collections::BTreeSet::new();
+    for k in 0..200u32 {
+        let key = k.to_le_bytes();
+        let picks: Vec<_> = nodes
+            .iter()
+            .map(|n| n.pick_by_key("shards", &key))
+            .collect();
+        assert!(
+            picks.iter().all(|p| p.is_some() && *p == picks[0]),
+            "key {k}: {picks:?}"
+        );
+        owners.extend(picks[0].clone());
+    }
+    assert_eq!(owners.len(), 6, "200 keys reach every member");
+    assert_eq!(nodes[0].pick_by_key("nobody", b"k"), None);
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}

@@ -44,6 +44,7 @@ macro_rules! runtime_tests {
             monitors_report_every_change_by_the_delta_rules,
             a_monitor_on_an_empty_group_stays_silent_until_a_join,
             a_slow_monitor_reader_gets_changes_merged_not_queued,
+            every_node_picks_the_same_member_for_a_key,
             a_snapshot_forty_times_the_send_buffer_streams_to_a_fresh_peer,
             a_killed_node_loses_its_members_on_the_other_nodes,
             a_restarted_node_leaves_no_stale_ports,
