@@ -1,9 +1,9 @@
 //! # groupmesh-sim
 //!
-//! A deterministic network simulator for [`groupmesh_core`]. It is how the
-//! core is tested, and how an application that drives the core from its own
-//! event loop can test its use of the core under seeded faults, with no
-//! socket, no thread and no clock.
+//! A deterministic network simulator for [`groupmesh_core`], and the bodies of
+//! its fuzz targets. It is how the core is tested, and how an application that
+//! drives the core from its own event loop can test its use of the core under
+//! seeded faults, with no socket, no thread and no clock.
 //!
 //! ## What it simulates
 //!
@@ -88,6 +88,12 @@
 //! assert_eq!(sim.members(2, "workers"), vec![port]);
 //! assert!(sim.nodes[2].monitors[&mon].deltas >= 3); // first, removed, back
 //! ```
+//!
+//! ## Fuzz harness bodies
+//!
+//! [`fuzzing`] holds the bodies of the cargo-fuzz targets in `fuzz/`: each
+//! takes raw bytes and checks the core's promises as it feeds them. This
+//! crate's tests run them on random bytes and on every past crash.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -100,6 +106,7 @@ mod delivery;
 mod drain;
 mod dump;
 mod faults;
+pub mod fuzzing;
 mod ids;
 mod network;
 mod options;

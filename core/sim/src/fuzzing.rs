@@ -17,23 +17,19 @@
 //!   messages, raw bytes, frames too early); no connection ever
 //!   authenticates unless the harness proved the key on it.
 //!
-//! Only built with the `fuzzing` feature (and in this crate's own tests).
+//! The targets in `fuzz/` are one-line shims over these functions; this
+//! crate's `fuzz_bodies` test runs them on random bytes and past crashes.
 
-use alloc::collections::{BTreeMap, BTreeSet};
-use alloc::string::String;
-use alloc::vec::Vec;
-use core::net::SocketAddr;
-use core::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
-
-use crate::channel::{Channel, Input};
-use crate::event::{Action, Event};
-use crate::handshake::Psk;
-use crate::ids::{ConnId, MonitorId, NodeId, PortId, PortMonitorId, RegId};
-use crate::time::Instant;
-use crate::wire::{Frame, Hello, WireAddr, WireNodeId, LEN_PREFIX};
-use crate::{Config, Node};
+use groupmesh_core::wire::{Frame, Hello, WireAddr, WireNodeId, LEN_PREFIX};
+use groupmesh_core::{
+    Action, Channel, Config, ConnId, Event, Input, Instant, MonitorId, Node, NodeId, PortId,
+    PortMonitorId, Psk, RegId,
+};
 
 const SECRET: &[u8] = b"fuzz secret";
 const NODE_ID: &str = "target";
@@ -219,8 +215,8 @@ fn run(data: &[u8], handshake_only: bool) {
 
 fn small_limits() -> Config {
     let mut cfg = Config::new(NodeId::new(NODE_ID).expect("valid id"), SECRET);
-    cfg.listen_addrs = alloc::vec![addr(7000)];
-    cfg.seeds = alloc::vec![addr(7001)];
+    cfg.listen_addrs = vec![addr(7000)];
+    cfg.seeds = vec![addr(7001)];
     cfg.limits.max_frame = 4096;
     cfg.limits.max_groups_per_peer = 4;
     cfg.limits.max_members_per_peer = 32;
@@ -467,7 +463,7 @@ impl Harness {
         let mut channel = Channel::new(!r.dialled, &psk, 1 << 24, seed);
         channel.start(&hello);
         r.channel = Some(channel);
-        let early = core::mem::take(&mut r.early);
+        let early = std::mem::take(&mut r.early);
         self.read(id, &early);
         self.flush(id);
     }
@@ -624,7 +620,7 @@ impl Harness {
                     return;
                 };
                 let from = from.and_then(|i| pick(&self.ports, i));
-                let payload = alloc::vec![0x5a; usize::from(len)];
+                let payload = vec![0x5a; usize::from(len)];
                 let _ = self.node.send(&to, from.as_ref(), &payload);
                 self.drain();
             }
@@ -762,6 +758,8 @@ impl Harness {
                             r.open = false;
                         }
                     }
+                    // `Action` is `#[non_exhaustive]`: a new kind needs handling here.
+                    other => panic!("unknown action {other:?}"),
                 }
                 continue;
             }
