@@ -62,9 +62,11 @@
 //!
 //! ## Example
 //!
-//! Three nodes; a service registers, a client monitors its group; the link
-//! between them is cut and partitioned, then healed; every view converges.
-//! `examples/three_nodes_under_faults.rs` runs the same over many seeds.
+//! Three nodes; a service registers, a client monitors its group; the two
+//! are partitioned (silently: only the keepalive can tell), then healed, and
+//! every view converges. `examples/three_nodes_under_faults.rs` tests a small
+//! application (workers, a client that sends them messages) through a reset,
+//! a silent partition, a crash and a restart, over many seeds.
 //!
 //! ```
 //! use std::time::Duration;
