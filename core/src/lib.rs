@@ -78,9 +78,6 @@ mod time;
 mod timers;
 pub mod wire;
 
-#[cfg(any(test, feature = "fuzzing"))]
-pub mod fuzzing;
-
 pub use channel::{Channel, Input};
 pub use config::{Config, Limits, Timeouts, DEFAULT_SNAPSHOT_CHUNK};
 pub use error::{ApiError, ConfigError};

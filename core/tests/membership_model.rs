@@ -1,4 +1,4 @@
-//! Model-based test: a few nodes on the simulated network (`common/mod.rs`)
+//! Model-based test: a few nodes on the simulated network (`groupmesh-sim`)
 //! go through random sequences of local API calls and faults. In
 //! `membership_matches_the_reference_model`, after every transition the
 //! network is driven until it is converged and quiet, and every node must
@@ -12,13 +12,11 @@
 //! Run: `cargo test -p groupmesh-core --test membership_model`. Add
 //! `PROPTEST_CASES=1000` for a longer search.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{Sim, SimOptions};
 use groupmesh_core::{MonitorId, PortId, RegId};
+use groupmesh_sim::{Sim, SimOptions};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::Config;
@@ -216,7 +214,7 @@ impl<const SETTLE: bool> StateMachineTest for MembershipTest<SETTLE> {
     type Reference = MembershipModel;
 
     fn init_test(model: &Model) -> Sut {
-        common::init_tracing();
+        groupmesh_sim::init_tracing();
         let n = model.nodes.len();
         // Snapshots of a few memberships a chunk, so they stream while the
         // registrations change.

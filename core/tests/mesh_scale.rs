@@ -1,4 +1,4 @@
-//! How far a full mesh goes: the simulator (`common/mod.rs`, no sockets)
+//! How far a full mesh goes: the simulator (`groupmesh-sim`, no sockets)
 //! forms meshes of N nodes with 100 memberships each (10 ports, each in 10
 //! groups) at the default timers, and measures
 //!
@@ -22,13 +22,11 @@
 //! cargo test --release -p groupmesh-core --test mesh_scale -- --ignored --nocapture
 //! ```
 
-mod common;
-
 use std::alloc::System;
 use std::time::Duration;
 
-use common::{Sim, SimOptions};
 use groupmesh_core::{Config, Instant, Node, Timeouts};
+use groupmesh_sim::{Sim, SimOptions};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -113,7 +111,7 @@ fn measure(n: usize) -> String {
 
     let region = Region::new(GLOBAL);
     let empty = Node::new(
-        Config::new(common::node_id(999), b"s"),
+        Config::new(groupmesh_sim::node_id(999), b"s"),
         1,
         [0; 32],
         Instant::ZERO,

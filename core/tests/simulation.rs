@@ -1,4 +1,4 @@
-//! Deterministic simulation of whole meshes (the simulator is `common/mod.rs`).
+//! Deterministic simulation of whole meshes (the simulator is `groupmesh-sim`, `core/sim/`).
 //!
 //! `random_faults_keep_views_consistent` runs 1,000 seeds (0..1000) of random
 //! faults and API calls, then heals the network, restarts every node (but,
@@ -13,7 +13,7 @@
 //!
 //! `messages_are_delivered_at_most_once_in_order_to_the_right_incarnation`
 //! does the same with port messages and port monitors mixed in: every
-//! delivery is checked as it happens (see `common/mod.rs`), and once the
+//! delivery is checked as it happens (see `groupmesh_sim::Sim::send`), and once the
 //! network is healed and quiet, messages between live ports must all arrive
 //! and every port monitor still waiting must watch a live port. Its seeds are
 //! counted by the same `SIM_SEEDS` (default 150).
@@ -32,17 +32,15 @@
 //! The other tests are focused scenarios, named after what they show. The
 //! focused tests that loop over seeds also take `SIM_SEED` to run one of them.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use common::{close_reasons, init_tracing, run_seeds, CutMode, Sim, SimOptions};
 use groupmesh_core::{
     ApiError, CloseReason, Event, Instant, Limit, MonitorId, PortDownReason, PortId, PortMonitorId,
     RegId, Timeouts,
 };
+use groupmesh_sim::{close_reasons, init_tracing, run_seeds, CutMode, Sim, SimOptions};
 use rand::rngs::SmallRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -314,7 +312,7 @@ fn random_run(seed: u64, nodes: RangeInclusive<usize>, fault_ms: RangeInclusive<
 fn draw_harsh(seed: u64, opts: &mut SimOptions, double_seeds: bool) -> bool {
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x4a52_5348_4152_5348);
     if rng.random_bool(0.5) {
-        opts.max_addrs = rng.random_range(2..=common::MAX_ADDRS);
+        opts.max_addrs = rng.random_range(2..=groupmesh_sim::MAX_ADDRS);
     }
     opts.double_seeds = rng.random_bool(0.5) && double_seeds;
     opts.long_ids = rng.random_bool(0.5);
@@ -333,7 +331,7 @@ fn draw_harsh(seed: u64, opts: &mut SimOptions, double_seeds: bool) -> bool {
 /// messaging existed (no extra random draws).
 ///
 /// With `run.adversary`, an adversary without the secret acts on the network
-/// during the faults (see `common/adversary.rs`) and stops before the heal;
+/// during the faults (see `core/sim/src/adversary.rs`) and stops before the heal;
 /// a record nobody sealed must close its connection at once, and no node may
 /// ever list a port its owner never registered. Without it, the very same
 /// run as before the adversary existed.
@@ -625,7 +623,7 @@ fn messages_are_delivered_at_most_once_in_order_to_the_right_incarnation() {
 
 /// An adversary anywhere on the network, without the secret, records,
 /// replays, splices, reorders, alters and makes up bytes, and opens and
-/// hijacks connections (see `common/adversary.rs`). No node ever lists, and no
+/// hijacks connections (see `core/sim/src/adversary.rs`). No node ever lists, and no
 /// monitor event ever shows, a port its owner never registered; a record
 /// nobody sealed closes its connection at once; and once it stops and the
 /// network heals, the usual
@@ -1196,7 +1194,7 @@ fn a_cold_start_through_one_seed_with_slow_handshakes_is_not_a_reconnect_storm()
 fn forming_a_mesh_never_takes_a_node_down() {
     init_tracing();
     let mut downs = Vec::new();
-    for seed in common::seeds(0..40) {
+    for seed in groupmesh_sim::seeds(0..40) {
         let n = 2 + (seed as usize) % 6;
         let mut opts = SimOptions::new(n);
         if seed % 2 == 0 {
@@ -1255,7 +1253,7 @@ fn a_close_frame_from_the_peer_closes_the_socket() {
 #[test]
 fn nodes_cut_from_each_other_stay_known_and_reconnect_after_the_heal() {
     init_tracing();
-    for seed in common::seeds(0..5) {
+    for seed in groupmesh_sim::seeds(0..5) {
         let mut opts = SimOptions::new(5);
         opts.seeds = vec![0];
         opts.timeouts.forget_after = Duration::from_secs(2);
@@ -1288,7 +1286,7 @@ fn nodes_cut_from_each_other_stay_known_and_reconnect_after_the_heal() {
 fn a_remote_port_monitor_gets_exactly_one_notice_when_its_port_closes_or_its_node_crashes_or_restarts(
 ) {
     init_tracing();
-    for seed in common::seeds(0..10) {
+    for seed in groupmesh_sim::seeds(0..10) {
         let mut opts = SimOptions::new(3);
         opts.timeouts.keepalive_timeout = Duration::from_secs(30);
         opts.timeouts.ping_interval = Duration::from_secs(1);
@@ -1346,7 +1344,7 @@ fn a_remote_port_monitor_gets_exactly_one_notice_when_its_port_closes_or_its_nod
 #[test]
 fn a_message_for_a_restarted_nodes_old_port_never_reaches_its_new_incarnation() {
     init_tracing();
-    for seed in common::seeds(0..10) {
+    for seed in groupmesh_sim::seeds(0..10) {
         let mut opts = SimOptions::new(2);
         opts.timeouts.keepalive_timeout = Duration::from_secs(30);
         opts.timeouts.ping_interval = Duration::from_secs(1);
@@ -1409,7 +1407,7 @@ fn a_message_for_a_restarted_nodes_old_port_never_reaches_its_new_incarnation() 
 #[test]
 fn a_node_seeded_at_two_addresses_keeps_one_connection_per_pair() {
     init_tracing();
-    for seed in common::seeds(0..20) {
+    for seed in groupmesh_sim::seeds(0..20) {
         let n = 2 + (seed as usize) % 4;
         let mut opts = SimOptions::new(n);
         opts.seeds = (0..n).collect();

@@ -1,3 +1,3 @@
 #![no_main]
-//! Harness body: `groupmesh_core::fuzzing::handshake`.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| groupmesh_core::fuzzing::handshake(data));
+//! Harness body: `groupmesh_sim::fuzzing::handshake`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| groupmesh_sim::fuzzing::handshake(data));

@@ -4,7 +4,6 @@
 
 mod formation;
 mod framing;
-mod fuzz_bodies;
 mod groups;
 mod handshake;
 mod local_api;

@@ -21,126 +21,17 @@
 //! [`Sim::stop_adversary`] ends it (its connections are reset) before the
 //! network heals; the usual convergence checks follow.
 
-use super::*;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use groupmesh_core::wire::{BoundedVec, Frame, GroupPorts, Hello, WireAddr, WireNodeId};
-use groupmesh_core::{Channel, Limit, Psk};
+use groupmesh_core::{Channel, CloseReason, ConnId, Limit, Psk};
 use rand::seq::IndexedRandom;
+use rand::Rng;
 
-/// The node index of the adversary's ends of links.
-pub(super) const ADVERSARY: usize = usize::MAX;
-
-/// Most bytes of a sender's opening kept per link.
-const OPENING: usize = 2048;
-/// Most records kept for replays.
-const KEPT_RECORDS: usize = 64;
-/// One in this many transmits is altered on the way, while active.
-const ON_PATH_ODDS: u32 = 12;
-
-/// What the adversary knows of one direction of a link (kept in its pipe).
-#[derive(Debug, Default)]
-pub(super) struct Tap {
-    /// The sender's stream, parsed into records: the length bytes of the
-    /// current record read so far, and its body bytes still to come.
-    prefix: Vec<u8>,
-    body_left: usize,
-    /// Whole records the sender sent.
-    records: u64,
-    /// The sender's first bytes (its version record, greeting, ...).
-    opening: Vec<u8>,
-    /// Bytes pushed into the pipe and delivered from it, the adversary's too.
-    pub(super) pushed: u64,
-    delivered: u64,
-    /// Where the adversary's first change to this stream starts.
-    tainted_from: Option<u64>,
-    /// Where the first whole bad record ends, if the first change was one.
-    checkpoint: Option<u64>,
-}
-
-impl Tap {
-    /// The stream is between two records of the sender.
-    fn at_boundary(&self) -> bool {
-        self.prefix.is_empty() && self.body_left == 0
-    }
-
-    /// Parses what the sender sends next: the records that lie whole in
-    /// `data`, as (start, end, index in the stream).
-    fn parse(&mut self, data: &[u8]) -> Vec<(usize, usize, u64)> {
-        if self.opening.len() < OPENING {
-            let take = (OPENING - self.opening.len()).min(data.len());
-            self.opening.extend_from_slice(&data[..take]);
-        }
-        let mut whole = Vec::new();
-        let mut start = None;
-        let mut i = 0;
-        while i < data.len() || (self.body_left == 0 && self.prefix.len() == LEN_PREFIX) {
-            if self.body_left == 0 && self.prefix.len() < LEN_PREFIX {
-                if self.prefix.is_empty() {
-                    start = Some(i);
-                }
-                let take = (LEN_PREFIX - self.prefix.len()).min(data.len() - i);
-                self.prefix.extend_from_slice(&data[i..i + take]);
-                i += take;
-                if self.prefix.len() < LEN_PREFIX {
-                    break;
-                }
-            }
-            if self.prefix.len() == LEN_PREFIX {
-                let mut len = [0u8; LEN_PREFIX];
-                len.copy_from_slice(&self.prefix);
-                self.body_left = u32::from_le_bytes(len) as usize;
-                self.prefix.clear();
-            }
-            let take = self.body_left.min(data.len() - i);
-            i += take;
-            self.body_left -= take;
-            if self.body_left == 0 {
-                if let Some(s) = start.take() {
-                    whole.push((s, i, self.records));
-                }
-                self.records += 1;
-            }
-        }
-        whole
-    }
-
-    /// Notes a change at `from`; `checkpoint` if it is a whole bad record
-    /// ending there. Only the first change of a stream is judged exactly,
-    /// and only while no later change moved bytes ahead of its end.
-    fn taint(&mut self, from: u64, checkpoint: Option<u64>) {
-        if self.tainted_from.is_none() {
-            self.tainted_from = Some(from);
-            self.checkpoint = checkpoint;
-        } else if self.checkpoint.is_some_and(|c| from < c) {
-            self.checkpoint = None;
-        }
-    }
-}
-
-const LEN_PREFIX: usize = groupmesh_core::wire::LEN_PREFIX;
-
-/// One of the adversary's own connection ends.
-#[derive(Debug)]
-struct Own {
-    /// Its side of the link.
-    side: usize,
-    /// The own end whose node gets what this end's node sends.
-    forward: Option<usize>,
-}
-
-/// The adversary's state. See the module documentation.
-#[derive(Debug, Default)]
-pub(super) struct Adversary {
-    active: bool,
-    /// Whole records seen on any link, for replays.
-    records: Vec<Vec<u8>>,
-    /// Its own connection ends, by link.
-    own: BTreeMap<usize, Own>,
-    next_conn: u64,
-    /// Node ends that took in a whole record nobody sealed for them: their
-    /// node closes them in that input.
-    must_close: BTreeSet<EndKey>,
-}
+use crate::ids::{EndKey, ADVERSARY, LISTEN_PORT};
+use crate::network::{LinkState, Segment};
+use crate::sim::Sim;
+use crate::tap::{Own, KEPT_RECORDS, LEN_PREFIX, ON_PATH_ODDS};
 
 /// What a connection may close with when it takes in a record nobody sealed
 /// for it: the record's own failure, or a decision on an earlier record of
@@ -172,20 +63,24 @@ fn integrity_reason(reason: CloseReason) -> bool {
     )
 }
 
+/// The group the adversary claims a port in, and the port number it claims.
+const GROUP_CLAIMED: &str = "alpha";
+const MADE_UP_PORT: u64 = 666_000;
+
 impl Sim {
     /// Starts the adversary (with `opts.adversary`).
-    pub(super) fn start_adversary(&mut self) {
+    pub(crate) fn start_adversary(&mut self) {
         self.adv.active = self.opts.adversary;
     }
 
     /// Whether `link` has an end of the adversary's.
-    fn adversarial(&self, link: usize) -> bool {
+    pub(crate) fn adversarial(&self, link: usize) -> bool {
         self.links[link].ends.iter().any(|e| e.0 == ADVERSARY)
     }
 
     /// A node transmits `data` on `pipe`: the adversary records it and, while
     /// active, sometimes alters it on the way. Returns what travels on.
-    pub(super) fn on_path(&mut self, pipe: usize, data: Vec<u8>) -> Vec<u8> {
+    pub(crate) fn on_path(&mut self, pipe: usize, data: Vec<u8>) -> Vec<u8> {
         let tap = &mut self.pipes[pipe].tap;
         let at = tap.pushed;
         let boundary_records = tap.at_boundary().then_some(tap.records);
@@ -204,7 +99,7 @@ impl Sim {
     }
 
     /// Sometimes alters a transmit on its way (see [`Sim::on_path`]).
-    fn alter(
+    pub(crate) fn alter(
         &mut self,
         pipe: usize,
         at: u64,
@@ -267,7 +162,7 @@ impl Sim {
         data
     }
 
-    fn keep_record(&mut self, rec: &[u8]) {
+    pub(crate) fn keep_record(&mut self, rec: &[u8]) {
         if self.adv.records.len() < KEPT_RECORDS {
             self.adv.records.push(rec.to_vec());
         } else if self.rng.random_ratio(1, 8) {
@@ -278,7 +173,7 @@ impl Sim {
 
     /// Before `b` from `pipe` is delivered to node end `end`: whether to watch
     /// the input (the stream is tainted up to there), and the core's byte count.
-    pub(super) fn watch_delivery(&self, pipe: usize, len: usize, i: usize) -> Option<u64> {
+    pub(crate) fn watch_delivery(&self, pipe: usize, len: usize, i: usize) -> Option<u64> {
         let tap = &self.pipes[pipe].tap;
         let after = tap.delivered + len as u64;
         let tainted = tap.tainted_from.is_some_and(|t| t < after);
@@ -292,7 +187,7 @@ impl Sim {
 
     /// After `len` bytes from `pipe` were fed to node end `end` (watched
     /// with `bytes_in` before): notes what the core must do about them.
-    pub(super) fn delivered(
+    pub(crate) fn delivered(
         &mut self,
         pipe: usize,
         len: usize,
@@ -321,7 +216,7 @@ impl Sim {
     }
 
     /// Node `i` closed `conn` with `reason`: judged if it had to.
-    pub(super) fn adversary_saw_close(&mut self, i: usize, conn: ConnId, reason: CloseReason) {
+    pub(crate) fn adversary_saw_close(&mut self, i: usize, conn: ConnId, reason: CloseReason) {
         let end = (i, self.nodes[i].incarnation, conn);
         if !self.adv.must_close.remove(&end) {
             return;
@@ -337,7 +232,7 @@ impl Sim {
 
     /// After a drain of node `i`: every connection that took in a whole bad
     /// record is closed.
-    pub(super) fn check_bad_records_closed(&self, i: usize) {
+    pub(crate) fn check_bad_records_closed(&self, i: usize) {
         let inc = self.nodes[i].incarnation;
         let open: Vec<&EndKey> = self
             .adv
@@ -355,7 +250,7 @@ impl Sim {
     }
 
     /// The adversary's end of `link` got `seg`.
-    pub(super) fn adversary_receives(&mut self, link: usize, seg: Segment) {
+    pub(crate) fn adversary_receives(&mut self, link: usize, seg: Segment) {
         let Some(own) = self.adv.own.get(&link) else {
             return;
         };
@@ -377,7 +272,7 @@ impl Sim {
     }
 
     /// Sends `bytes` from the adversary's end of `link`.
-    fn adversary_send(&mut self, link: usize, bytes: Vec<u8>) {
+    pub(crate) fn adversary_send(&mut self, link: usize, bytes: Vec<u8>) {
         let Some(own) = self.adv.own.get(&link) else {
             return;
         };
@@ -390,7 +285,7 @@ impl Sim {
     }
 
     /// Resets the adversary's connection `link`.
-    fn adversary_close(&mut self, link: usize) {
+    pub(crate) fn adversary_close(&mut self, link: usize) {
         if let Some(own) = self.adv.own.remove(&link) {
             self.links[link].open[own.side] = false;
             self.reset_link(link);
@@ -398,7 +293,7 @@ impl Sim {
     }
 
     /// Opens a connection of the adversary's own to node `j`; its link.
-    fn adversary_connect(&mut self, j: usize) -> Option<usize> {
+    pub(crate) fn adversary_connect(&mut self, j: usize) -> Option<usize> {
         if !self.alive(j) {
             return None;
         }
@@ -438,7 +333,7 @@ impl Sim {
     /// A dial from `from` to node `j` is answered by the adversary instead:
     /// it relays to `j` (both honest nodes talk through it) or answers with
     /// a recorded responder's opening. True if it took the dial.
-    pub(super) fn adversary_hijacks(&mut self, from: EndKey, j: usize) -> bool {
+    pub(crate) fn adversary_hijacks(&mut self, from: EndKey, j: usize) -> bool {
         if !self.adv.active || !self.rng.random_ratio(1, 10) {
             return false;
         }
@@ -469,7 +364,7 @@ impl Sim {
         true
     }
 
-    fn splice(&mut self, a: usize, b: usize) {
+    pub(crate) fn splice(&mut self, a: usize, b: usize) {
         for (x, y) in [(a, b), (b, a)] {
             if let Some(own) = self.adv.own.get_mut(&x) {
                 own.forward = Some(y);
@@ -479,7 +374,7 @@ impl Sim {
 
     /// A recorded opening of a dialler (`side` 0) or a responder (1), cut
     /// after a random number of bytes.
-    fn recorded_opening(&mut self, side: usize) -> Vec<u8> {
+    pub(crate) fn recorded_opening(&mut self, side: usize) -> Vec<u8> {
         let openings: Vec<usize> = (0..self.links.len())
             .filter(|&l| self.links[l].ends[side].0 != ADVERSARY)
             .map(|l| 2 * l + side)
@@ -494,7 +389,7 @@ impl Sim {
     }
 
     /// An honest link's pipe that both ends hold, at random.
-    fn honest_pipe(&mut self) -> Option<usize> {
+    pub(crate) fn honest_pipe(&mut self) -> Option<usize> {
         let links: Vec<usize> = (0..self.links.len())
             .filter(|&l| {
                 let link = &self.links[l];
@@ -506,7 +401,7 @@ impl Sim {
     }
 
     /// Appends `bytes` to `pipe`'s stream; a whole record if `record`.
-    fn inject(&mut self, pipe: usize, bytes: Vec<u8>, record: bool) {
+    pub(crate) fn inject(&mut self, pipe: usize, bytes: Vec<u8>, record: bool) {
         let tap = &mut self.pipes[pipe].tap;
         let at = tap.pushed;
         let exact = record && tap.at_boundary() && tap.records >= 2;
@@ -519,7 +414,7 @@ impl Sim {
     /// A greeting under a key of the adversary's guessing, claiming to be
     /// node `who` (or a node that does not exist), then the claim of a port
     /// nobody registered, in plain frames.
-    fn forged_greeting(&mut self, who: Option<usize>) -> Vec<u8> {
+    pub(crate) fn forged_greeting(&mut self, who: Option<usize>) -> Vec<u8> {
         let mut node = WireNodeId::new();
         let name = who.map_or_else(|| "mallory".to_owned(), |j| self.nodes[j].id.to_string());
         let _ = node.push_str(&name);
@@ -642,7 +537,7 @@ impl Sim {
     }
 
     /// Swaps two neighbouring chunks queued on `pipe` (their times stay).
-    fn reorder(&mut self, pipe: usize) {
+    pub(crate) fn reorder(&mut self, pipe: usize) {
         let q = &self.pipes[pipe].queue;
         let pairs: Vec<usize> = (1..q.len())
             .filter(|&k| match (&q[k - 1].1, &q[k].1) {
@@ -713,7 +608,3 @@ impl Sim {
         }
     }
 }
-
-/// The group the adversary claims a port in, and the port number it claims.
-const GROUP_CLAIMED: &str = "alpha";
-const MADE_UP_PORT: u64 = 666_000;

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use crate::fuzzing;
+use groupmesh_sim::fuzzing;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]

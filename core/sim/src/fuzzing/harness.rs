@@ -1,226 +1,31 @@
-//! Fuzz harness bodies, shared by the cargo-fuzz targets (`fuzz/`) and by
-//! proptest in the normal test run. Each takes raw bytes, never panics on any
-//! input unless the core breaks one of its promises, and checks those promises
-//! as it goes:
-//!
-//! - [`decode`]: bytes → frame; whatever decodes re-encodes to the same frame.
-//! - [`stream`]: a plaintext frame stream sealed on an authenticated
-//!   connection, its records split at fuzzer-chosen points, gives exactly the
-//!   same node state and events as the same bytes in one piece.
-//! - [`records`]: arbitrary records on an authenticated session (sealed
-//!   frames, forged, replayed, reordered, altered or cut records): whatever
-//!   was not sealed by the peer closes the connection, and nothing false is listed.
-//! - [`node`]: a whole node driven by an arbitrary sequence of inputs (peers
-//!   connecting, hostile or valid frames in any state, timeouts, local API
-//!   calls); the view, the monitors, the limits and the timers stay sound.
-//! - [`handshake`]: hostile handshakes (wrong keys, replayed and spliced
-//!   messages, raw bytes, frames too early); no connection ever
-//!   authenticates unless the harness proved the key on it.
-//!
-//! Only built with the `fuzzing` feature (and in this crate's own tests).
+//! The harness of the node targets: one core, and the harness acting as
+//! every peer it talks to, checking the core's promises as it goes.
 
-use alloc::collections::{BTreeMap, BTreeSet};
-use alloc::string::String;
-use alloc::vec::Vec;
-use core::net::SocketAddr;
-use core::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
 
-use arbitrary::{Arbitrary, Unstructured};
+use groupmesh_core::wire::{Frame, Hello, WireAddr, WireNodeId};
+use groupmesh_core::{
+    Action, Channel, Config, ConnId, Event, Input, Instant, MonitorId, Node, NodeId, PortId,
+    PortMonitorId, Psk, RegId,
+};
 
-use crate::channel::{Channel, Input};
-use crate::event::{Action, Event};
-use crate::handshake::Psk;
-use crate::ids::{ConnId, MonitorId, NodeId, PortId, PortMonitorId, RegId};
-use crate::time::Instant;
-use crate::wire::{Frame, Hello, WireAddr, WireNodeId, LEN_PREFIX};
-use crate::{Config, Node};
+use super::ops::{HandshakeOp, Key, Op, PortChoice, Who};
 
-const SECRET: &[u8] = b"fuzz secret";
-const NODE_ID: &str = "target";
+pub(crate) const SECRET: &[u8] = b"fuzz secret";
+pub(crate) const NODE_ID: &str = "target";
 
-/// Bytes → frame. Whatever decodes must re-encode to a frame that decodes equal.
-pub fn decode(data: &[u8]) {
-    if let Ok(frame) = Frame::decode(data) {
-        let mut out = Vec::new();
-        frame.encode(&mut out);
-        assert_eq!(
-            Frame::decode(&out[LEN_PREFIX..]),
-            Ok(frame),
-            "a decoded frame re-encodes to itself"
-        );
-    }
-}
-
-/// A plaintext stream sealed on an authenticated connection, its records in
-/// fuzzer-chosen chunks, against the same bytes in one piece: same events,
-/// same view.
-pub fn stream(data: &[u8]) {
-    let mut u = Unstructured::new(data);
-    let Ok(cuts) = Vec::<u16>::arbitrary(&mut u) else {
-        return;
-    };
-    let mut plain = u.take_rest().to_vec();
-    let mut whole = Harness::new(small_limits());
-    let mut split = Harness::new(small_limits());
-    let (a, b) = (whole.authenticated_peer(), split.authenticated_peer());
-    let bytes = whole.seal(a, &mut plain.clone());
-    assert_eq!(bytes, split.seal(b, &mut plain), "same keys, same records");
-    whole.bytes(a, &bytes);
-    let mut rest = &bytes[..];
-    for cut in cuts {
-        let at = usize::from(cut).min(rest.len());
-        let (chunk, tail) = rest.split_at(at);
-        split.bytes(b, chunk);
-        rest = tail;
-    }
-    split.bytes(b, rest);
-    assert_eq!(whole.events, split.events, "chunking changed the events");
-    assert_eq!(whole.view(), split.view(), "chunking changed the view");
-    whole.check();
-    split.check();
-}
-
-/// What an on-path attacker does to an authenticated session's records.
-#[derive(Debug, Arbitrary)]
-enum RecordOp {
-    /// A frame, sealed by the honest peer and delivered.
-    Sealed(Frame),
-    /// Sealed by the peer, then lost on the way (the next one will not open).
-    Dropped(Frame),
-    /// One of the records delivered so far, again.
-    Replay(u8),
-    /// The next sealed record with one bit flipped.
-    Flip(Frame, u16),
-    /// A record nobody sealed.
-    Forged(Vec<u8>),
-    /// Bytes as they are.
-    Raw(Vec<u8>),
-}
-
-/// Arbitrary records on an authenticated session: the node reads exactly the
-/// frames its peer sealed, in order, while nothing else came; a whole record
-/// it did not seal for this place in the stream (altered, replayed, forged,
-/// or after one lost on the way) closes the connection at once; nothing
-/// after the first such bytes is ever read.
-pub fn records(data: &[u8]) {
-    let mut u = Unstructured::new(data);
-    let mut h = Harness::new(small_limits());
-    let id = h.authenticated_peer();
-    let before = h.node.stats().frames_in;
-    // Bytes delivered, and whether each was whole records.
-    let mut delivered: Vec<(Vec<u8>, bool)> = Vec::new();
-    let mut honest_frames = 0;
-    let mut tainted = false;
-    // The stream is at a record boundary (only whole records so far).
-    let mut aligned = true;
-    // A sealed record was lost: the next one cannot open.
-    let mut lost = false;
-    for _ in 0..64 {
-        let Ok(op) = RecordOp::arbitrary(&mut u) else {
-            break;
-        };
-        let (bytes, whole, bad) = match op {
-            RecordOp::Sealed(f) => {
-                honest_frames += u64::from(!tainted);
-                (h.seal(id, &mut framed(&f)), true, lost)
-            }
-            RecordOp::Dropped(f) => {
-                h.seal(id, &mut framed(&f));
-                tainted = true;
-                lost = true;
-                continue;
-            }
-            RecordOp::Replay(i) => {
-                let Some((rec, whole)) = pick(&delivered, i) else {
-                    continue;
-                };
-                (rec, whole, true)
-            }
-            RecordOp::Flip(f, bit) => {
-                let mut rec = h.seal(id, &mut framed(&f));
-                let at = usize::from(bit) % (rec.len() * 8);
-                rec[at / 8] ^= 1 << (at % 8);
-                // A flipped length frames the stream anew.
-                (rec, at >= LEN_PREFIX * 8, true)
-            }
-            RecordOp::Forged(body) => {
-                let mut rec = (body.len() as u32).to_le_bytes().to_vec();
-                rec.extend_from_slice(&body);
-                (rec, true, true)
-            }
-            RecordOp::Raw(bytes) => (bytes, false, true),
-        };
-        if bytes.is_empty() {
-            continue;
-        }
-        tainted |= bad;
-        delivered.push((bytes.clone(), whole));
-        h.bytes(id, &bytes);
-        h.check();
-        let read = h.node.stats().frames_in - before;
-        let open = h.conns.get(&id).is_some_and(|r| r.open);
-        assert!(
-            read <= honest_frames,
-            "{read} frames read, only {honest_frames} sealed and delivered in order"
-        );
-        assert!(
-            tainted || !open || read == honest_frames,
-            "{read} frames read of {honest_frames} sealed and delivered in order"
-        );
-        assert!(
-            !(bad && whole && aligned && open),
-            "a whole record the peer did not seal there was taken without closing"
-        );
-        aligned &= whole;
-        if !open {
-            break;
-        }
-    }
-}
-
-fn framed(frame: &Frame) -> Vec<u8> {
+pub(crate) fn framed(frame: &Frame) -> Vec<u8> {
     let mut out = Vec::new();
     frame.encode(&mut out);
     out
 }
 
-/// A whole node driven by arbitrary inputs.
-pub fn node(data: &[u8]) {
-    run(data, false);
-}
-
-/// Hostile handshakes: the node never authenticates a peer without the secret.
-pub fn handshake(data: &[u8]) {
-    run(data, true);
-}
-
-fn run(data: &[u8], handshake_only: bool) {
-    let mut u = Unstructured::new(data);
-    let mut h = Harness::new(small_limits());
-    for _ in 0..256 {
-        let op = if handshake_only {
-            HandshakeOp::arbitrary(&mut u).map(Op::from)
-        } else {
-            Op::arbitrary(&mut u)
-        };
-        let Ok(op) = op else {
-            break;
-        };
-        h.apply(op);
-        if !h.corked {
-            h.check();
-        }
-    }
-    // Whatever a burst left undrained comes out now, and must add up.
-    h.corked = false;
-    h.drain();
-    h.check();
-}
-
-fn small_limits() -> Config {
+pub(crate) fn small_limits() -> Config {
     let mut cfg = Config::new(NodeId::new(NODE_ID).expect("valid id"), SECRET);
-    cfg.listen_addrs = alloc::vec![addr(7000)];
-    cfg.seeds = alloc::vec![addr(7001)];
+    cfg.listen_addrs = vec![addr(7000)];
+    cfg.seeds = vec![addr(7001)];
     cfg.limits.max_frame = 4096;
     cfg.limits.max_groups_per_peer = 4;
     cfg.limits.max_members_per_peer = 32;
@@ -234,146 +39,58 @@ fn small_limits() -> Config {
     cfg
 }
 
-fn addr(port: u16) -> SocketAddr {
+pub(crate) fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-const GROUPS: [&str; 4] = ["a", "b", "c", "a-group-name-of-some-length"];
-
-/// Which peer a greeting claims to be.
-#[derive(Debug, Arbitrary)]
-enum Who {
-    Peer(u8),
-    Target,
-    Empty,
-}
-
-/// Which key a peer's channel holds.
-#[derive(Debug, Arbitrary)]
-enum Key {
-    Right,
-    Wrong,
-}
-
-#[derive(Debug, Arbitrary)]
-enum HandshakeOp {
-    Inbound,
-    Dialed(u8),
-    /// Starts the handshake on a connection, as someone, with some key (the
-    /// harness answers the node's greeting and confirms as the protocol says).
-    Start {
-        conn: u8,
-        who: Who,
-        incarnation: u8,
-        key: Key,
-    },
-    /// Bytes recorded earlier on any connection, either way, replayed.
-    Replay {
-        conn: u8,
-        which: u8,
-    },
-    /// A frame, sealed if the harness's channel is keyed, plain if not.
-    Frame(u8, Frame),
-    /// Bytes as they are.
-    Raw(u8, Vec<u8>),
-    Closed(u8),
-    Timeout(u16),
-}
-
-#[derive(Debug, Arbitrary)]
-enum Op {
-    Handshake(HandshakeOp),
-    /// A full, correct handshake and snapshot as a new peer.
-    Join(u8),
-    Bytes(u8, Vec<u8>),
-    DialFailed(u8),
-    Overflow(u8),
-    OpenPort,
-    ClosePort(u8),
-    Register(u8, u8),
-    Unregister(u8),
-    Monitor(u8),
-    Unmonitor(u8),
-    AddSeed(u16),
-    Shutdown,
-    Send {
-        to: PortChoice,
-        from: Option<u8>,
-        len: u16,
-    },
-    MonitorPort(PortChoice),
-    UnmonitorPort(u8),
-    /// Drain only after a burst: `true` stops draining until `false` (as a
-    /// driver that batches inputs does).
-    Cork(bool),
-    /// The driver wrote what it held for a connection: our snapshot to it
-    /// goes on.
-    Drained(u8),
-}
-
-/// A port to send to or watch: one of ours, or a peer's (maybe stale).
-#[derive(Debug, Arbitrary)]
-enum PortChoice {
-    Local(u8),
-    Remote {
-        peer: u8,
-        incarnation: u8,
-        number: u8,
-    },
-}
-
-impl From<HandshakeOp> for Op {
-    fn from(op: HandshakeOp) -> Op {
-        Op::Handshake(op)
-    }
-}
+pub(crate) const GROUPS: [&str; 4] = ["a", "b", "c", "a-group-name-of-some-length"];
 
 /// What the harness knows of one connection, as the remote side.
 #[derive(Debug, Default)]
-struct Remote {
+pub(crate) struct Remote {
     /// Our end of the channel, once the harness started it.
-    channel: Option<Channel>,
+    pub(crate) channel: Option<Channel>,
     /// The node dialled (the harness is the responder).
-    dialled: bool,
+    pub(crate) dialled: bool,
     /// What the node sent before our channel existed.
-    early: Vec<u8>,
+    pub(crate) early: Vec<u8>,
     /// Our channel holds the right key.
-    right_key: bool,
+    pub(crate) right_key: bool,
     /// The node id our greeting claimed.
-    claimed: Option<String>,
-    open: bool,
+    pub(crate) claimed: Option<String>,
+    pub(crate) open: bool,
 }
 
 impl Remote {
     /// The harness proved the key on this connection (it could be authenticated).
-    fn proved(&self) -> bool {
+    pub(crate) fn proved(&self) -> bool {
         self.right_key && self.channel.as_ref().is_some_and(|c| c.is_keyed())
     }
 }
 
 /// A node and the harness acting as every peer it talks to.
-struct Harness {
-    node: Node,
-    now: Instant,
-    conns: BTreeMap<ConnId, Remote>,
-    order: Vec<ConnId>,
-    ports: Vec<PortId>,
-    regs: Vec<RegId>,
-    monitors: BTreeMap<MonitorId, (String, Option<BTreeSet<PortId>>)>,
-    port_monitors: BTreeSet<PortMonitorId>,
-    events: Vec<Event>,
+pub(crate) struct Harness {
+    pub(crate) node: Node,
+    pub(crate) now: Instant,
+    pub(crate) conns: BTreeMap<ConnId, Remote>,
+    pub(crate) order: Vec<ConnId>,
+    pub(crate) ports: Vec<PortId>,
+    pub(crate) regs: Vec<RegId>,
+    pub(crate) monitors: BTreeMap<MonitorId, (String, Option<BTreeSet<PortId>>)>,
+    pub(crate) port_monitors: BTreeSet<PortMonitorId>,
+    pub(crate) events: Vec<Event>,
     /// Bytes seen on any connection, either way, for replays (the first few).
-    recorded: Vec<Vec<u8>>,
-    shut_down: bool,
+    pub(crate) recorded: Vec<Vec<u8>>,
+    pub(crate) shut_down: bool,
     /// Draining is held back (see `Op::Cork`).
-    corked: bool,
+    pub(crate) corked: bool,
     /// Monitors ended while events for them may still be undrained.
-    ended_monitors: BTreeSet<MonitorId>,
-    ended_port_monitors: BTreeSet<PortMonitorId>,
+    pub(crate) ended_monitors: BTreeSet<MonitorId>,
+    pub(crate) ended_port_monitors: BTreeSet<PortMonitorId>,
 }
 
 impl Harness {
-    fn new(cfg: Config) -> Harness {
+    pub(crate) fn new(cfg: Config) -> Harness {
         let node = Node::new(cfg, 1, [7; 32], Instant::ZERO).expect("valid config");
         let mut h = Harness {
             node,
@@ -395,11 +112,11 @@ impl Harness {
         h
     }
 
-    fn pick(&self, i: u8) -> Option<ConnId> {
+    pub(crate) fn pick(&self, i: u8) -> Option<ConnId> {
         (!self.order.is_empty()).then(|| self.order[usize::from(i) % self.order.len()])
     }
 
-    fn inbound(&mut self) -> Option<ConnId> {
+    pub(crate) fn inbound(&mut self) -> Option<ConnId> {
         let id = self.node.handle_inbound(self.now, addr(9000))?;
         self.track(id);
         self.drain();
@@ -407,7 +124,7 @@ impl Harness {
     }
 
     /// Starts playing the remote side of a new connection.
-    fn track(&mut self, id: ConnId) {
+    pub(crate) fn track(&mut self, id: ConnId) {
         self.conns.insert(
             id,
             Remote {
@@ -419,13 +136,13 @@ impl Harness {
     }
 
     /// A peer that completed the handshake and sent an empty snapshot.
-    fn authenticated_peer(&mut self) -> ConnId {
+    pub(crate) fn authenticated_peer(&mut self) -> ConnId {
         let id = self.inbound().expect("room for one connection");
         self.join(id, 0);
         id
     }
 
-    fn join(&mut self, id: ConnId, peer: u8) {
+    pub(crate) fn join(&mut self, id: ConnId, peer: u8) {
         self.start(id, Who::Peer(peer), 1, Key::Right);
         self.frame(
             id,
@@ -437,7 +154,7 @@ impl Harness {
     }
 
     /// Starts our end of the handshake on `id`.
-    fn start(&mut self, id: ConnId, who: Who, incarnation: u8, key: Key) {
+    pub(crate) fn start(&mut self, id: ConnId, who: Who, incarnation: u8, key: Key) {
         let Some(r) = self.conns.get_mut(&id).filter(|r| r.channel.is_none()) else {
             return;
         };
@@ -467,13 +184,13 @@ impl Harness {
         let mut channel = Channel::new(!r.dialled, &psk, 1 << 24, seed);
         channel.start(&hello);
         r.channel = Some(channel);
-        let early = core::mem::take(&mut r.early);
+        let early = std::mem::take(&mut r.early);
         self.read(id, &early);
         self.flush(id);
     }
 
     /// Feeds what the node sent into our end of `id`, answering a greeting.
-    fn read(&mut self, id: ConnId, mut bytes: &[u8]) {
+    pub(crate) fn read(&mut self, id: ConnId, mut bytes: &[u8]) {
         let Some(r) = self.conns.get_mut(&id) else {
             return;
         };
@@ -489,7 +206,7 @@ impl Harness {
     }
 
     /// Sends what our end of `id` wrote.
-    fn flush(&mut self, id: ConnId) {
+    pub(crate) fn flush(&mut self, id: ConnId) {
         let bytes = self
             .conns
             .get_mut(&id)
@@ -502,7 +219,7 @@ impl Harness {
     }
 
     /// `plain` sealed by our end of `id` (empty if it is not keyed).
-    fn seal(&mut self, id: ConnId, plain: &mut Vec<u8>) -> Vec<u8> {
+    pub(crate) fn seal(&mut self, id: ConnId, plain: &mut Vec<u8>) -> Vec<u8> {
         let Some(c) = self.conns.get_mut(&id).and_then(|r| r.channel.as_mut()) else {
             return Vec::new();
         };
@@ -510,7 +227,7 @@ impl Harness {
         c.take_wire()
     }
 
-    fn frame(&mut self, id: ConnId, frame: &Frame) {
+    pub(crate) fn frame(&mut self, id: ConnId, frame: &Frame) {
         let mut plain = framed(frame);
         let keyed = self
             .conns
@@ -525,19 +242,19 @@ impl Harness {
         self.bytes(id, &bytes);
     }
 
-    fn bytes(&mut self, id: ConnId, bytes: &[u8]) {
+    pub(crate) fn bytes(&mut self, id: ConnId, bytes: &[u8]) {
         self.record(bytes);
         self.node.handle_bytes(self.now, id, bytes);
         self.drain();
     }
 
-    fn record(&mut self, bytes: &[u8]) {
+    pub(crate) fn record(&mut self, bytes: &[u8]) {
         if self.recorded.len() < 16 && !bytes.is_empty() {
             self.recorded.push(bytes.to_vec());
         }
     }
 
-    fn apply(&mut self, op: Op) {
+    pub(crate) fn apply(&mut self, op: Op) {
         match op {
             Op::Handshake(op) => self.apply_handshake(op),
             Op::Join(p) => {
@@ -624,7 +341,7 @@ impl Harness {
                     return;
                 };
                 let from = from.and_then(|i| pick(&self.ports, i));
-                let payload = alloc::vec![0x5a; usize::from(len)];
+                let payload = vec![0x5a; usize::from(len)];
                 let _ = self.node.send(&to, from.as_ref(), &payload);
                 self.drain();
             }
@@ -657,7 +374,7 @@ impl Harness {
         }
     }
 
-    fn port(&self, choice: PortChoice) -> Option<PortId> {
+    pub(crate) fn port(&self, choice: PortChoice) -> Option<PortId> {
         match choice {
             PortChoice::Local(i) => pick(&self.ports, i),
             PortChoice::Remote {
@@ -672,7 +389,7 @@ impl Harness {
         }
     }
 
-    fn apply_handshake(&mut self, op: HandshakeOp) {
+    pub(crate) fn apply_handshake(&mut self, op: HandshakeOp) {
         match op {
             HandshakeOp::Inbound => {
                 let _ = self.inbound();
@@ -735,7 +452,7 @@ impl Harness {
 
     /// Drains every output (capped: a node that keeps producing is a bug),
     /// then sends what our ends of the channels wrote in answer.
-    fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         if self.corked {
             return;
         }
@@ -762,6 +479,8 @@ impl Harness {
                             r.open = false;
                         }
                     }
+                    // `Action` is `#[non_exhaustive]`: a new kind needs handling here.
+                    other => panic!("unknown action {other:?}"),
                 }
                 continue;
             }
@@ -782,7 +501,7 @@ impl Harness {
 
     /// Replays a monitor's deltas and checks the delta rules; checks each
     /// port monitor fires once.
-    fn observe(&mut self, e: &Event) {
+    pub(crate) fn observe(&mut self, e: &Event) {
         if let Event::PortDown { monitor, .. } = e {
             if self.ended_port_monitors.remove(monitor) {
                 return; // fired before it ended, drained after
@@ -829,7 +548,7 @@ impl Harness {
     }
 
     /// Every group and its members.
-    fn view(&self) -> Vec<(String, Vec<PortId>)> {
+    pub(crate) fn view(&self) -> Vec<(String, Vec<PortId>)> {
         self.node
             .group_names()
             .map(|g| {
@@ -842,7 +561,7 @@ impl Harness {
     }
 
     /// The promises that hold after any input.
-    fn check(&self) {
+    pub(crate) fn check(&self) {
         let limits = &self.node.config().limits;
         let stats = self.node.stats();
         for (group, members) in self.view() {
@@ -902,6 +621,6 @@ impl Harness {
     }
 }
 
-fn pick<T: Clone>(v: &[T], i: u8) -> Option<T> {
+pub(crate) fn pick<T: Clone>(v: &[T], i: u8) -> Option<T> {
     (!v.is_empty()).then(|| v[usize::from(i) % v.len()].clone())
 }
