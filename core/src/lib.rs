@@ -68,6 +68,7 @@ mod ids;
 mod local;
 mod mesh;
 mod node;
+mod outputs;
 mod port_monitors;
 mod sessions;
 mod snapshot;

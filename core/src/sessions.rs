@@ -59,9 +59,11 @@ pub(crate) struct Published {
 /// Open connections and the peer table.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
-    conns: BTreeMap<ConnId, Conn>,
-    peers: BTreeMap<NodeId, Peer>,
+    /// The last connection id given out.
     next_conn: u64,
+    conns: BTreeMap<ConnId, Conn>,
+    /// The peer table: each peer and the one connection followed.
+    peers: BTreeMap<NodeId, Peer>,
 }
 
 impl Sessions {
@@ -204,5 +206,78 @@ impl Sessions {
             Phase::Active { incarnation, .. } if incarnation == port.incarnation() => Some(conn),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Direction;
+    use crate::handshake::Psk;
+    use crate::mesh::DialFor;
+    use crate::time::Instant;
+
+    /// A connection authenticated to `node` (run 1), its stream `incoming`.
+    fn active(s: &mut Sessions, node: &NodeId, incoming: Incoming) -> ConnId {
+        let id = s.next_id();
+        let addr = "127.0.0.1:1".parse().expect("a literal address");
+        let psk = Psk::derive(b"secret");
+        let mut c = Conn::new(
+            id,
+            Direction::Inbound,
+            addr,
+            DialFor::Nothing,
+            Instant::ZERO,
+            1024,
+            &psk,
+            [0; 32],
+        );
+        c.phase = Phase::Active {
+            node: node.clone(),
+            incarnation: 1,
+            epoch: 1,
+            incoming,
+        };
+        s.insert(c);
+        id
+    }
+
+    fn stream(s: &mut Sessions, id: ConnId) -> Option<&mut Incoming> {
+        s.get_mut(id).and_then(Conn::stream_mut).map(|(_, _, i)| i)
+    }
+
+    #[test]
+    fn the_table_follows_one_authenticated_connection_and_the_one_it_left_goes_stale() {
+        let mut s = Sessions::default();
+        let n = NodeId::new("n").expect("a valid id");
+        let first = active(&mut s, &n, Incoming::Live);
+        assert!(s.follow(&n, Some(first)).is_none());
+        assert!(s.follows(&n, first));
+        assert_eq!(s.peer(&n).map(Peer::incarnation), Some(1));
+
+        let second = active(&mut s, &n, Incoming::Syncing(RemoteView::default()));
+        s.follow(&n, Some(second));
+        assert!(s.follows(&n, second));
+        assert!(matches!(stream(&mut s, first), Some(Incoming::Stale)));
+
+        let dropped = s.follow(&n, None).expect("the entry is handed back");
+        assert_eq!(dropped.conn(), second);
+        assert!(s.peer(&n).is_none());
+    }
+
+    #[test]
+    #[cfg_attr(
+        debug_assertions,
+        should_panic(expected = "authenticated connections only")
+    )]
+    fn a_connection_not_authenticated_to_the_node_is_never_followed() {
+        let mut s = Sessions::default();
+        let (n, m) = (
+            NodeId::new("n").expect("valid"),
+            NodeId::new("m").expect("valid"),
+        );
+        let to_m = active(&mut s, &m, Incoming::Live);
+        s.follow(&n, Some(to_m));
+        assert!(s.peer(&n).is_none());
     }
 }

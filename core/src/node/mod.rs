@@ -21,9 +21,9 @@
 //!   watching our ports.
 //! - [`Deadlines`] (`timers.rs`): when each connection is next looked at.
 //! - `snapshot::Outgoing` (`snapshot.rs`): our snapshot's cursor on one connection.
+//! - [`Outputs`] (`outputs.rs`): transmits and actions queued for the driver.
 //! - `Node` itself: the configuration, our run (incarnation, epoch), the RNG,
-//!   the clock the driver last gave, and the output queues (transmits,
-//!   actions, events) with the stats.
+//!   the clock the driver last gave, the event queue and the stats.
 //!
 //! The `Node` methods are spread over this module's children by topic:
 //! `session.rs` (greeting, authentication, frames, the peer's memberships),
@@ -56,6 +56,7 @@ use crate::handshake::Psk;
 use crate::ids::{check_group, group_name, ConnId, MonitorId, NodeId, PortId, RegId};
 use crate::local::Local;
 use crate::mesh::{DialFor, Mesh};
+use crate::outputs::Outputs;
 use crate::port_monitors::PortMonitors;
 use crate::sessions::Sessions;
 use crate::stats::Stats;
@@ -122,13 +123,10 @@ pub struct Node {
     flush_turn: usize,
     /// The key derived from the configured secret.
     psk: Psk,
-    /// Connections with bytes waiting, in the order they got them.
-    dirty: VecDeque<ConnId>,
     /// Connections whose next snapshot chunk is due (see `snapshot.rs`).
     snapshots_due: VecDeque<ConnId>,
-    /// Last bytes of connections already closed.
-    closing: VecDeque<Transmit>,
-    actions: VecDeque<Action>,
+    /// Transmits and actions for the driver.
+    outputs: Outputs,
     events: VecDeque<Event>,
     stats: Stats,
 }
@@ -179,10 +177,8 @@ impl Node {
             sweep: false,
             flush_turn: 0,
             psk,
-            dirty: VecDeque::new(),
             snapshots_due: VecDeque::new(),
-            closing: VecDeque::new(),
-            actions: VecDeque::new(),
+            outputs: Outputs::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
         })
@@ -555,13 +551,13 @@ impl Node {
     /// Bytes to write to a connection, or `None` when there are none.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        if let Some(t) = self.closing.pop_front() {
+        if let Some(t) = self.outputs.next_closing() {
             self.stats.bytes_out += t.data.len() as u64;
             return Some(t);
         }
         self.flush_local();
         self.feed_snapshots();
-        while let Some(id) = self.dirty.pop_front() {
+        while let Some(id) = self.outputs.next_marked() {
             let Some(c) = self.sessions.get_mut(id) else {
                 continue;
             };
@@ -581,7 +577,7 @@ impl Node {
     /// A connection to dial or close, or `None`.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        self.outputs.next_action()
     }
 
     /// An event for the user, or `None`.
@@ -646,7 +642,7 @@ impl Node {
     fn dial(&mut self, now: Instant, addr: SocketAddr, dial_for: DialFor) -> ConnId {
         let id = self.new_conn(now, Direction::Outbound, addr, dial_for);
         tracing::debug!(conn = %id, %addr, "dialling");
-        self.actions.push_back(Action::Dial { conn: id, addr });
+        self.outputs.dial(id, addr);
         id
     }
 
@@ -680,7 +676,7 @@ impl Node {
             .filter(|c| !c.dirty && c.has_output())
         {
             c.dirty = true;
-            self.dirty.push_back(id);
+            self.outputs.mark(id);
         }
     }
 
@@ -754,22 +750,7 @@ impl Node {
         self.deadlines.remove(id);
         self.sweep |= c.is_active();
         if ours {
-            let data = c.take_output();
-            if !data.is_empty() {
-                self.closing.push_back(Transmit { conn: id, data });
-            }
-            // A dial the driver has not been handed yet (it drains after a
-            // burst) is taken back: nothing to close then.
-            let dial = self
-                .actions
-                .iter()
-                .position(|a| matches!(a, Action::Dial { conn, .. } if *conn == id));
-            match dial {
-                Some(at) => {
-                    self.actions.remove(at);
-                }
-                None => self.actions.push_back(Action::Close { conn: id }),
-            }
+            self.outputs.closed(id, c.take_output());
         }
         let authenticated = c.is_active();
         let node = c.peer();
