@@ -11,20 +11,10 @@ use crate::event::Direction;
 use crate::event::WireReason;
 use crate::handshake::Psk;
 use crate::ids::{ConnId, GroupName, NodeId};
+use crate::mesh::DialFor;
 use crate::snapshot::Outgoing;
 use crate::time::Instant;
 use crate::wire::Frame;
-
-/// What a dial was for, so its outcome updates the right backoff.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum DialFor {
-    /// Accepted, not dialled.
-    Nothing,
-    /// A seed address, by index in the seed list.
-    Seed(usize),
-    /// A known node.
-    Node(NodeId),
-}
 
 #[derive(Debug)]
 pub(crate) enum Phase {
@@ -213,6 +203,20 @@ impl Conn {
                 incarnation,
                 ..
             } if n == node => Some(*incarnation),
+            _ => None,
+        }
+    }
+
+    /// Once authenticated: the peer, its run, and what this connection's
+    /// stream of its memberships has built.
+    pub(crate) fn stream_mut(&mut self) -> Option<(&NodeId, u64, &mut Incoming)> {
+        match &mut self.phase {
+            Phase::Active {
+                node,
+                incarnation,
+                incoming,
+                ..
+            } => Some((node, *incarnation, incoming)),
             _ => None,
         }
     }

@@ -35,19 +35,19 @@ use crate::time::Instant;
 
 /// Dial state of one target.
 #[derive(Debug, Clone)]
-pub(crate) struct Dial {
+struct Dial {
     /// The connection being dialled or greeted, if any.
-    pub(crate) in_flight: Option<ConnId>,
+    in_flight: Option<ConnId>,
     /// Failures since a connection last stayed up.
-    pub(crate) failures: u32,
+    failures: u32,
     /// Earliest time of the next attempt.
-    pub(crate) next: Instant,
+    next: Instant,
     /// When the connection it made authenticated, while it is up.
-    pub(crate) up_since: Option<Instant>,
+    up_since: Option<Instant>,
 }
 
 impl Dial {
-    pub(crate) fn at(next: Instant) -> Self {
+    fn at(next: Instant) -> Self {
         Dial {
             in_flight: None,
             failures: 0,
@@ -59,7 +59,7 @@ impl Dial {
     /// Connection `id` authenticated. Its failures are forgiven only once it
     /// has stayed up (see [`back_off`](Self::back_off)); a dial of another
     /// connection still under way stays recorded.
-    pub(crate) fn succeeded(&mut self, id: ConnId, now: Instant) {
+    fn succeeded(&mut self, id: ConnId, now: Instant) {
         self.in_flight = self.in_flight.filter(|c| *c != id);
         self.next = now;
         self.up_since = Some(now);
@@ -67,7 +67,7 @@ impl Dial {
 
     /// After a failed or lost connection: wait before the next attempt,
     /// starting over if the connection had stayed up for `keepalive_timeout`.
-    pub(crate) fn back_off(&mut self, now: Instant, t: &Timeouts, rng: &mut impl RngCore) {
+    fn back_off(&mut self, now: Instant, t: &Timeouts, rng: &mut impl RngCore) {
         if let Some(up) = self.up_since.take() {
             if now.saturating_since(up) >= t.keepalive_timeout {
                 self.failures = 0;
@@ -93,28 +93,28 @@ pub(crate) fn backoff(t: &Timeouts, failures: u32, rng: &mut impl RngCore) -> Du
 
 /// A node this one knows of.
 #[derive(Debug, Clone)]
-pub(crate) struct Known {
-    pub(crate) addrs: Vec<SocketAddr>,
-    pub(crate) dial: Dial,
+struct Known {
+    addrs: Vec<SocketAddr>,
+    dial: Dial,
     /// Last time a peer mentioned it, or it was connected.
-    pub(crate) last_seen: Instant,
-    pub(crate) connected: bool,
+    last_seen: Instant,
+    connected: bool,
 }
 
 /// A seed address.
 #[derive(Debug, Clone)]
-pub(crate) struct Seed {
-    pub(crate) addr: SocketAddr,
+struct Seed {
+    addr: SocketAddr,
     /// The node behind it, once a handshake told.
-    pub(crate) node: Option<NodeId>,
+    node: Option<NodeId>,
     /// It is one of our own listen addresses and answered with our own
     /// greeting of another connection: never dialled again.
-    pub(crate) is_self: bool,
-    pub(crate) dial: Dial,
+    is_self: bool,
+    dial: Dial,
 }
 
-/// Seeds and known nodes. Changed only through [`seeds_mut`](Self::seeds_mut)
-/// and [`known_mut`](Self::known_mut), so that the next deadline, a scan of
+/// Seeds and known nodes. Changed only through `seeds_mut` and `known_mut`,
+/// so that the next deadline, a scan of
 /// every entry, is computed once per change and not at every input.
 #[derive(Debug, Default)]
 pub(crate) struct Mesh {
@@ -124,32 +124,205 @@ pub(crate) struct Mesh {
     next: Cell<Option<Option<Instant>>>,
 }
 
-/// A dial the node should start now.
+/// What a dial was for, so its outcome updates the right backoff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DialFor {
+    /// Accepted, not dialled.
+    Nothing,
+    /// A seed address, by index in the seed list.
+    Seed(usize),
+    /// A known node.
+    Node(NodeId),
+}
+
+/// A dial the node should start now: its target and the address to dial.
 #[derive(Debug)]
-pub(crate) enum DueDial {
-    Seed(usize, SocketAddr),
-    Node(NodeId, SocketAddr),
+pub(crate) struct DueDial {
+    pub(crate) target: DialFor,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Mesh {
-    pub(crate) fn seeds(&self) -> &[Seed] {
-        &self.seeds
+    /// The known nodes with their addresses.
+    pub(crate) fn known_nodes(&self) -> impl Iterator<Item = (&NodeId, &[SocketAddr])> {
+        self.known.iter().map(|(n, k)| (n, k.addrs.as_slice()))
     }
 
-    pub(crate) fn known(&self) -> &BTreeMap<NodeId, Known> {
-        &self.known
+    pub(crate) fn known_count(&self) -> usize {
+        self.known.len()
+    }
+
+    pub(crate) fn knows(&self, node: &NodeId) -> bool {
+        self.known.contains_key(node)
+    }
+
+    /// The addresses of a known node.
+    pub(crate) fn addrs(&self, node: &NodeId) -> Option<&[SocketAddr]> {
+        self.known.get(node).map(|k| k.addrs.as_slice())
+    }
+
+    /// The address of seed `i`.
+    pub(crate) fn seed_addr(&self, i: usize) -> Option<SocketAddr> {
+        self.seeds.get(i).map(|s| s.addr)
     }
 
     /// The seeds, to change.
-    pub(crate) fn seeds_mut(&mut self) -> &mut Vec<Seed> {
+    fn seeds_mut(&mut self) -> &mut Vec<Seed> {
         self.next.set(None);
         &mut self.seeds
     }
 
     /// The known nodes, to change.
-    pub(crate) fn known_mut(&mut self) -> &mut BTreeMap<NodeId, Known> {
+    fn known_mut(&mut self) -> &mut BTreeMap<NodeId, Known> {
         self.next.set(None);
         &mut self.known
+    }
+
+    /// The dial state of a dial's target.
+    fn dial_mut(&mut self, target: &DialFor) -> Option<&mut Dial> {
+        match target {
+            DialFor::Nothing => None,
+            DialFor::Seed(i) => self.seeds_mut().get_mut(*i).map(|s| &mut s.dial),
+            DialFor::Node(n) => self.known_mut().get_mut(n).map(|k| &mut k.dial),
+        }
+    }
+
+    /// A due dial waits: no dial slot is free. It is due again at `until`.
+    pub(crate) fn postpone(&mut self, target: &DialFor, until: Instant) {
+        if let Some(dial) = self.dial_mut(target) {
+            dial.next = until;
+        }
+    }
+
+    /// Connection `id` dials `target`.
+    pub(crate) fn dialling(&mut self, target: &DialFor, id: ConnId) {
+        if let Some(dial) = self.dial_mut(target) {
+            dial.in_flight = Some(id);
+        }
+    }
+
+    /// Connection `id`, dialled for `target`, ended before it authenticated
+    /// or was lost: back off the target, if that dial was its latest.
+    pub(crate) fn dial_ended(
+        &mut self,
+        target: &DialFor,
+        id: ConnId,
+        now: Instant,
+        t: &Timeouts,
+        rng: &mut impl RngCore,
+    ) {
+        if let Some(dial) = self.dial_mut(target).filter(|d| d.in_flight == Some(id)) {
+            dial.back_off(now, t, rng);
+        }
+    }
+
+    /// Seed `i` led back to this node: never dialled again if it is one of
+    /// our listen addresses (`ours`), else only after `forget_after`.
+    pub(crate) fn seed_is_self(&mut self, i: usize, ours: bool, now: Instant, t: &Timeouts) {
+        let Some(seed) = self.seeds_mut().get_mut(i) else {
+            return;
+        };
+        if ours {
+            seed.is_self = true;
+        } else {
+            seed.dial.next = now + t.forget_after;
+        }
+    }
+
+    /// `node` authenticated on connection `id` (dialled for seed `seed`, if
+    /// one), with its advertised `addrs`: it is known, connected, and its
+    /// dials (and the seed's) succeeded. False, changing nothing, when it is
+    /// news and there is no room for one more known node (`max`).
+    pub(crate) fn authenticated(
+        &mut self,
+        node: &NodeId,
+        addrs: &[SocketAddr],
+        seed: Option<usize>,
+        id: ConnId,
+        now: Instant,
+        max: usize,
+    ) -> bool {
+        if !self.knows(node) && !self.make_room(max) {
+            return false;
+        }
+        let known = self
+            .known_mut()
+            .entry(node.clone())
+            .or_insert_with(|| Known {
+                addrs: Vec::new(),
+                dial: Dial::at(now),
+                last_seen: now,
+                connected: false,
+            });
+        known.connected = true;
+        known.last_seen = now;
+        known.dial.succeeded(id, now);
+        if !addrs.is_empty() {
+            known.addrs = addrs.to_vec();
+        }
+        if let Some(seed) = seed.and_then(|i| self.seeds_mut().get_mut(i)) {
+            seed.node = Some(node.clone());
+            seed.dial.succeeded(id, now);
+        }
+        true
+    }
+
+    /// A peer mentioned `node`, at `addrs`. A known node is seen now (and
+    /// takes the addresses if it had none); a new one is dialled from
+    /// `first`. False, changing nothing, when it is news and there is no
+    /// room for one more known node (`max`).
+    pub(crate) fn mentioned(
+        &mut self,
+        node: &NodeId,
+        addrs: impl Iterator<Item = SocketAddr>,
+        now: Instant,
+        first: Instant,
+        max: usize,
+    ) -> bool {
+        if let Some(k) = self.known_mut().get_mut(node) {
+            k.last_seen = now;
+            if k.addrs.is_empty() {
+                k.addrs = addrs.collect();
+            }
+            return true;
+        }
+        if !self.make_room(max) {
+            return false;
+        }
+        self.known_mut().insert(
+            node.clone(),
+            Known {
+                addrs: addrs.collect(),
+                dial: Dial::at(first),
+                last_seen: now,
+                connected: false,
+            },
+        );
+        true
+    }
+
+    /// The connection to `node` was lost: it is dialled again after a
+    /// backoff, and so is a seed that led to it (it would otherwise dial the
+    /// node again at once).
+    pub(crate) fn lost(
+        &mut self,
+        node: &NodeId,
+        now: Instant,
+        t: &Timeouts,
+        rng: &mut impl RngCore,
+    ) {
+        if let Some(k) = self.known_mut().get_mut(node) {
+            k.connected = false;
+            k.last_seen = now;
+            if k.dial.in_flight.is_none() {
+                k.dial.back_off(now, t, rng);
+            }
+        }
+        for seed in self.seeds_mut() {
+            if seed.node.as_ref() == Some(node) && seed.dial.in_flight.is_none() {
+                seed.dial.back_off(now, t, rng);
+            }
+        }
     }
 
     pub(crate) fn add_seed(&mut self, addr: SocketAddr, now: Instant) {
@@ -195,13 +368,19 @@ impl Mesh {
         let mut due = Vec::new();
         for (i, s) in self.seeds.iter().enumerate() {
             if s.dial.next <= now && self.seed_wanted(s) {
-                due.push(DueDial::Seed(i, s.addr));
+                due.push(DueDial {
+                    target: DialFor::Seed(i),
+                    addr: s.addr,
+                });
             }
         }
         for (id, k) in &self.known {
             if k.dial.next <= now && self.node_dial_wanted(k) {
                 let addr = k.addrs[k.dial.failures as usize % k.addrs.len()];
-                due.push(DueDial::Node(id.clone(), addr));
+                due.push(DueDial {
+                    target: DialFor::Node(id.clone()),
+                    addr,
+                });
             }
         }
         due
@@ -267,7 +446,7 @@ impl Mesh {
     /// Makes room for one more known node, evicting the one seen longest ago
     /// among those not connected, not being dialled and not behind a seed.
     /// False when every entry is in use.
-    pub(crate) fn make_room(&mut self, max: usize) -> bool {
+    fn make_room(&mut self, max: usize) -> bool {
         if self.known.len() < max {
             return true;
         }

@@ -27,12 +27,11 @@
 //! sent (`tests/snapshot.rs`, the registration made and ended between two
 //! chunks).
 
-use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 
 use crate::batch::{BatchKind, Encoder};
-use crate::conn::Conn;
-use crate::ids::{ConnId, GroupName};
-use crate::node::Node;
+use crate::ids::GroupName;
+use crate::local::Local;
 
 /// Where a snapshot going out on one connection stands.
 #[derive(Debug, Default)]
@@ -45,94 +44,52 @@ pub(crate) struct Outgoing {
     chunks: usize,
 }
 
-/// Connections whose next chunk is due at the next `poll_transmit`.
-pub(crate) type Due = VecDeque<ConnId>;
-
-impl Node {
-    /// Starts sending our snapshot on `id`: its first chunk comes out with
-    /// the next `poll_transmit`, after what is queued on it now.
-    pub(crate) fn start_snapshot(&mut self, id: ConnId) {
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.snapshot = Some(Outgoing::default());
-            self.snapshots_due.push_back(id);
-        }
+impl Outgoing {
+    /// Chunks written so far.
+    pub(crate) fn chunks(&self) -> usize {
+        self.chunks
     }
 
-    /// Writes the next chunk of every snapshot that is due. Only
-    /// `poll_transmit` calls it, right after `flush_local`.
-    pub(crate) fn feed_snapshots(&mut self) {
-        while let Some(id) = self.snapshots_due.pop_front() {
-            let now = self.now;
-            let budget = self.cfg.snapshot_chunk;
-            let Some(c) = self.conns.get_mut(&id) else {
-                continue;
-            };
-            let Some(frames) = write_chunk(c, &self.local, budget) else {
-                continue;
-            };
-            self.stats.frames_out += frames as u64;
-            c.last_send = c.last_send.max(now);
-            self.mark_dirty(id);
-        }
+    /// A chunk went out: the next is due (see the module). False if none
+    /// was waiting.
+    pub(crate) fn release(&mut self) -> bool {
+        core::mem::replace(&mut self.waiting, false)
     }
 
-    /// `poll_transmit` handed out what was queued on `id`: unpaced, the
-    /// next chunk is due.
-    pub(crate) fn snapshot_taken(&mut self, id: ConnId) {
-        if !self.cfg.paced_snapshots {
-            self.release_chunk(id);
+    /// Appends the next chunk of the snapshot to `out`, in frames of at
+    /// most `max_frame` bytes, from our memberships in `local`: about
+    /// `budget` bytes, the last chunk `done`. Returns the frames written and
+    /// whether the snapshot is done; `None` if no chunk was due.
+    pub(crate) fn write_chunk(
+        &mut self,
+        out: &mut Vec<u8>,
+        max_frame: usize,
+        local: &Local,
+        budget: usize,
+    ) -> Option<(usize, bool)> {
+        if self.waiting {
+            return None;
         }
+        let start = out.len();
+        let mut enc = Encoder::new(BatchKind::Snapshot, max_frame);
+        let mut members = local.memberships_after(self.after.as_ref()).peekable();
+        let mut last = None;
+        for (group, port) in members.by_ref() {
+            enc.push(out, group, port, true);
+            last = Some((group, port));
+            if out.len() - start + enc.pending() >= budget {
+                break;
+            }
+        }
+        let done = members.peek().is_none();
+        let frames = enc.finish(out, done);
+        self.chunks += 1;
+        if !done {
+            self.waiting = true;
+            if let Some((group, port)) = last {
+                self.after = Some((group.clone(), port));
+            }
+        }
+        Some((frames, done))
     }
-
-    /// The next chunk on `id` is due, if one is waiting and everything
-    /// queued on the connection was handed out.
-    pub(crate) fn release_chunk(&mut self, id: ConnId) {
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
-        if c.has_output() {
-            return;
-        }
-        if let Some(s) = c.snapshot.as_mut().filter(|s| s.waiting) {
-            s.waiting = false;
-            self.snapshots_due.push_back(id);
-        }
-    }
-}
-
-/// Appends the next chunk of `c`'s snapshot to its output, from our
-/// memberships in `local`; the snapshot ends with its `done` chunk. Returns
-/// the frames written, `None` if no chunk was due.
-fn write_chunk(c: &mut Conn, local: &crate::local::Local, budget: usize) -> Option<usize> {
-    let Conn {
-        snapshot,
-        out,
-        peer_max_frame,
-        ..
-    } = c;
-    let s = snapshot.as_mut().filter(|s| !s.waiting)?;
-    let start = out.len();
-    let mut enc = Encoder::new(BatchKind::Snapshot, *peer_max_frame);
-    let mut members = local.memberships_after(s.after.as_ref()).peekable();
-    let mut last = None;
-    for (group, port) in members.by_ref() {
-        enc.push(out, group, port, true);
-        last = Some((group, port));
-        if out.len() - start + enc.pending() >= budget {
-            break;
-        }
-    }
-    let done = members.peek().is_none();
-    let frames = enc.finish(out, done);
-    s.chunks += 1;
-    if done {
-        tracing::debug!(conn = %c.id, chunks = s.chunks, "snapshot sent");
-        *snapshot = None;
-    } else {
-        s.waiting = true;
-        if let Some((group, port)) = last {
-            s.after = Some((group.clone(), port));
-        }
-    }
-    Some(frames)
 }

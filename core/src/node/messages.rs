@@ -7,11 +7,11 @@
 //! node that is not connected is dropped and counted, never an error; a
 //! payload that does not fit one frame is an error and nothing is sent.
 
+use super::Node;
 use crate::conn::Phase;
 use crate::error::ApiError;
 use crate::event::Event;
 use crate::ids::{ConnId, PortId};
-use crate::node::Node;
 use crate::wire::{Frame, Payload, MESSAGE_OVERHEAD};
 
 impl Node {
@@ -51,9 +51,9 @@ impl Node {
             }
             return Ok(());
         }
-        let conn = self.conn_to(to);
+        let conn = self.sessions.conn_to(to);
         let max_frame = conn
-            .and_then(|c| self.conns.get(&c))
+            .and_then(|c| self.sessions.get(c))
             .map_or(self.cfg.limits.max_frame, |c| c.peer_max_frame);
         check_size(payload, max_frame)?;
         let Some(conn) = conn else {
@@ -75,27 +75,18 @@ impl Node {
     /// port or a node not connected (or running another incarnation). Lets a
     /// driver apply backpressure per connection before calling [`send`](Self::send).
     pub fn conn_of(&self, port: &PortId) -> Option<ConnId> {
-        self.conn_to(port)
+        self.sessions.conn_to(port)
     }
 
     /// Bytes queued for `conn` that [`poll_transmit`](Self::poll_transmit)
     /// has not handed out yet (0 for an unknown connection). With what it
     /// already gave the writer, this is what a driver's backpressure counts.
     pub fn unsent(&self, conn: ConnId) -> usize {
-        self.conns.get(&conn).map_or(0, |c| c.unsent())
-    }
-
-    /// The authenticated connection to the incarnation `port` belongs to.
-    pub(crate) fn conn_to(&self, port: &PortId) -> Option<ConnId> {
-        let conn = self.peers.get(port.node())?.conn;
-        match self.conns.get(&conn)?.phase {
-            Phase::Active { incarnation, .. } if incarnation == port.incarnation() => Some(conn),
-            _ => None,
-        }
+        self.sessions.get(conn).map_or(0, |c| c.unsent())
     }
 
     /// A message from the peer on `conn` for our port `to`.
-    pub(crate) fn on_message(
+    pub(super) fn on_message(
         &mut self,
         conn: ConnId,
         to: u64,
@@ -104,7 +95,7 @@ impl Node {
     ) {
         let Some(Phase::Active {
             node, incarnation, ..
-        }) = self.conns.get(&conn).map(|c| &c.phase)
+        }) = self.sessions.get(conn).map(|c| &c.phase)
         else {
             return;
         };

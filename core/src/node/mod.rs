@@ -1,8 +1,44 @@
-//! [`Node`]: the state machine, its inputs (`handle_*`, local API) and its
-//! outputs (`poll_*`). Frame handling lives in `session.rs`, dial scheduling in
-//! `mesh.rs`, the group view in `groups.rs`.
+//! [`Node`]: the state machine's façade, its inputs (`handle_*`, local API)
+//! and its outputs (`poll_*`).
+//!
+//! # Who owns what
+//!
+//! Each concern is a type of its own, in its own file, with private fields
+//! and a small API; `Node` holds one of each and orchestrates: a part never
+//! reaches into another, and where two must act together a `Node` method
+//! does it, in this module or its children.
+//!
+//! - [`Sessions`] (`sessions.rs`): the open connections by id and the peer
+//!   table, each peer followed through exactly one authenticated connection.
+//!   [`Sessions::follow`] is the one function that changes the table;
+//!   `pair.rs` decides which of a pair's connections survives and hands a
+//!   peer over when its connection closes.
+//! - [`Conn`] (`conn.rs`): one connection's phase, channel, clocks and output.
+//! - [`Mesh`] (`mesh.rs`): known nodes, seeds, and when each is dialled.
+//! - [`Groups`] (`groups.rs`): the group view and its monitors; every delta.
+//! - [`Local`] (`local.rs`): our ports, registrations and unsent changes.
+//! - [`PortMonitors`] (`port_monitors.rs`): our port monitors and the peers
+//!   watching our ports.
+//! - [`Deadlines`] (`timers.rs`): when each connection is next looked at.
+//! - `snapshot::Outgoing` (`snapshot.rs`): our snapshot's cursor on one connection.
+//! - [`Outputs`] (`outputs.rs`): transmits and actions queued for the driver.
+//! - `Node` itself: the configuration, our run (incarnation, epoch), the RNG,
+//!   the clock the driver last gave, the event queue and the stats.
+//!
+//! The `Node` methods are spread over this module's children by topic:
+//! `session.rs` (greeting, authentication, frames, the peer's memberships),
+//! `pair.rs` (one connection per pair), `gossip.rs` (peer lists, digests,
+//! dials), `messages.rs` (port messaging), `port_monitors.rs` (port
+//! monitors) and `snapshot.rs` (our snapshot going out).
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+mod gossip;
+mod messages;
+mod pair;
+mod port_monitors;
+mod session;
+mod snapshot;
+
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
@@ -11,33 +47,22 @@ use rand_core::SeedableRng;
 
 use crate::batch::{self, BatchKind};
 use crate::channel::Input;
-use crate::config::{Config, Timeouts};
-use crate::conn::{Conn, DialFor, Phase, RemoteView};
+use crate::config::Config;
+use crate::conn::{Conn, Phase};
 use crate::error::{ApiError, ConfigError};
 use crate::event::{Action, CloseReason, Direction, Event, Limit, Transmit};
 use crate::groups::Groups;
 use crate::handshake::Psk;
 use crate::ids::{check_group, group_name, ConnId, MonitorId, NodeId, PortId, RegId};
 use crate::local::Local;
-use crate::mesh::{DueDial, Mesh};
+use crate::mesh::{DialFor, Mesh};
+use crate::outputs::Outputs;
 use crate::port_monitors::PortMonitors;
-use crate::snapshot;
+use crate::sessions::Sessions;
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::timers::Deadlines;
 use crate::wire::Frame;
-
-/// What this node knows of a connected peer: the memberships it published.
-#[derive(Debug)]
-pub(crate) struct Peer {
-    /// The one connection kept to it.
-    pub(crate) conn: ConnId,
-    /// The incarnation whose memberships `view` holds.
-    pub(crate) incarnation: u64,
-    pub(crate) view: RemoteView,
-    /// `NodeUp` was reported (its snapshot arrived).
-    pub(crate) up: bool,
-}
 
 /// One groupmesh node: the whole protocol, without I/O.
 ///
@@ -70,44 +95,40 @@ pub(crate) struct Peer {
 /// an [`ApiError`] that changes nothing. A panic is a bug.
 #[derive(Debug)]
 pub struct Node {
-    pub(crate) cfg: Config,
-    pub(crate) incarnation: u64,
+    cfg: Config,
+    incarnation: u64,
     /// Orders our runs against earlier ones of our node id (see
     /// [`Hello::epoch`](crate::wire::Hello::epoch)): starts at the
     /// incarnation, raised past any a peer still keeps.
-    pub(crate) epoch: u64,
-    pub(crate) rng: ChaCha12Rng,
-    pub(crate) shut_down: bool,
-    pub(crate) conns: BTreeMap<ConnId, Conn>,
-    next_conn: u64,
+    epoch: u64,
+    rng: ChaCha12Rng,
+    shut_down: bool,
+    /// Open connections and the peer table.
+    sessions: Sessions,
     next_monitor: u64,
-    pub(crate) peers: BTreeMap<NodeId, Peer>,
-    pub(crate) mesh: Mesh,
-    pub(crate) groups: Groups,
-    pub(crate) local: Local,
-    pub(crate) port_monitors: PortMonitors,
+    mesh: Mesh,
+    groups: Groups,
+    local: Local,
+    port_monitors: PortMonitors,
     /// The latest time the driver gave; local API calls act at it.
-    pub(crate) now: Instant,
+    now: Instant,
     /// When peers next hear our peer list again (see `gossip`).
-    pub(crate) next_gossip: Instant,
+    next_gossip: Instant,
     /// When each connection is next looked at.
     deadlines: Deadlines,
     /// A connection authenticated or closed since strays were last looked
-    /// for (see [`strays`](Self::strays)): the next timeout looks.
+    /// for (see `pair.rs`): the next timeout looks.
     sweep: bool,
     /// Rotates the order peers get local changes in (see `flush_local`).
     flush_turn: usize,
     /// The key derived from the configured secret.
-    pub(crate) psk: Psk,
-    /// Connections with bytes waiting, in the order they got them.
-    dirty: VecDeque<ConnId>,
+    psk: Psk,
     /// Connections whose next snapshot chunk is due (see `snapshot.rs`).
-    pub(crate) snapshots_due: snapshot::Due,
-    /// Last bytes of connections already closed.
-    closing: VecDeque<Transmit>,
-    pub(crate) actions: VecDeque<Action>,
-    pub(crate) events: VecDeque<Event>,
-    pub(crate) stats: Stats,
+    snapshots_due: VecDeque<ConnId>,
+    /// Transmits and actions for the driver.
+    outputs: Outputs,
+    events: VecDeque<Event>,
+    stats: Stats,
 }
 
 impl Node {
@@ -144,10 +165,8 @@ impl Node {
             epoch: incarnation,
             rng: ChaCha12Rng::from_seed(seed),
             shut_down: false,
-            conns: BTreeMap::new(),
-            next_conn: 0,
+            sessions: Sessions::default(),
             next_monitor: 0,
-            peers: BTreeMap::new(),
             mesh,
             groups: Groups::default(),
             local: Local::default(),
@@ -158,10 +177,8 @@ impl Node {
             sweep: false,
             flush_turn: 0,
             psk,
-            dirty: VecDeque::new(),
             snapshots_due: VecDeque::new(),
-            closing: VecDeque::new(),
-            actions: VecDeque::new(),
+            outputs: Outputs::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
         })
@@ -205,29 +222,33 @@ impl Node {
 
     /// Nodes with an authenticated connection whose memberships are known.
     pub fn connected_nodes(&self) -> impl Iterator<Item = &NodeId> {
-        self.peers.iter().filter(|(_, p)| p.up).map(|(n, _)| n)
+        self.sessions
+            .peers()
+            .filter(|(_, p)| p.is_up())
+            .map(|(n, _)| n)
     }
 
     /// Nodes this node knows of (connected or not), with their addresses.
     pub fn known_nodes(&self) -> impl Iterator<Item = (&NodeId, &[SocketAddr])> {
-        self.mesh
-            .known()
-            .iter()
-            .map(|(n, k)| (n, k.addrs.as_slice()))
+        self.mesh.known_nodes()
     }
 
     /// Counters and sizes, cheap to take.
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
-        s.connections = self.conns.len();
-        s.authenticated = self.conns.values().filter(|c| c.is_active()).count();
-        s.known_nodes = self.mesh.known().len();
+        s.connections = self.sessions.len();
+        s.authenticated = self.sessions.iter().filter(|c| c.is_active()).count();
+        s.known_nodes = self.mesh.known_count();
         s.groups = self.groups.group_count();
         s.members = self.groups.member_count();
         s.monitors = self.groups.monitor_count();
         s.local_ports = self.local.port_count();
         s.port_monitors = self.port_monitors.count();
-        s.snapshots_sending = self.conns.values().filter(|c| c.snapshot.is_some()).count();
+        s.snapshots_sending = self
+            .sessions
+            .iter()
+            .filter(|c| c.snapshot.is_some())
+            .count();
         s
     }
 
@@ -254,11 +275,11 @@ impl Node {
         self.now = self.now.max(now);
         let limits = &self.cfg.limits;
         let unfinished = || {
-            self.conns
-                .values()
+            self.sessions
+                .iter()
                 .filter(|c| c.dir == Direction::Inbound && !c.is_active())
         };
-        let full = self.conns.len() >= limits.max_connections
+        let full = self.sessions.len() >= limits.max_connections
             || unfinished().count() >= limits.max_unauthenticated;
         let t = &self.cfg.timeouts;
         let evict = full
@@ -287,7 +308,7 @@ impl Node {
     /// The dial requested by [`Action::Dial`] for `conn` connected.
     pub fn handle_dialed(&mut self, now: Instant, conn: ConnId) {
         self.now = self.now.max(now);
-        if matches!(self.conns.get(&conn), Some(c) if matches!(c.phase, Phase::Dialing)) {
+        if matches!(self.sessions.get(conn), Some(c) if matches!(c.phase, Phase::Dialing)) {
             self.greet(now, conn);
         }
     }
@@ -295,7 +316,7 @@ impl Node {
     /// The dial requested by [`Action::Dial`] for `conn` failed.
     pub fn handle_dial_failed(&mut self, now: Instant, conn: ConnId) {
         self.now = self.now.max(now);
-        if self.conns.contains_key(&conn) {
+        if self.sessions.contains(conn) {
             self.remove_conn(now, conn, CloseReason::DialFailed, false);
         }
     }
@@ -303,14 +324,14 @@ impl Node {
     /// Bytes arrived on `conn`, split anywhere. Unknown connections are ignored.
     pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
         self.now = self.now.max(now);
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.sessions.get_mut(conn) else {
             return;
         };
         self.stats.bytes_in += bytes.len() as u64;
         let mut accepted = c.channel.accepted();
         let mut input = bytes;
         loop {
-            let Some(c) = self.conns.get_mut(&conn) else {
+            let Some(c) = self.sessions.get_mut(conn) else {
                 return;
             };
             let read = c.channel.next(&mut input);
@@ -338,7 +359,7 @@ impl Node {
     /// The connection was closed or reset by the peer or the network.
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
         self.now = self.now.max(now);
-        if self.conns.contains_key(&conn) {
+        if self.sessions.contains(conn) {
             self.remove_conn(now, conn, CloseReason::Disconnected, false);
         }
     }
@@ -349,7 +370,7 @@ impl Node {
     /// follows (no close frame: the peer is not reading).
     pub fn handle_send_overflow(&mut self, now: Instant, conn: ConnId) {
         self.now = self.now.max(now);
-        if self.conns.contains_key(&conn) {
+        if self.sessions.contains(conn) {
             self.remove_conn(
                 now,
                 conn,
@@ -392,7 +413,7 @@ impl Node {
             .poll_timeout()
             .is_some_and(|due| now.saturating_since(due) >= t.ping_interval);
         while let Some(id) = self.deadlines.pop_due(now) {
-            let Some(c) = self.conns.get_mut(&id) else {
+            let Some(c) = self.sessions.get_mut(id) else {
                 continue;
             };
             if !c.is_active() {
@@ -404,7 +425,7 @@ impl Node {
             } else if now.saturating_since(c.last_send) >= t.ping_interval {
                 self.send_frame(now, id, &Frame::Ping);
             }
-            if let Some(c) = self.conns.get(&id) {
+            if let Some(c) = self.sessions.get(id) {
                 self.deadlines.set(id, c.deadline(&t));
             }
         }
@@ -418,48 +439,6 @@ impl Node {
         }
         if now >= self.next_gossip {
             self.gossip(now);
-        }
-    }
-
-    /// Starts the dials due at `now` and forgets the nodes unheard of for
-    /// too long.
-    fn mesh_due(&mut self, now: Instant, t: &Timeouts) {
-        // Dials count against the connection limit, and have at most
-        // `max_dials` handshakes of their own at a time: past either, wait.
-        let mut dialling = self
-            .conns
-            .values()
-            .filter(|c| c.dir == Direction::Outbound && !c.is_active())
-            .count();
-        for due in self.mesh.due(now) {
-            if self.conns.len() >= self.cfg.limits.max_connections
-                || dialling >= self.cfg.limits.max_dials
-            {
-                let dial = match &due {
-                    DueDial::Seed(i, _) => self.mesh.seeds_mut().get_mut(*i).map(|s| &mut s.dial),
-                    DueDial::Node(n, _) => self.mesh.known_mut().get_mut(n).map(|k| &mut k.dial),
-                };
-                if let Some(dial) = dial {
-                    dial.next = now + t.backoff_min;
-                }
-                continue;
-            }
-            dialling += 1;
-            match due {
-                DueDial::Seed(i, addr) => {
-                    let id = self.dial(now, addr, DialFor::Seed(i));
-                    self.mesh.seeds_mut()[i].dial.in_flight = Some(id);
-                }
-                DueDial::Node(node, addr) => {
-                    let id = self.dial(now, addr, DialFor::Node(node.clone()));
-                    if let Some(k) = self.mesh.known_mut().get_mut(&node) {
-                        k.dial.in_flight = Some(id);
-                    }
-                }
-            }
-        }
-        for node in self.mesh.forget(now, t) {
-            tracing::debug!(%node, "forgot unreachable node");
         }
     }
 
@@ -566,7 +545,7 @@ impl Node {
             return;
         }
         self.flush_local();
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        let ids: Vec<ConnId> = self.sessions.ids();
         for id in ids {
             self.close(now, id, CloseReason::Shutdown);
         }
@@ -578,14 +557,14 @@ impl Node {
     /// Bytes to write to a connection, or `None` when there are none.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        if let Some(t) = self.closing.pop_front() {
+        if let Some(t) = self.outputs.next_closing() {
             self.stats.bytes_out += t.data.len() as u64;
             return Some(t);
         }
         self.flush_local();
         self.feed_snapshots();
-        while let Some(id) = self.dirty.pop_front() {
-            let Some(c) = self.conns.get_mut(&id) else {
+        while let Some(id) = self.outputs.next_marked() {
+            let Some(c) = self.sessions.get_mut(id) else {
                 continue;
             };
             c.dirty = false;
@@ -604,7 +583,7 @@ impl Node {
     /// A connection to dial or close, or `None`.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        self.outputs.next_action()
     }
 
     /// An event for the user, or `None`.
@@ -621,37 +600,16 @@ impl Node {
             return None;
         }
         let t = &self.cfg.timeouts;
-        let gossip = (!self.peers.is_empty()).then_some(self.next_gossip);
+        let gossip = self.sessions.has_peers().then_some(self.next_gossip);
         [self.deadlines.next(), self.mesh.next_timeout(t), gossip]
             .into_iter()
             .flatten()
             .min()
     }
 
-    // ----- internals shared by the other modules -----------------------
+    // ----- internals shared by this module's children -----------------
 
-    /// Authenticated connections to a peer that are neither its one
-    /// connection nor waiting to be replaced (left by dials of the same pair
-    /// crossing more than twice), on the side with the smaller id: that side
-    /// closes them as superseded, and the peer hands its node over to the
-    /// one kept. At most one authenticated connection per pair, in the end.
-    fn strays(&self) -> Vec<ConnId> {
-        let replaced: BTreeSet<ConnId> = self.conns.values().filter_map(|c| c.supersedes).collect();
-        self.conns
-            .values()
-            .filter(|c| match &c.phase {
-                Phase::Active { node, .. } => {
-                    self.cfg.node_id < *node
-                        && self.peers.get(node).is_some_and(|p| p.conn != c.id)
-                        && !replaced.contains(&c.id)
-                }
-                _ => false,
-            })
-            .map(|c| c.id)
-            .collect()
-    }
-
-    pub(crate) fn live(&self) -> Result<(), ApiError> {
+    fn live(&self) -> Result<(), ApiError> {
         if self.shut_down {
             Err(ApiError::ShutDown)
         } else {
@@ -659,7 +617,7 @@ impl Node {
         }
     }
 
-    pub(crate) fn local_number(&self, port: &PortId) -> Result<u64, ApiError> {
+    fn local_number(&self, port: &PortId) -> Result<u64, ApiError> {
         if port.node() == &self.cfg.node_id
             && port.incarnation() == self.incarnation
             && self.local.is_live(port.number())
@@ -677,21 +635,20 @@ impl Node {
         addr: SocketAddr,
         dial_for: DialFor,
     ) -> ConnId {
-        self.next_conn += 1;
-        let id = ConnId(self.next_conn);
+        let id = self.sessions.next_id();
         let mut seed = [0u8; 32];
         rand_core::RngCore::fill_bytes(&mut self.rng, &mut seed);
         let max_frame = self.cfg.limits.max_frame;
         let conn = Conn::new(id, dir, addr, dial_for, now, max_frame, &self.psk, seed);
         self.deadlines.set(id, conn.deadline(&self.cfg.timeouts));
-        self.conns.insert(id, conn);
+        self.sessions.insert(conn);
         id
     }
 
     fn dial(&mut self, now: Instant, addr: SocketAddr, dial_for: DialFor) -> ConnId {
         let id = self.new_conn(now, Direction::Outbound, addr, dial_for);
         tracing::debug!(conn = %id, %addr, "dialling");
-        self.actions.push_back(Action::Dial { conn: id, addr });
+        self.outputs.dial(id, addr);
         id
     }
 
@@ -700,7 +657,7 @@ impl Node {
     /// Anything sent counts as a sign of life: no ping while frames flow.
     fn queue(&mut self, id: ConnId, write: impl FnOnce(&mut Conn) -> usize) {
         let now = self.now;
-        if let Some(c) = self.conns.get_mut(&id) {
+        if let Some(c) = self.sessions.get_mut(id) {
             self.stats.frames_out += write(c) as u64;
             c.last_send = c.last_send.max(now);
         }
@@ -710,27 +667,27 @@ impl Node {
     /// Connection `id` authenticated: its deadline may now be earlier than
     /// the one queued (a ping is due sooner than the handshake timeout), and
     /// another connection to its peer may have become a stray.
-    pub(crate) fn now_active(&mut self, id: ConnId) {
-        if let Some(c) = self.conns.get(&id) {
+    fn now_active(&mut self, id: ConnId) {
+        if let Some(c) = self.sessions.get(id) {
             self.deadlines.set(id, c.deadline(&self.cfg.timeouts));
         }
         self.sweep = true;
     }
 
     /// Puts a connection with output in the list `poll_transmit` drains.
-    pub(crate) fn mark_dirty(&mut self, id: ConnId) {
+    fn mark_dirty(&mut self, id: ConnId) {
         if let Some(c) = self
-            .conns
-            .get_mut(&id)
+            .sessions
+            .get_mut(id)
             .filter(|c| !c.dirty && c.has_output())
         {
             c.dirty = true;
-            self.dirty.push_back(id);
+            self.outputs.mark(id);
         }
     }
 
     /// Queues one frame on a connection.
-    pub(crate) fn send_frame(&mut self, now: Instant, id: ConnId, frame: &Frame) {
+    fn send_frame(&mut self, now: Instant, id: ConnId, frame: &Frame) {
         self.queue(id, |c| {
             c.send(frame, now);
             1
@@ -738,14 +695,14 @@ impl Node {
     }
 
     /// Sends local changes not yet sent to every peer that has our snapshot.
-    pub(crate) fn flush_local(&mut self) {
+    fn flush_local(&mut self) {
         if !self.local.has_pending() {
             return;
         }
         let changes = self.local.take_pending();
         let mut active: Vec<ConnId> = self
-            .conns
-            .values()
+            .sessions
+            .iter()
             .filter(|c| c.is_active())
             .map(|c| c.id)
             .collect();
@@ -760,7 +717,7 @@ impl Node {
         // (frame size, bytes, frames).
         let mut encoded: Vec<(usize, Vec<u8>, usize)> = Vec::new();
         for id in active {
-            let Some(max) = self.conns.get(&id).map(|c| c.peer_max_frame) else {
+            let Some(max) = self.sessions.get(id).map(|c| c.peer_max_frame) else {
                 continue;
             };
             if !encoded.iter().any(|(m, ..)| *m == max) {
@@ -780,8 +737,8 @@ impl Node {
 
     /// Closes a connection from our side: tell the peer why, ask the driver
     /// to close it, forget it.
-    pub(crate) fn close(&mut self, now: Instant, id: ConnId, reason: CloseReason) {
-        let Some(c) = self.conns.get_mut(&id) else {
+    fn close(&mut self, now: Instant, id: ConnId, reason: CloseReason) {
+        let Some(c) = self.sessions.get_mut(id) else {
             return;
         };
         if let Some(wire) = reason.to_wire() {
@@ -792,35 +749,14 @@ impl Node {
     }
 
     /// Forgets a connection and everything that hangs on it.
-    pub(crate) fn remove_conn(
-        &mut self,
-        now: Instant,
-        id: ConnId,
-        reason: CloseReason,
-        ours: bool,
-    ) {
-        let Some(mut c) = self.conns.remove(&id) else {
+    fn remove_conn(&mut self, now: Instant, id: ConnId, reason: CloseReason, ours: bool) {
+        let Some(mut c) = self.sessions.remove(id) else {
             return;
         };
         self.deadlines.remove(id);
         self.sweep |= c.is_active();
         if ours {
-            let data = c.take_output();
-            if !data.is_empty() {
-                self.closing.push_back(Transmit { conn: id, data });
-            }
-            // A dial the driver has not been handed yet (it drains after a
-            // burst) is taken back: nothing to close then.
-            let dial = self
-                .actions
-                .iter()
-                .position(|a| matches!(a, Action::Dial { conn, .. } if *conn == id));
-            match dial {
-                Some(at) => {
-                    self.actions.remove(at);
-                }
-                None => self.actions.push_back(Action::Close { conn: id }),
-            }
+            self.outputs.closed(id, c.take_output());
         }
         let authenticated = c.is_active();
         let node = c.peer();
@@ -834,13 +770,7 @@ impl Node {
             reason,
         });
         self.dial_ended(now, &c, reason);
-        self.forget_watcher(id);
-        let Some((run, node)) = node.and_then(|n| Some((c.runs(&n)?, n))) else {
-            return;
-        };
-        if self.peers.get(&node).is_none_or(|p| p.conn != id) {
-            return;
-        }
-        self.hand_over(now, &node, (id, run), reason);
+        self.port_monitors.forget_watcher(id);
+        self.followed_closed(now, &c, reason);
     }
 }
