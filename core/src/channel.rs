@@ -309,12 +309,13 @@ impl Channel {
                 }
                 // The initiator gave up before our answer reached it, and
                 // said why in the clear (a hint, as in any handshake state).
-                Err(_) => match HandshakeRecord::decode(body) {
-                    Ok(HandshakeRecord::Refuse(reason)) => {
-                        (State::Confirm(t), Err(CloseReason::Remote(reason)))
-                    }
-                    _ => (State::Confirm(t), Err(CloseReason::AuthenticationFailed)),
-                },
+                Err(_) => {
+                    let reason = match HandshakeRecord::decode(body) {
+                        Ok(HandshakeRecord::Refuse(reason)) => CloseReason::Remote(reason),
+                        _ => CloseReason::AuthenticationFailed,
+                    };
+                    (State::Confirm(t), Err(reason))
+                }
             },
             State::Open(mut t) => {
                 let read = open_record(&mut t, body, &mut self.frames)

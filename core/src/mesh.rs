@@ -194,6 +194,27 @@ impl Mesh {
         }
     }
 
+    /// `id` is dialling us (its greeting arrived): each of our dials to it
+    /// not under way waits `until` that handshake has had its time, so that
+    /// two handshakes do not cross for the one connection the pair keeps.
+    pub(crate) fn dialled_by(&mut self, id: &NodeId, until: Instant) {
+        let seeds = self.seeds.iter().enumerate();
+        let targets: Vec<DialFor> = seeds
+            .filter(|(_, s)| s.node.as_ref() == Some(id))
+            .map(|(i, _)| DialFor::Seed(i))
+            .chain(
+                self.known
+                    .contains_key(id)
+                    .then(|| DialFor::Node(id.clone())),
+            )
+            .collect();
+        for target in &targets {
+            if let Some(dial) = self.dial_mut(target).filter(|d| d.in_flight.is_none()) {
+                dial.next = dial.next.max(until);
+            }
+        }
+    }
+
     /// Connection `id` dials `target`.
     pub(crate) fn dialling(&mut self, target: &DialFor, id: ConnId) {
         if let Some(dial) = self.dial_mut(target) {
@@ -415,32 +436,6 @@ impl Mesh {
                 }
             });
         seeds.chain(nodes).min()
-    }
-
-    /// `id` is dialling us (its greeting arrived): our own dial to it, if not
-    /// started yet, waits `until` that handshake has had its time, so that two
-    /// handshakes do not cross for the one connection the pair keeps.
-    pub(crate) fn dialled_by(&mut self, id: &NodeId, until: Instant) {
-        let seeds = self.seeds.iter().any(|s| s.node.as_ref() == Some(id));
-        let known = self.known.contains_key(id);
-        if !seeds && !known {
-            return;
-        }
-        let defer = |d: &mut Dial| {
-            if d.in_flight.is_none() {
-                d.next = d.next.max(until);
-            }
-        };
-        for s in self
-            .seeds_mut()
-            .iter_mut()
-            .filter(|s| s.node.as_ref() == Some(id))
-        {
-            defer(&mut s.dial);
-        }
-        if let Some(k) = self.known_mut().get_mut(id) {
-            defer(&mut k.dial);
-        }
     }
 
     /// Makes room for one more known node, evicting the one seen longest ago
