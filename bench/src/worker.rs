@@ -40,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::{future, StreamExt};
 use groupmesh_async_std::AsyncStd;
-use groupmesh_driver::{Node, NodeConfig, NodeId, Port, PortId, Registration};
+use groupmesh_driver::{Node, NodeConfig, NodeId, Port, PortId, Registration, Stats};
 use groupmesh_runtimes::{self as rt, Rt, RuntimeName};
 use groupmesh_smol::Smol;
 use groupmesh_tokio::Tokio;
@@ -85,6 +85,11 @@ pub(crate) fn memory_kib(pid: &str) -> Value {
         "hwm_kib": field("VmHWM:"),
         "threads": field("Threads:"),
     })
+}
+
+/// The node's closed connections by reason, as "reason: count" lines.
+fn closed(s: &Stats) -> Vec<String> {
+    s.closed.iter().map(|(r, n)| format!("{r}: {n}")).collect()
 }
 
 /// CPU time of this process's live threads, in ns, from
@@ -472,7 +477,7 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
                         "bytes_in": s.bytes_in, "bytes_out": s.bytes_out, "cpu_ns": cpu_ns(),
                         "messages_sent": s.messages_sent, "messages_received": s.messages_received,
                         "messages_dropped": s.messages_dropped,
-                        "closed": s.closed.iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>(),
+                        "closed": closed(&s),
                     });
                     if let (Some(o), Value::Object(m)) = (v.as_object_mut(), memory_kib("self")) {
                         o.extend(m);
@@ -593,7 +598,7 @@ fn watch<R: Rt>(node: &Arc<Node<R>>, cmd: &Value, poll: Duration) -> Result<(), 
                         "peers": node.connected_nodes().len(),
                         "connections": s.connections,
                         "inbound_refused": s.inbound_refused,
-                        "closed": s.closed.iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>(),
+                        "closed": closed(&s),
                     }));
                     return;
                 }
