@@ -9,8 +9,8 @@
 use std::fs;
 
 use groupmesh_core::wire::{
-    BoundedVec, Frame, GroupChange, GroupPorts, HandshakeRecord, Hello, Payload, PeerInfo,
-    WireAddr, WireGroup, WireNodeId, LEN_PREFIX, PROTOCOL_VERSION,
+    BoundedVec, Frame, GroupChange, GroupPorts, HandshakeRecord, Hello, LeaveReason, Payload,
+    PeerInfo, WireAddr, WireGroup, WireLeave, WireNodeId, WirePort, LEN_PREFIX, PROTOCOL_VERSION,
 };
 use groupmesh_core::{Limit, WireReason};
 
@@ -20,8 +20,18 @@ fn name<const N: usize>(s: &str) -> heapless::String<N> {
     out
 }
 
-fn ports(v: &[u64]) -> BoundedVec<u64, 65536> {
-    BoundedVec::try_from_vec(v.to_vec()).expect("short")
+/// Ports with metadata: port `n` carries `n` bytes of it.
+fn ports(v: &[u64]) -> BoundedVec<WirePort, 65536> {
+    let port = |&n: &u64| WirePort {
+        number: n,
+        meta: Payload::from(vec![b'm'; n as usize]),
+    };
+    BoundedVec::try_from_vec(v.iter().map(port).collect()).expect("short")
+}
+
+fn leaves(v: &[(u64, LeaveReason)]) -> BoundedVec<WireLeave, 65536> {
+    let leave = |&(number, reason): &(u64, LeaveReason)| WireLeave { number, reason };
+    BoundedVec::try_from_vec(v.iter().map(leave).collect()).expect("short")
 }
 
 fn addrs() -> heapless::Vec<WireAddr, 8> {
@@ -68,8 +78,8 @@ fn frames() -> Vec<Frame> {
         Frame::Update {
             groups: BoundedVec::try_from_vec(vec![GroupChange {
                 group,
-                joined: ports(&[4]),
-                left: ports(&[1]),
+                joined: ports(&[4, 2]),
+                left: leaves(&[(1, LeaveReason::Unregistered), (3, LeaveReason::PortClosed)]),
             }])
             .expect("short"),
         },

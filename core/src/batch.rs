@@ -4,10 +4,10 @@
 
 use alloc::vec::Vec;
 
-use crate::local::Change;
+use crate::local::{Change, State};
 use crate::wire::{
-    BoundedVec, Frame, GroupChange, GroupPorts, WireGroup, MAX_GROUPS_PER_FRAME,
-    MAX_PORTS_PER_ENTRY,
+    BoundedVec, Frame, GroupChange, GroupPorts, Payload, WireGroup, WireLeave, WirePort,
+    MAX_GROUPS_PER_FRAME, MAX_PORTS_PER_ENTRY,
 };
 
 /// Which frame a batch goes out as.
@@ -65,8 +65,13 @@ impl Encoder {
 
     /// Adds one change (changes come grouped by group name), writing the
     /// frame before it to `out` if the change does not fit that one.
-    pub(crate) fn push(&mut self, out: &mut Vec<u8>, group: &str, port: u64, joined: bool) {
-        let port_size = varint_len(port);
+    pub(crate) fn push(&mut self, out: &mut Vec<u8>, group: &str, port: u64, state: &State) {
+        // The port, then its metadata with its length or the reason's tag.
+        let port_size = varint_len(port)
+            + match state {
+                State::Member(meta) => varint_len(meta.len() as u64) + meta.len(),
+                State::Left(_) => 1,
+            };
         let same_group = self
             .entries
             .last()
@@ -94,13 +99,23 @@ impl Encoder {
             .entries
             .last_mut()
             .unwrap_or_else(|| unreachable!("pushed above"));
-        let list = if joined {
-            &mut entry.joined
-        } else {
-            &mut entry.left
-        };
-        list.try_push(port)
-            .unwrap_or_else(|_| unreachable!("ports_in_last < MAX_PORTS_PER_ENTRY"));
+        let full = "ports_in_last < MAX_PORTS_PER_ENTRY";
+        match state {
+            State::Member(meta) => entry
+                .joined
+                .try_push(WirePort {
+                    number: port,
+                    meta: Payload::from(meta.to_vec()),
+                })
+                .unwrap_or_else(|_| unreachable!("{full}")),
+            State::Left(reason) => entry
+                .left
+                .try_push(WireLeave {
+                    number: port,
+                    reason: *reason,
+                })
+                .unwrap_or_else(|_| unreachable!("{full}")),
+        }
         self.ports_in_last += 1;
         self.size += port_size;
     }
@@ -160,8 +175,8 @@ pub(crate) fn encode(
     out: &mut Vec<u8>,
 ) -> usize {
     let mut e = Encoder::new(kind, max_frame);
-    for (group, port, joined) in changes {
-        e.push(out, &group, port, joined);
+    for (group, port, state) in changes {
+        e.push(out, &group, port, &state);
     }
     e.finish(out, true)
 }

@@ -7,6 +7,7 @@ use core::time::Duration;
 
 use crate::error::ConfigError;
 use crate::ids::NodeId;
+use crate::meta::MAX_MEMBER_OVERHEAD;
 use crate::wire::MAX_ADDRS;
 
 /// Everything a [`Node`](crate::Node) needs to start. Its `Debug` never
@@ -75,6 +76,13 @@ impl Config {
                 max_frame: self.limits.max_frame,
             });
         }
+        let max = self.limits.max_frame - MAX_MEMBER_OVERHEAD;
+        if self.limits.max_meta > max {
+            return Err(ConfigError::BadMaxMeta {
+                max_meta: self.limits.max_meta,
+                max,
+            });
+        }
         let t = &self.timeouts;
         if t.ping_interval.is_zero() || t.keepalive_timeout <= t.ping_interval {
             return Err(ConfigError::BadKeepalive);
@@ -89,6 +97,7 @@ impl Config {
         for (name, v) in [
             ("max_groups_per_peer", l.max_groups_per_peer),
             ("max_members_per_peer", l.max_members_per_peer),
+            ("max_meta_bytes_per_peer", l.max_meta_bytes_per_peer),
             ("max_known_nodes", l.max_known_nodes),
             ("max_connections", l.max_connections),
             ("max_unauthenticated", l.max_unauthenticated),
@@ -169,6 +178,14 @@ pub struct Limits {
     pub max_groups_per_peer: usize,
     /// Most (group, port) memberships one peer may announce. Default 1 000 000.
     pub max_members_per_peer: usize,
+    /// Most bytes of metadata one member may carry, ours when registering
+    /// and a peer's when it announces one. `max_meta` plus
+    /// [`MAX_MEMBER_OVERHEAD`](crate::MAX_MEMBER_OVERHEAD) must fit
+    /// `max_frame`. Default 1 KiB.
+    pub max_meta: usize,
+    /// Most bytes of metadata one peer may announce over all its members.
+    /// Default 64 MiB.
+    pub max_meta_bytes_per_peer: usize,
     /// Most nodes this node keeps track of. Default 1024.
     pub max_known_nodes: usize,
     /// Most open connections, authenticated or not. Default 1024.
@@ -189,6 +206,8 @@ impl Default for Limits {
             max_frame: 64 * 1024,
             max_groups_per_peer: 10_000,
             max_members_per_peer: 1_000_000,
+            max_meta: 1024,
+            max_meta_bytes_per_peer: 64 << 20,
             max_known_nodes: 1024,
             max_connections: 1024,
             max_unauthenticated: 64,

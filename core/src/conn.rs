@@ -1,7 +1,6 @@
 //! One connection's state: where it is in its life, its secure channel, its
 //! clocks, and the frames waiting to be sealed and sent on it.
 
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
@@ -10,8 +9,9 @@ use crate::config::Timeouts;
 use crate::event::Direction;
 use crate::event::WireReason;
 use crate::handshake::Psk;
-use crate::ids::{ConnId, GroupName, NodeId};
+use crate::ids::{ConnId, NodeId};
 use crate::mesh::DialFor;
+use crate::remote::RemoteView;
 use crate::snapshot::Outgoing;
 use crate::time::Instant;
 use crate::wire::Frame;
@@ -227,40 +227,5 @@ impl Conn {
             Phase::Active { node, .. } => Some(node.clone()),
             _ => NodeId::new(&self.channel.theirs()?.node).ok(),
         }
-    }
-}
-
-/// A peer's own memberships as it announced them: group → port numbers.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct RemoteView {
-    pub(crate) groups: BTreeMap<GroupName, BTreeSet<u64>>,
-    pub(crate) members: usize,
-}
-
-impl RemoteView {
-    /// Adds a port; false if it was there.
-    pub(crate) fn join(&mut self, group: &GroupName, port: u64) -> bool {
-        let added = match self.groups.get_mut(group) {
-            Some(ports) => ports.insert(port),
-            None => {
-                self.groups.insert(group.clone(), BTreeSet::from([port]));
-                true
-            }
-        };
-        self.members += usize::from(added);
-        added
-    }
-
-    /// Removes a port; false if it was not there.
-    pub(crate) fn leave(&mut self, group: &str, port: u64) -> bool {
-        let Some(ports) = self.groups.get_mut(group) else {
-            return false;
-        };
-        let removed = ports.remove(&port);
-        if ports.is_empty() {
-            self.groups.remove(group);
-        }
-        self.members -= usize::from(removed);
-        removed
     }
 }

@@ -35,6 +35,14 @@ pub enum ApiError {
     },
     /// The port monitor was already ended (or never existed). Nothing changed.
     UnknownPortMonitor,
+    /// The metadata is larger than [`Limits::max_meta`](crate::Limits::max_meta).
+    /// Nothing changed.
+    MetaTooLarge {
+        /// The metadata's length.
+        len: usize,
+        /// The most a member may carry.
+        max: usize,
+    },
 }
 
 impl fmt::Display for ApiError {
@@ -60,6 +68,11 @@ impl fmt::Display for ApiError {
                 f,
                 "a {len}-byte message does not fit one frame (at most {max} bytes); \
                  split it or raise limits.max_frame on every node"
+            ),
+            ApiError::MetaTooLarge { len, max } => write!(
+                f,
+                "{len} bytes of metadata is more than the {max} a member may carry; \
+                 keep it small or raise limits.max_meta on every node"
             ),
             ApiError::ShutDown => {
                 f.write_str("the node has been shut down; start a new node to rejoin the mesh")
@@ -93,6 +106,13 @@ pub enum ConfigError {
         /// The most a hello carries.
         max: usize,
     },
+    /// `max_meta` plus a member's overhead does not fit `max_frame`.
+    BadMaxMeta {
+        /// The rejected `max_meta`.
+        max_meta: usize,
+        /// The most `max_frame` allows.
+        max: usize,
+    },
     /// A limit (or `snapshot_chunk`) is zero.
     ZeroLimit {
         /// Which limit.
@@ -117,6 +137,11 @@ impl fmt::Display for ConfigError {
             ConfigError::TooManyAddresses { count, max } => {
                 write!(f, "{count} listen addresses given; a node advertises at most {max}")
             }
+            ConfigError::BadMaxMeta { max_meta, max } => write!(
+                f,
+                "max_meta {max_meta} does not fit one frame with its group entry; \
+                 use at most {max} bytes or raise max_frame"
+            ),
             ConfigError::ZeroLimit { name } => write!(f, "limit {name} must be above zero"),
         }
     }

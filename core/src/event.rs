@@ -7,6 +7,7 @@ use core::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ConnId, MonitorId, NodeId, PortId, PortMonitorId};
+use crate::meta::Meta;
 
 /// Bytes to write, in order, to a connection. From [`Node::poll_transmit`](crate::Node::poll_transmit).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +68,10 @@ pub enum Limit {
     Connections,
     /// The driver's per-connection send buffer filled up (a slow peer).
     SendBuffer,
+    /// One member's metadata larger than `max_meta`.
+    MetaSize,
+    /// More metadata bytes than `max_meta_bytes_per_peer`.
+    MetaBytes,
 }
 
 /// Why a connection ended. Sent to the peer in a close frame where it can be,
@@ -193,6 +198,8 @@ impl fmt::Display for Limit {
             Limit::KnownNodes => "known nodes",
             Limit::Connections => "connections",
             Limit::SendBuffer => "send buffer",
+            Limit::MetaSize => "metadata size",
+            Limit::MetaBytes => "metadata bytes per peer",
         })
     }
 }
@@ -245,11 +252,16 @@ impl fmt::Display for CloseReason {
     }
 }
 
-/// A change of a monitored group: `(members, added, removed)`.
+/// A change of a monitored group: `(members, added, removed)`, and since
+/// protocol version 3 the metadata and the reasons that go with it.
 ///
 /// The first event of a monitor is `(members, members, [])` and comes only when
-/// the group is non-empty. Later events never have both `added` and `removed`
-/// empty; `added ⊆ members` and `removed ∩ members = ∅`. All three are sorted.
+/// the group is non-empty. Later events never have `added`, `removed` and
+/// `updated` all empty; a member whose metadata alone changed is in
+/// `updated` only. `added ⊆ members`, `updated ⊆ members`, `removed ∩
+/// members = ∅`, `added ∩ updated = ∅`. All are sorted. Replaying every
+/// event (add `added`, remove `removed`, set the metadata in `meta`)
+/// reproduces `members` and each member's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDelta {
     /// The monitor this event is for.
@@ -262,6 +274,60 @@ pub struct GroupDelta {
     pub added: Vec<PortId>,
     /// Ports that left.
     pub removed: Vec<PortId>,
+    /// Why each port of `removed` left, in the same order.
+    pub reasons: Vec<Removal>,
+    /// Members whose metadata changed (and that did not join in this event).
+    pub updated: Vec<PortId>,
+    /// The metadata of every port in `added` and `updated`, sorted by port
+    /// (empty bytes: none).
+    pub meta: Vec<(PortId, Meta)>,
+}
+
+impl GroupDelta {
+    /// The metadata this event gives `port` (one of `added` or `updated`).
+    pub fn meta_of(&self, port: &PortId) -> Option<&Meta> {
+        let i = self.meta.binary_search_by(|(p, _)| p.cmp(port)).ok()?;
+        self.meta.get(i).map(|(_, m)| m)
+    }
+}
+
+/// Why a port left a group, in [`GroupDelta::reasons`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Removal {
+    /// Its last registration in the group ended.
+    Unregistered,
+    /// Its port was closed.
+    PortClosed,
+    /// The connection to its node was lost, for this reason.
+    NodeLost(CloseReason),
+    /// Its node restarted: the port belonged to an earlier incarnation.
+    NodeRestarted,
+    /// It left while this node was taking its node's memberships over from
+    /// a new connection: that connection's snapshot no longer lists it, and
+    /// does not say whether it was unregistered or closed.
+    Resynced,
+}
+
+impl From<crate::wire::LeaveReason> for Removal {
+    fn from(why: crate::wire::LeaveReason) -> Self {
+        match why {
+            crate::wire::LeaveReason::Unregistered => Removal::Unregistered,
+            crate::wire::LeaveReason::PortClosed => Removal::PortClosed,
+        }
+    }
+}
+
+impl fmt::Display for Removal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Removal::Unregistered => f.write_str("unregistered"),
+            Removal::PortClosed => f.write_str("port closed"),
+            Removal::NodeLost(r) => write!(f, "node lost: {r}"),
+            Removal::NodeRestarted => f.write_str("node restarted"),
+            Removal::Resynced => f.write_str("left while resyncing"),
+        }
+    }
 }
 
 /// What happened, for the user. From [`Node::poll_event`](crate::Node::poll_event).

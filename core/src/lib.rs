@@ -67,9 +67,11 @@ pub mod handshake;
 mod ids;
 mod local;
 mod mesh;
+mod meta;
 mod node;
 mod outputs;
 mod port_monitors;
+mod remote;
 mod select;
 mod sessions;
 mod snapshot;
@@ -83,13 +85,14 @@ pub use config::{Config, Limits, Timeouts, DEFAULT_SNAPSHOT_CHUNK};
 pub use error::{ApiError, ConfigError};
 pub use event::{
     Action, CloseReason, Direction, Event, GroupDelta, Limit, PortDownReason, RemoteReason,
-    Transmit, WireReason,
+    Removal, Transmit, WireReason,
 };
 pub use framing::{FrameReader, RecordReader};
 pub use handshake::Psk;
 pub use ids::{
     ConnId, MonitorId, NodeId, PortId, PortMonitorId, RegId, MAX_GROUP_NAME, MAX_NODE_ID,
 };
+pub use meta::{Meta, MAX_MEMBER_OVERHEAD};
 pub use node::Node;
 pub use select::{pick_by_key, pick_random, rendezvous_score};
 pub use stats::Stats;

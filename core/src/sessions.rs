@@ -12,8 +12,9 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use crate::conn::{Conn, Incoming, Phase, RemoteView};
+use crate::conn::{Conn, Incoming, Phase};
 use crate::ids::{ConnId, NodeId, PortId};
+use crate::remote::RemoteView;
 
 /// What this node knows of a connected peer: the memberships it published.
 #[derive(Debug)]

@@ -31,7 +31,7 @@ use alloc::vec::Vec;
 
 use crate::batch::{BatchKind, Encoder};
 use crate::ids::GroupName;
-use crate::local::Local;
+use crate::local::{Local, State};
 
 /// Where a snapshot going out on one connection stands.
 #[derive(Debug, Default)]
@@ -74,8 +74,8 @@ impl Outgoing {
         let mut enc = Encoder::new(BatchKind::Snapshot, max_frame);
         let mut members = local.memberships_after(self.after.as_ref()).peekable();
         let mut last = None;
-        for (group, port) in members.by_ref() {
-            enc.push(out, group, port, true);
+        for (group, port, meta) in members.by_ref() {
+            enc.push(out, group, port, &State::Member(meta.clone()));
             last = Some((group, port));
             if out.len() - start + enc.pending() >= budget {
                 break;

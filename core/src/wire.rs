@@ -25,7 +25,7 @@ use crate::event::WireReason;
 use crate::ids::{MAX_GROUP_NAME, MAX_NODE_ID};
 
 /// The protocol version this core speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Most listen addresses a node advertises.
 pub const MAX_ADDRS: usize = 8;
 /// Bytes of the length prefix in front of every frame and every record.
@@ -219,21 +219,57 @@ pub struct GroupPorts {
     /// The group.
     #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_heapless_str))]
     pub group: WireGroup,
-    /// The sender's port numbers in it.
-    pub ports: BoundedVec<u64, MAX_PORTS_PER_ENTRY>,
+    /// The sender's ports in it, with their metadata.
+    pub ports: BoundedVec<WirePort, MAX_PORTS_PER_ENTRY>,
 }
 
-/// A group and the sender's ports that joined and left it, in [`Frame::Update`].
+/// A group and how the sender's ports in it changed, in [`Frame::Update`].
+///
+/// Each port's entry is its whole state, never a step: in `joined` it is a
+/// member with this metadata (it joined, or only its metadata changed), in
+/// `left` it is not a member. So the receiver's view of a port is the last
+/// entry it got, whatever came before (`snapshot.rs` relies on it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
 pub struct GroupChange {
     /// The group.
     #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_heapless_str))]
     pub group: WireGroup,
-    /// Port numbers that joined.
-    pub joined: BoundedVec<u64, MAX_PORTS_PER_ENTRY>,
-    /// Port numbers that left.
-    pub left: BoundedVec<u64, MAX_PORTS_PER_ENTRY>,
+    /// Ports that are members, with their metadata.
+    pub joined: BoundedVec<WirePort, MAX_PORTS_PER_ENTRY>,
+    /// Ports that left, and why.
+    pub left: BoundedVec<WireLeave, MAX_PORTS_PER_ENTRY>,
+}
+
+/// A member port of the sender and its metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
+pub struct WirePort {
+    /// The port number.
+    pub number: u64,
+    /// Its metadata in this group; empty for none.
+    #[cfg_attr(any(test, feature = "fuzzing"), arbitrary(with = arb_payload))]
+    pub meta: Payload,
+}
+
+/// A port of the sender that left a group, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
+pub struct WireLeave {
+    /// The port number.
+    pub number: u64,
+    /// Why it left.
+    pub reason: LeaveReason,
+}
+
+/// Why a port left a group, as its own node says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
+pub enum LeaveReason {
+    /// Its last registration in the group ended.
+    Unregistered,
+    /// The port was closed.
+    PortClosed,
 }
 
 /// A socket address on the wire.

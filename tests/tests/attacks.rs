@@ -32,8 +32,8 @@ use smol::Timer;
 
 use common::proxy::{self, Proxy, Tamper, Way};
 use common::raw_client::{
-    encode, first_message, hello, peers, prefixed, record, sync, update, NotAuthenticated,
-    RawClient, Read, IO_LIMIT,
+    encode, first_message, hello, peers, prefixed, record, sync, sync_with_meta, update,
+    NotAuthenticated, RawClient, Read, IO_LIMIT,
 };
 use common::{addr, config, eventually, run, start, Mesh, Watch, GROUP, SECRET};
 
@@ -919,6 +919,51 @@ fn a_flood_of_members_past_max_members_per_peer_is_closed_as_limit_exceeded() {
             mesh.a.members("many").is_none() && mesh.a.members("more").is_none()
         })
         .await;
+
+        mesh.assert_intact().await;
+        mesh.assert_new_node_joins().await;
+        mesh.shutdown().await;
+    });
+}
+
+#[test]
+fn metadata_past_max_meta_or_max_meta_bytes_per_peer_is_closed_as_limit_exceeded() {
+    run(async {
+        let mut cfg = config("a", &[]);
+        cfg.limits.max_meta = 64;
+        cfg.limits.max_meta_bytes_per_peer = 256;
+        let mut mesh = Mesh::start(cfg).await;
+        let a = addr(&mesh.a);
+
+        // One member with 65 bytes of metadata.
+        let mut m1 = RawClient::connect(a).await;
+        m1.authenticate("mallory-1", 1, SECRET).await;
+        m1.send(&sync_with_meta(&[("fat", &[1], &[7; 65])], true))
+            .await;
+        let (reason, _) = m1.expect_closed().await;
+        assert_eq!(reason, WireReason::LimitExceeded(Limit::MetaSize));
+        let (reason, _, _) = mesh.a_events.closed_from(m1.addr()).await;
+        assert_eq!(reason, CloseReason::LimitExceeded(Limit::MetaSize));
+        assert_eq!(reason.to_string(), "limit exceeded: metadata size");
+        assert_eq!(mesh.a.members("fat"), None);
+
+        // Five members of 64 bytes each: 320 bytes, past 256 per peer.
+        let mut m2 = RawClient::connect(a).await;
+        m2.authenticate("mallory-2", 1, SECRET).await;
+        m2.send(&sync_with_meta(
+            &[("fat", &[1, 2, 3, 4, 5], &[7; 64])],
+            true,
+        ))
+        .await;
+        let (reason, _) = m2.expect_closed().await;
+        assert_eq!(reason, WireReason::LimitExceeded(Limit::MetaBytes));
+        let (reason, _, _) = mesh.a_events.closed_from(m2.addr()).await;
+        assert_eq!(reason, CloseReason::LimitExceeded(Limit::MetaBytes));
+        assert_eq!(
+            mesh.a.members("fat"),
+            None,
+            "an over-limit snapshot is never applied"
+        );
 
         mesh.assert_intact().await;
         mesh.assert_new_node_joins().await;

@@ -23,7 +23,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use groupmesh_core::wire::{BoundedVec, Frame, GroupPorts, Hello, WireAddr, WireNodeId};
+use groupmesh_core::wire::{BoundedVec, Frame, GroupPorts, Hello, WireAddr, WireNodeId, WirePort};
 use groupmesh_core::{Channel, CloseReason, ConnId, Limit, Psk};
 use rand::seq::IndexedRandom;
 use rand::Rng;
@@ -442,7 +442,11 @@ impl Sim {
         let claim = Frame::Sync {
             groups: BoundedVec::try_from_vec(vec![GroupPorts {
                 group,
-                ports: BoundedVec::try_from_vec(vec![MADE_UP_PORT]).unwrap_or_default(),
+                ports: BoundedVec::try_from_vec(vec![WirePort {
+                    number: MADE_UP_PORT,
+                    meta: b"forged".to_vec().into(),
+                }])
+                .unwrap_or_default(),
             }])
             .unwrap_or_default(),
             done: true,

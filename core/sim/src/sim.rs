@@ -191,10 +191,15 @@ impl Sim {
     }
 
     /// Limits of one node drawn for `varied_limits`: `max_frame` from 1 KiB to
-    /// 1 MiB (each power of two alike), and for a third of the nodes fewer
+    /// 1 MiB (each power of two alike), `max_meta` as large as the frame
+    /// allows up to the default, and for a third of the nodes fewer
     /// handshakes and dials at a time than the default.
     pub(crate) fn draw_limits(&mut self, cfg: &mut Config) {
         cfg.limits.max_frame = 1 << self.rng.random_range(10..=20);
+        cfg.limits.max_meta = cfg
+            .limits
+            .max_meta
+            .min(cfg.limits.max_frame - groupmesh_core::MAX_MEMBER_OVERHEAD);
         if self.rng.random_ratio(1, 3) {
             cfg.limits.max_dials = self.rng.random_range(1..=4);
             cfg.limits.max_unauthenticated = self.rng.random_range(2..=8);

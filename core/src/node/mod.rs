@@ -50,12 +50,13 @@ use crate::channel::Input;
 use crate::config::Config;
 use crate::conn::{Conn, Phase};
 use crate::error::{ApiError, ConfigError};
-use crate::event::{Action, CloseReason, Direction, Event, Limit, Transmit};
-use crate::groups::Groups;
+use crate::event::{Action, CloseReason, Direction, Event, Limit, Removal, Transmit};
+use crate::groups::{Batch, Groups};
 use crate::handshake::Psk;
-use crate::ids::{check_group, group_name, ConnId, MonitorId, NodeId, PortId, RegId};
-use crate::local::Local;
+use crate::ids::{check_group, group_name, ConnId, GroupName, MonitorId, NodeId, PortId, RegId};
+use crate::local::{Effect, Local};
 use crate::mesh::{DialFor, Mesh};
+use crate::meta::{self, Meta};
 use crate::outputs::Outputs;
 use crate::port_monitors::PortMonitors;
 use crate::sessions::Sessions;
@@ -213,6 +214,16 @@ impl Node {
     /// this node's view, without any network round trip.
     pub fn members(&self, group: &str) -> Option<&[PortId]> {
         self.groups.members(group)
+    }
+
+    /// The members of `group` with their metadata (empty: none), sorted by
+    /// port; nothing when it has none. From this node's view, like
+    /// [`members`](Self::members).
+    pub fn members_with_meta<'a>(
+        &'a self,
+        group: &str,
+    ) -> impl Iterator<Item = (&'a PortId, &'a Meta)> + 'a {
+        self.groups.members_with_meta(group)
     }
 
     /// Names of the groups that have members, sorted.
@@ -459,32 +470,78 @@ impl Node {
         let n = self.local_number(port)?;
         let left = self.local.close_port(n).ok_or(ApiError::NotLocalPort)?;
         for group in left {
-            self.groups
-                .apply(&group, &[], core::slice::from_ref(port), &mut self.events);
+            let batch = Batch::leave(port.clone(), Removal::PortClosed);
+            self.groups.apply(&group, batch, &mut self.events);
         }
         self.local_port_closed(port);
         Ok(())
     }
 
-    /// Registers a local port in `group`. The port is a member until its last
-    /// registration in the group ends or the port is closed.
+    /// Registers a local port in `group`, without metadata. The port is a
+    /// member until its last registration in the group ends or the port is
+    /// closed. The same as [`register_with_meta`](Self::register_with_meta)
+    /// with empty metadata.
     ///
     /// # Errors
     /// [`ApiError::BadGroupName`], [`ApiError::NotLocalPort`]; nothing changes.
     pub fn register(&mut self, group: &str, port: &PortId) -> Result<RegId, ApiError> {
+        self.register_with_meta(group, port, &[])
+    }
+
+    /// Registers a local port in `group` with `meta`: opaque bytes every
+    /// node lists with the member (see [`members_with_meta`](Self::members_with_meta)).
+    /// A port registered again in a group stays one member; the last
+    /// registration or [`update_meta`](Self::update_meta) sets its metadata.
+    ///
+    /// # Errors
+    /// [`ApiError::BadGroupName`], [`ApiError::NotLocalPort`],
+    /// [`ApiError::MetaTooLarge`]; nothing changes.
+    pub fn register_with_meta(
+        &mut self,
+        group: &str,
+        port: &PortId,
+        meta: &[u8],
+    ) -> Result<RegId, ApiError> {
         self.live()?;
         check_group(group)?;
+        let meta = meta::check(meta, self.cfg.limits.max_meta)?;
         let n = self.local_number(port)?;
         let group = group_name(group);
-        let (id, joined) = self
+        let (id, effect) = self
             .local
-            .register(group.clone(), n)
+            .register(group.clone(), n, meta)
             .ok_or(ApiError::NotLocalPort)?;
-        if joined {
-            self.groups
-                .apply(&group, core::slice::from_ref(port), &[], &mut self.events);
-        }
+        self.local_effect(&group, port.clone(), effect);
         Ok(id)
+    }
+
+    /// Sets the metadata of the registration's port in its group; it
+    /// travels to every node with the next batch of changes, and monitors
+    /// see the member in `updated`.
+    ///
+    /// # Errors
+    /// [`ApiError::UnknownRegistration`], [`ApiError::MetaTooLarge`];
+    /// nothing changes.
+    pub fn update_meta(&mut self, reg: RegId, meta: &[u8]) -> Result<(), ApiError> {
+        self.live()?;
+        let meta = meta::check(meta, self.cfg.limits.max_meta)?;
+        let (group, n, effect) = self
+            .local
+            .update_meta(reg, meta)
+            .ok_or(ApiError::UnknownRegistration)?;
+        let port = PortId::new(self.cfg.node_id.clone(), self.incarnation, n);
+        self.local_effect(&group, port, effect);
+        Ok(())
+    }
+
+    /// What a registration or update of ours did, into the group view.
+    fn local_effect(&mut self, group: &GroupName, port: PortId, effect: Effect) {
+        let batch = match effect {
+            Effect::Joined(meta) => Batch::join(port, meta),
+            Effect::Updated(meta) => Batch::update(port, meta),
+            Effect::Unchanged => return,
+        };
+        self.groups.apply(group, batch, &mut self.events);
     }
 
     /// Ends a registration.
@@ -499,8 +556,8 @@ impl Node {
             .ok_or(ApiError::UnknownRegistration)?;
         if left {
             let port = PortId::new(self.cfg.node_id.clone(), self.incarnation, n);
-            self.groups
-                .apply(&group, &[], core::slice::from_ref(&port), &mut self.events);
+            let batch = Batch::leave(port, Removal::Unregistered);
+            self.groups.apply(&group, batch, &mut self.events);
         }
         Ok(())
     }

@@ -15,9 +15,10 @@ use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 use super::Node;
-use crate::conn::{Conn, Incoming, Phase, RemoteView};
+use crate::conn::{Conn, Incoming, Phase};
 use crate::event::{CloseReason, Direction};
 use crate::ids::{ConnId, NodeId};
+use crate::remote::RemoteView;
 use crate::time::Instant;
 use crate::wire::{Frame, Hello};
 

@@ -3,20 +3,24 @@
 //! the view. Which connection per pair survives is in `pair.rs`; peer lists
 //! and dials in `gossip.rs`.
 
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use super::gossip::peer_info;
 use super::Node;
-use crate::conn::{Conn, Incoming, Phase, RemoteView};
-use crate::event::{CloseReason, Event, Limit, PortDownReason};
+use crate::conn::{Conn, Incoming, Phase};
+use crate::event::{CloseReason, Event, Limit, PortDownReason, Removal};
+use crate::groups::Batch;
 use crate::handshake;
 use crate::ids::{group_name, ConnId, GroupName, NodeId, PortId};
 use crate::mesh::DialFor;
+use crate::remote::RemoteView;
 use crate::sessions::Published;
 use crate::time::Instant;
-use crate::wire::{BoundedVec, Frame, GroupChange, GroupPorts, Hello, WireAddr, WireNodeId};
+use crate::wire::{
+    BoundedVec, Frame, GroupChange, GroupPorts, Hello, WireAddr, WireLeave, WireNodeId, WirePort,
+};
 
 /// Smallest frame size a peer may ask us to keep to.
 const MIN_PEER_FRAME: usize = 1024;
@@ -293,28 +297,42 @@ impl Node {
             unreachable!("published above")
         };
         let port = |inc: u64, n: u64| PortId::new(node.clone(), inc, n);
-        let empty = BTreeSet::new();
+        let empty = BTreeMap::new();
         let names: BTreeSet<&GroupName> = old.groups.keys().chain(new.groups.keys()).collect();
         let mut deltas = Vec::new();
         for group in names {
             let before = old.groups.get(group).unwrap_or(&empty);
             let after = new.groups.get(group).unwrap_or(&empty);
-            let (added, removed): (Vec<PortId>, Vec<PortId>) = if old_inc == inc {
-                (
-                    after.difference(before).map(|&n| port(inc, n)).collect(),
-                    before.difference(after).map(|&n| port(inc, n)).collect(),
-                )
+            let mut batch = Batch::default();
+            if old_inc == inc {
+                for (&n, meta) in after {
+                    match before.get(&n) {
+                        None => batch.added.push((port(inc, n), meta.clone())),
+                        Some(was) if was != meta => {
+                            batch.updated.push((port(inc, n), meta.clone()))
+                        }
+                        Some(_) => {}
+                    }
+                }
+                batch.removed = before
+                    .keys()
+                    .filter(|n| !after.contains_key(n))
+                    .map(|&n| (port(inc, n), Removal::Resynced))
+                    .collect();
             } else {
-                (
-                    after.iter().map(|&n| port(inc, n)).collect(),
-                    before.iter().map(|&n| port(old_inc, n)).collect(),
-                )
-            };
-            deltas.push((group.clone(), added, removed));
+                batch.added = after
+                    .iter()
+                    .map(|(&n, m)| (port(inc, n), m.clone()))
+                    .collect();
+                batch.removed = before
+                    .keys()
+                    .map(|&n| (port(old_inc, n), Removal::NodeRestarted))
+                    .collect();
+            }
+            deltas.push((group.clone(), batch));
         }
-        for (group, added, removed) in deltas {
-            self.groups
-                .apply(&group, &added, &removed, &mut self.events);
+        for (group, batch) in deltas {
+            self.groups.apply(&group, batch, &mut self.events);
         }
         // Up comes after the deltas: whoever reacts to it sees the node's
         // ports, and none of an earlier incarnation's.
@@ -339,12 +357,12 @@ impl Node {
         else {
             return;
         };
+        let entries = groups
+            .iter()
+            .map(|g| (g.group.as_str(), &g.joined[..], &g.left[..]));
         match incoming {
             // The stream's own view: changes apply to it.
             Incoming::Syncing(view) | Incoming::Standby(view) => {
-                let entries = groups
-                    .iter()
-                    .map(|g| (g.group.as_str(), &g.joined[..], &g.left[..]));
                 if let Err(limit) = build_view(view, entries, &limits) {
                     self.close(now, id, CloseReason::LimitExceeded(limit));
                 }
@@ -357,35 +375,38 @@ impl Node {
         let Some(view) = self.sessions.live_view_mut(&node, id) else {
             return;
         };
-        for entry in groups.iter() {
-            let group = group_name(&entry.group);
-            let mut added = BTreeSet::new();
-            let mut removed = Vec::new();
-            for &p in entry.joined.iter() {
-                if view.join(&group, p) {
-                    added.insert(p);
+        let port = |n: u64| PortId::new(node.clone(), inc, n);
+        let mut deltas = Vec::new();
+        for (group, joined, left) in entries {
+            let group = group_name(group);
+            let changed = match view.apply(&group, joined, left, &limits) {
+                Ok(changed) => changed,
+                Err(limit) => {
+                    self.close(now, id, CloseReason::LimitExceeded(limit));
+                    return;
                 }
-            }
-            for &p in entry.left.iter() {
-                if view.leave(&group, p) && !added.remove(&p) {
-                    removed.push(p);
-                }
-            }
-            if let Err(limit) = check_limits(view, &limits) {
-                self.close(now, id, CloseReason::LimitExceeded(limit));
-                return;
-            }
-            removed.sort_unstable();
-            let added: Vec<PortId> = added
-                .into_iter()
-                .map(|n| PortId::new(node.clone(), inc, n))
-                .collect();
-            let removed: Vec<PortId> = removed
-                .into_iter()
-                .map(|n| PortId::new(node.clone(), inc, n))
-                .collect();
-            self.groups
-                .apply(&group, &added, &removed, &mut self.events);
+            };
+            let batch = Batch {
+                added: changed
+                    .added
+                    .into_iter()
+                    .map(|(n, m)| (port(n), m))
+                    .collect(),
+                updated: changed
+                    .updated
+                    .into_iter()
+                    .map(|(n, m)| (port(n), m))
+                    .collect(),
+                removed: changed
+                    .removed
+                    .into_iter()
+                    .map(|(n, why)| (port(n), Removal::from(why)))
+                    .collect(),
+            };
+            deltas.push((group, batch));
+        }
+        for (group, batch) in deltas {
+            self.groups.apply(&group, batch, &mut self.events);
         }
     }
 
@@ -405,11 +426,17 @@ impl Node {
         }
         self.node_ports_gone(node, |_| true, PortDownReason::NodeDown(reason));
         for (group, ports) in &peer.view().groups {
-            let removed: Vec<PortId> = ports
-                .iter()
-                .map(|&n| PortId::new(node.clone(), peer.incarnation(), n))
-                .collect();
-            self.groups.apply(group, &[], &removed, &mut self.events);
+            let batch = Batch {
+                removed: ports
+                    .keys()
+                    .map(|&n| {
+                        let port = PortId::new(node.clone(), peer.incarnation(), n);
+                        (port, Removal::NodeLost(reason))
+                    })
+                    .collect(),
+                ..Batch::default()
+            };
+            self.groups.apply(group, batch, &mut self.events);
         }
         let t = &self.cfg.timeouts;
         self.mesh.lost(node, now, t, &mut self.rng);
@@ -431,32 +458,15 @@ fn resolve_addrs(hello: &Hello, seen: SocketAddr) -> Vec<SocketAddr> {
         })
         .collect()
 }
-/// Applies `(group, joined, left)` entries to a snapshot being received,
-/// checking the per-peer limits after each entry.
+/// Applies `(group, joined, left)` entries to a stream's own view (a
+/// snapshot being received, or a connection on standby).
 fn build_view<'a>(
     view: &mut RemoteView,
-    entries: impl Iterator<Item = (&'a str, &'a [u64], &'a [u64])>,
+    entries: impl Iterator<Item = (&'a str, &'a [WirePort], &'a [WireLeave])>,
     limits: &crate::config::Limits,
 ) -> Result<(), Limit> {
     for (group, joined, left) in entries {
-        let group = group_name(group);
-        for &p in joined {
-            view.join(&group, p);
-        }
-        for &p in left {
-            view.leave(&group, p);
-        }
-        check_limits(view, limits)?;
+        view.apply(&group_name(group), joined, left, limits)?;
     }
     Ok(())
-}
-
-fn check_limits(view: &RemoteView, limits: &crate::config::Limits) -> Result<(), Limit> {
-    if view.groups.len() > limits.max_groups_per_peer {
-        Err(Limit::Groups)
-    } else if view.members > limits.max_members_per_peer {
-        Err(Limit::Members)
-    } else {
-        Ok(())
-    }
 }

@@ -31,7 +31,10 @@ proptest! {
         // A port is never both added and removed in one batch.
         let removed: BTreeSet<PortId> = removed.difference(&added).cloned().collect();
         let mut members = sorted(&before);
-        let (did_add, did_remove) = merge(&mut members, &sorted(&added), &sorted(&removed));
+        let (added_v, removed_v) = (sorted(&added), sorted(&removed));
+        let (did_add, did_remove) = merge(&mut members, &added_v, &removed_v);
+        let did_add: Vec<PortId> = did_add.iter().map(|&k| added_v[k].clone()).collect();
+        let did_remove: Vec<PortId> = did_remove.iter().map(|&k| removed_v[k].clone()).collect();
 
         let mut after = before.clone();
         after.extend(added.iter().cloned());

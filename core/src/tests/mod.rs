@@ -9,6 +9,7 @@ mod handshake;
 mod local_api;
 mod mesh;
 mod messaging;
+mod meta;
 mod peer_input;
 mod select;
 mod snapshot;

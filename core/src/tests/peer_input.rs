@@ -9,7 +9,9 @@ use alloc::vec::Vec;
 use super::{hello, new_node, RawPeer, SECRET};
 use crate::event::{CloseReason, Event, GroupDelta, Limit};
 use crate::ids::{NodeId, PortId};
-use crate::wire::{BoundedVec, Frame, GroupChange, GroupPorts, WireGroup};
+use crate::wire::{
+    BoundedVec, Frame, GroupChange, GroupPorts, LeaveReason, WireGroup, WireLeave, WirePort,
+};
 use crate::{Config, Instant, Node};
 
 fn g(name: &str) -> WireGroup {
@@ -25,7 +27,7 @@ fn sync(entries: &[(&str, &[u64])], done: bool) -> Frame {
                 .iter()
                 .map(|(name, ports)| GroupPorts {
                     group: g(name),
-                    ports: BoundedVec::try_from_vec(ports.to_vec()).expect("short"),
+                    ports: wire_ports(&ports.iter().map(|&n| (n, &[][..])).collect::<Vec<_>>()),
                 })
                 .collect(),
         )
@@ -35,14 +37,36 @@ fn sync(entries: &[(&str, &[u64])], done: bool) -> Frame {
 }
 
 fn update(name: &str, joined: &[u64], left: &[u64]) -> Frame {
+    let joined: Vec<(u64, &[u8])> = joined.iter().map(|&n| (n, &[][..])).collect();
+    let left: Vec<(u64, LeaveReason)> = left
+        .iter()
+        .map(|&n| (n, LeaveReason::Unregistered))
+        .collect();
+    update_with_meta(name, &joined, &left)
+}
+
+/// An update whose joined ports carry metadata and whose leaves say why.
+fn update_with_meta(name: &str, joined: &[(u64, &[u8])], left: &[(u64, LeaveReason)]) -> Frame {
+    let left = left
+        .iter()
+        .map(|&(number, reason)| WireLeave { number, reason })
+        .collect();
     Frame::Update {
         groups: BoundedVec::try_from_vec(vec![GroupChange {
             group: g(name),
-            joined: BoundedVec::try_from_vec(joined.to_vec()).expect("short"),
-            left: BoundedVec::try_from_vec(left.to_vec()).expect("short"),
+            joined: wire_ports(joined),
+            left: BoundedVec::try_from_vec(left).expect("short"),
         }])
         .expect("short"),
     }
+}
+
+fn wire_ports(ports: &[(u64, &[u8])]) -> BoundedVec<WirePort, 65536> {
+    let port = |&(number, meta): &(u64, &[u8])| WirePort {
+        number,
+        meta: meta.to_vec().into(),
+    };
+    BoundedVec::try_from_vec(ports.iter().map(port).collect()).expect("short")
 }
 
 fn port(node: &str, inc: u64, n: u64) -> PortId {

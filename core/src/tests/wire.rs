@@ -8,8 +8,8 @@ use proptest::prelude::*;
 use super::{framed, hello};
 use crate::event::{Limit, WireReason};
 use crate::wire::{
-    BoundedVec, DecodeError, Frame, GroupChange, GroupPorts, HandshakeRecord, PeerInfo, WireAddr,
-    WireGroup, WireNodeId, LEN_PREFIX, PROTOCOL_VERSION,
+    BoundedVec, DecodeError, Frame, GroupChange, GroupPorts, HandshakeRecord, LeaveReason,
+    PeerInfo, WireAddr, WireGroup, WireLeave, WireNodeId, WirePort, LEN_PREFIX, PROTOCOL_VERSION,
 };
 
 fn wire_str<const N: usize>(s: &str) -> heapless::String<N> {
@@ -39,8 +39,24 @@ fn addrs() -> impl Strategy<Value = heapless::Vec<WireAddr, 8>> {
     proptest::collection::vec(addr(), 0..=8).prop_map(|v| v.into_iter().collect())
 }
 
-fn ports() -> impl Strategy<Value = BoundedVec<u64, 65536>> {
-    proptest::collection::vec(any::<u64>(), 0..20)
+fn ports() -> impl Strategy<Value = BoundedVec<WirePort, 65536>> {
+    let port =
+        (any::<u64>(), proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(number, meta)| {
+            WirePort {
+                number,
+                meta: meta.into(),
+            }
+        });
+    proptest::collection::vec(port, 0..20).prop_map(|v| BoundedVec::try_from_vec(v).expect("short"))
+}
+
+fn leaves() -> impl Strategy<Value = BoundedVec<WireLeave, 65536>> {
+    let reason = prop_oneof![
+        Just(LeaveReason::Unregistered),
+        Just(LeaveReason::PortClosed)
+    ];
+    let leave = (any::<u64>(), reason).prop_map(|(number, reason)| WireLeave { number, reason });
+    proptest::collection::vec(leave, 0..20)
         .prop_map(|v| BoundedVec::try_from_vec(v).expect("short"))
 }
 
@@ -76,7 +92,7 @@ pub(crate) fn frame() -> impl Strategy<Value = Frame> {
             done,
         });
     let update = proptest::collection::vec(
-        (group(), ports(), ports()).prop_map(|(group, joined, left)| GroupChange {
+        (group(), ports(), leaves()).prop_map(|(group, joined, left)| GroupChange {
             group,
             joined,
             left,
@@ -152,9 +168,13 @@ fn an_empty_node_id_is_malformed() {
 
 #[test]
 fn a_first_record_of_another_version_is_told_apart_from_garbage() {
-    // Version 3 with a body this version cannot parse.
-    let body = postcard::to_allocvec(&(0u8, 3u16, [0xffu8; 3])).expect("encodes");
-    assert_eq!(HandshakeRecord::decode(&body), Err(DecodeError::Version(3)));
+    // A later version with a body this version cannot parse.
+    let later = PROTOCOL_VERSION + 1;
+    let body = postcard::to_allocvec(&(0u8, later, [0xffu8; 3])).expect("encodes");
+    assert_eq!(
+        HandshakeRecord::decode(&body),
+        Err(DecodeError::Version(later))
+    );
     assert_eq!(
         HandshakeRecord::decode(&[0xff, 0xff, 0xff]),
         Err(DecodeError::Malformed)

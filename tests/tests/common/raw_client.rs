@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use groupmesh_core::wire::{
-    BoundedVec, Frame, GroupChange, GroupPorts, HandshakeRecord, Hello, PeerInfo, WireGroup,
-    WireNodeId, MAX_HANDSHAKE_RECORD, MAX_RECORD,
+    BoundedVec, Frame, GroupChange, GroupPorts, HandshakeRecord, Hello, LeaveReason, PeerInfo,
+    WireGroup, WireLeave, WireNodeId, WirePort, MAX_HANDSHAKE_RECORD, MAX_RECORD,
 };
 use groupmesh_core::{Channel, CloseReason, Input, Psk, RecordReader, WireReason};
 use smol::net::TcpStream;
@@ -215,15 +215,31 @@ fn bounded<T, const N: usize>(v: Vec<T>) -> BoundedVec<T, N> {
     BoundedVec::try_from_vec(v).unwrap_or_else(|v| panic!("{} items, more than {N}", v.len()))
 }
 
-/// A snapshot frame: the sender's port numbers in each group.
+/// A snapshot frame: the sender's port numbers in each group, without metadata.
 pub(crate) fn sync(groups: &[(&str, &[u64])], done: bool) -> Frame {
+    let groups: Vec<(&str, &[u64], &[u8])> =
+        groups.iter().map(|(g, p)| (*g, *p, &[][..])).collect();
+    sync_with_meta(&groups, done)
+}
+
+/// A snapshot frame: the sender's port numbers in each group, each port
+/// with the group's `meta`.
+pub(crate) fn sync_with_meta(groups: &[(&str, &[u64], &[u8])], done: bool) -> Frame {
     Frame::Sync {
         groups: bounded(
             groups
                 .iter()
-                .map(|(g, ports)| GroupPorts {
+                .map(|(g, ports, meta)| GroupPorts {
                     group: wire_group(g),
-                    ports: bounded(ports.to_vec()),
+                    ports: bounded(
+                        ports
+                            .iter()
+                            .map(|&number| WirePort {
+                                number,
+                                meta: meta.to_vec().into(),
+                            })
+                            .collect(),
+                    ),
                 })
                 .collect(),
         ),
@@ -259,8 +275,23 @@ pub(crate) fn update(groups: &[(&str, &[u64], &[u64])]) -> Frame {
                 .iter()
                 .map(|(g, joined, left)| GroupChange {
                     group: wire_group(g),
-                    joined: bounded(joined.to_vec()),
-                    left: bounded(left.to_vec()),
+                    joined: bounded(
+                        joined
+                            .iter()
+                            .map(|&number| WirePort {
+                                number,
+                                meta: Default::default(),
+                            })
+                            .collect(),
+                    ),
+                    left: bounded(
+                        left.iter()
+                            .map(|&number| WireLeave {
+                                number,
+                                reason: LeaveReason::Unregistered,
+                            })
+                            .collect(),
+                    ),
                 })
                 .collect(),
         ),
