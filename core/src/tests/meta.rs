@@ -29,9 +29,12 @@ fn meta(bytes: &[u8]) -> Meta {
     Meta::from(bytes)
 }
 
+/// A port that joined, with its metadata.
+type Joined = (u64, Vec<u8>);
+
 /// The `Update` entries the node sent for `group`: (port, meta) joined and
 /// (port, reason) left, over every frame.
-fn sent_updates(p: &RawPeer, group: &str) -> (Vec<(u64, Vec<u8>)>, Vec<(u64, LeaveReason)>) {
+fn sent_updates(p: &RawPeer, group: &str) -> (Vec<Joined>, Vec<(u64, LeaveReason)>) {
     let mut joined = Vec::new();
     let mut left = Vec::new();
     for f in &p.got {
