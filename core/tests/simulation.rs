@@ -52,6 +52,16 @@ fn ms(n: u64) -> Duration {
 }
 
 /// One random local API call on live node `i`, on the first `groups` groups.
+/// Metadata for a registration or an update: none for a third, else a few
+/// bytes from a small alphabet (so updates often repeat what a member has).
+fn random_meta(rng: &mut impl Rng) -> Vec<u8> {
+    if rng.random_ratio(1, 3) {
+        return Vec::new();
+    }
+    let len = rng.random_range(1..=3);
+    (0..len).map(|_| b"ab"[rng.random_range(0..2)]).collect()
+}
+
 fn random_api_call(sim: &mut Sim, i: usize, groups: usize) {
     let group = GROUPS[sim.rng.random_range(0..groups)];
     let n = &sim.nodes[i];
@@ -64,12 +74,19 @@ fn random_api_call(sim: &mut Sim, i: usize, groups: usize) {
         .map(|(id, _)| *id)
         .collect();
     match sim.rng.random_range(0..100) {
-        0..40 => {
+        0..34 => {
             let port = match ports.choose(&mut sim.rng) {
                 Some(p) if sim.rng.random_ratio(2, 3) => p.clone(),
                 _ => sim.open_port(i),
             };
-            sim.register(i, group, &port);
+            let meta = random_meta(&mut sim.rng);
+            sim.register_with_meta(i, group, &port, &meta);
+        }
+        34..40 => {
+            if let Some(&r) = regs.choose(&mut sim.rng) {
+                let meta = random_meta(&mut sim.rng);
+                sim.update_meta(i, r, &meta);
+            }
         }
         40..60 => {
             if let Some(&r) = regs.choose(&mut sim.rng) {
@@ -404,7 +421,8 @@ fn random_run_with(seed: u64, run: &Run) -> Sim {
         for _ in 0..sim.rng.random_range(0..=2) {
             let g = GROUPS[sim.rng.random_range(0..groups)];
             let p = sim.open_port(i);
-            sim.register(i, g, &p);
+            let meta = random_meta(&mut sim.rng);
+            sim.register_with_meta(i, g, &p, &meta);
         }
         if msgs {
             for _ in 0..sim.rng.random_range(1..=2) {

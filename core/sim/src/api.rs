@@ -2,7 +2,7 @@
 //! reference model beside it (registrations, monitors, messages, port
 //! monitors) and checks each call's immediate outcome.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant as WallClock;
 
 use groupmesh_core::{ApiError, Event, GroupDelta, MonitorId, Node, PortId, PortMonitorId, RegId};
@@ -44,8 +44,19 @@ impl Sim {
         p
     }
 
-    /// Registers `port` of node `i` in `group`; it must succeed.
+    /// Registers `port` of node `i` in `group` without metadata; it must succeed.
     pub fn register(&mut self, i: usize, group: &str, port: &PortId) -> RegId {
+        self.register_with_meta(i, group, port, &[])
+    }
+
+    /// Registers `port` of node `i` in `group` with `meta`; it must succeed.
+    pub fn register_with_meta(
+        &mut self,
+        i: usize,
+        group: &str,
+        port: &PortId,
+        meta: &[u8],
+    ) -> RegId {
         // Known before the drain that may already show it.
         self.registered
             .entry(group.to_owned())
@@ -53,14 +64,27 @@ impl Sim {
             .insert(port.clone());
         tracing::debug!(target: "sim", t = self.now.as_millis(), node = i, group, ?port, "register");
         let r = self
-            .api(i, |n| n.register(group, port))
+            .api(i, |n| n.register_with_meta(group, port, meta))
             .expect("register a live local port");
-        self.nodes[i]
-            .model
-            .regs
-            .insert(r, (group.to_owned(), port.clone()));
+        let model = &mut self.nodes[i].model;
+        model.regs.insert(r, (group.to_owned(), port.clone()));
+        model
+            .meta
+            .insert((group.to_owned(), port.clone()), meta.to_vec());
         self.check_local(i);
         r
+    }
+
+    /// Sets the metadata of node `i`'s live registration `reg`; it must succeed.
+    pub fn update_meta(&mut self, i: usize, reg: RegId, meta: &[u8]) {
+        let what = self.nodes[i].model.regs.get(&reg).cloned();
+        tracing::debug!(target: "sim", t = self.now.as_millis(), node = i, ?what, len = meta.len(), "update_meta");
+        self.api(i, |n| n.update_meta(reg, meta))
+            .expect("update a live registration");
+        if let Some(key) = what {
+            self.nodes[i].model.meta.insert(key, meta.to_vec());
+        }
+        self.check_local(i);
     }
 
     /// Tries a call that must be refused with `want` and change nothing.
@@ -131,6 +155,7 @@ impl Sim {
             MonitorTrack {
                 group: group.to_owned(),
                 members: BTreeSet::new(),
+                meta: BTreeMap::new(),
                 deltas: 0,
                 ended: false,
             },
@@ -191,6 +216,11 @@ impl Sim {
                 .collect();
             let w = want.get(&g).cloned().unwrap_or_default();
             assert_eq!(mine, w, "node {i}: own ports in {g:?}");
+            for (p, meta) in node.members_with_meta(&g) {
+                if let Some(want) = n.model.meta.get(&(g.clone(), p.clone())) {
+                    assert_eq!(&meta[..], &want[..], "node {i}: metadata of {p:?} in {g:?}");
+                }
+            }
         }
     }
 

@@ -51,6 +51,17 @@ impl Sim {
                     self.now, m.group, m.members
                 );
             }
+            let meta: BTreeMap<PortId, Vec<u8>> = node
+                .members_with_meta(&m.group)
+                .filter(|(_, meta)| !meta.is_empty())
+                .map(|(p, meta)| (p.clone(), meta.to_vec()))
+                .collect();
+            if m.meta != meta {
+                panic!(
+                    "node {i} at {:?}: monitor {id} of {:?} replays metadata {:?} but members_with_meta() is {meta:?}",
+                    self.now, m.group, m.meta
+                );
+            }
         }
     }
     /// Checks one delivery at node `i` against the ledger, and records it.
@@ -215,13 +226,32 @@ pub(crate) fn check_delta(
         ("members", &d.members),
         ("added", &d.added),
         ("removed", &d.removed),
+        ("updated", &d.updated),
     ] {
         if !list.windows(2).all(|w| w[0] < w[1]) {
             return Err(format!("{name} not sorted and unique"));
         }
     }
-    if d.added.is_empty() && d.removed.is_empty() {
+    if d.added.is_empty() && d.removed.is_empty() && d.updated.is_empty() {
         return Err("empty delta".into());
+    }
+    if d.reasons.len() != d.removed.len() {
+        return Err("not one reason per removed port".into());
+    }
+    let mut given: Vec<&PortId> = d.added.iter().chain(&d.updated).collect();
+    given.sort();
+    if !d.meta.iter().map(|(p, _)| p).eq(given.iter().copied()) {
+        return Err("meta is not exactly that of added and updated, sorted".into());
+    }
+    let updated: BTreeSet<PortId> = d.updated.iter().cloned().collect();
+    if !updated.is_subset(&m.members) || !d.updated.iter().all(|p| d.members.contains(p)) {
+        return Err("updated ports that are not members".into());
+    }
+    for (p, meta) in &d.meta {
+        let before = m.meta.get(p).map_or(&[][..], Vec::as_slice);
+        if updated.contains(p) && before == &meta[..] {
+            return Err(format!("{p:?} in updated with the metadata it had"));
+        }
     }
     let members: BTreeSet<PortId> = d.members.iter().cloned().collect();
     let added: BTreeSet<PortId> = d.added.iter().cloned().collect();
@@ -254,6 +284,16 @@ pub(crate) fn check_delta(
         return Err(format!("replay gives {replay:?}"));
     }
     m.members = replay;
+    for p in &d.removed {
+        m.meta.remove(p);
+    }
+    for (p, meta) in &d.meta {
+        if meta.is_empty() {
+            m.meta.remove(p);
+        } else {
+            m.meta.insert(p.clone(), meta.to_vec());
+        }
+    }
     m.deltas += 1;
     Ok(())
 }

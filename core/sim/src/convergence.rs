@@ -161,6 +161,15 @@ impl Sim {
                 if !view.iter().eq(w.iter()) {
                     return Err(format!("node {i}: members({g:?}) = {view:?}, want {:?}", w));
                 }
+                for (p, meta) in node.members_with_meta(g) {
+                    let owner = owners.get(p.node()).map(|o| &o.model.meta);
+                    let want = owner.and_then(|m| m.get(&(g.clone(), p.clone())));
+                    if want.map_or(&[][..], Vec::as_slice) != &meta[..] {
+                        return Err(format!(
+                            "node {i}: {p:?} in {g:?} has metadata {meta:?}, its owner gave {want:?}"
+                        ));
+                    }
+                }
             }
         }
         Ok(())

@@ -16,6 +16,9 @@ pub struct LocalModel {
     pub ports: BTreeSet<PortId>,
     /// Live registrations.
     pub regs: BTreeMap<RegId, (String, PortId)>,
+    /// The metadata each (group, port) was last given (by a registration or
+    /// an update); only that of current memberships counts.
+    pub meta: BTreeMap<(String, PortId), Vec<u8>>,
 }
 
 impl LocalModel {
@@ -36,6 +39,8 @@ pub struct MonitorTrack {
     pub group: String,
     /// The members replayed from its deltas.
     pub members: BTreeSet<PortId>,
+    /// Their metadata replayed from its deltas (members with some only).
+    pub meta: BTreeMap<PortId, Vec<u8>>,
     /// Deltas received.
     pub deltas: usize,
     /// Unmonitored: no event may come any more.
