@@ -12,7 +12,7 @@
 //!   own connection (then it closes with a reason, and they reconnect);
 //! - a new honest node can still join afterwards.
 //!
-//! The channel is the one of protocol version 2: a Noise handshake keyed by
+//! The channel is the one protocol version 2 brought in (version 3 kept it): a Noise handshake keyed by
 //! the secret, then every frame sealed. `docs/SECURITY.md` maps every attack
 //! to its test.
 
@@ -25,7 +25,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::AsyncWriteExt;
-use groupmesh_core::wire::{Frame, HandshakeRecord, Payload, MAX_HANDSHAKE_RECORD, MAX_RECORD};
+use groupmesh_core::wire::{
+    Frame, HandshakeRecord, Payload, MAX_HANDSHAKE_RECORD, MAX_RECORD, PROTOCOL_VERSION,
+};
 use groupmesh_core::WireReason;
 use groupmesh_smol::{CloseReason, Limit, Node, NodeEvent, NodeId, PortId};
 use smol::Timer;
@@ -140,7 +142,10 @@ fn garbage_before_the_handshake_closes_only_that_connection() {
         assert_eq!(reason, WireReason::Malformed);
         assert_eq!(
             ended.reads,
-            [Read::Version(2), Read::Refused(WireReason::Malformed)],
+            [
+                Read::Version(PROTOCOL_VERSION),
+                Read::Refused(WireReason::Malformed)
+            ],
             "nothing but the version and the refusal"
         );
         refused_unauthenticated(&mut mesh, junk.addr(), CloseReason::Malformed).await;
@@ -237,7 +242,7 @@ fn records_out_of_order_and_frames_outside_the_channel_are_refused() {
         let mut mesh = Mesh::start(config("a", &[])).await;
         let a = addr(&mesh.a);
         let b_number = mesh.b_port.id().number();
-        let version = record(&HandshakeRecord::Version(2));
+        let version = record(&HandshakeRecord::Version(PROTOCOL_VERSION));
         let before_auth: [(&str, Vec<u8>, CloseReason); 5] = [
             (
                 "memberships in the clear before any handshake",
@@ -325,7 +330,7 @@ fn a_truncated_record_then_end_of_stream_closes_only_that_connection() {
 
         // During the handshake: ten bytes of a hundred-byte record, then EOF.
         let mut cut = RawClient::connect(a).await;
-        assert_eq!(cut.read_version().await, 2);
+        assert_eq!(cut.read_version().await, PROTOCOL_VERSION);
         let mut partial = 100u32.to_le_bytes().to_vec();
         partial.extend_from_slice(&[0; 10]);
         cut.send_bytes(&partial)
@@ -423,7 +428,7 @@ fn an_oversized_length_prefix_is_refused_before_the_body_arrives() {
 
         // Before authentication: a record past the handshake record size.
         let mut big = RawClient::connect(a).await;
-        assert_eq!(big.read_version().await, 2);
+        assert_eq!(big.read_version().await, PROTOCOL_VERSION);
         let (_, authenticated, _) =
             refused_from_length(&mut mesh, &mut big, handshake_max + 1).await;
         assert!(!authenticated);
@@ -433,7 +438,7 @@ fn an_oversized_length_prefix_is_refused_before_the_body_arrives() {
         );
         // The largest handshake record allowed is awaited, not refused.
         let mut patient = RawClient::connect(a).await;
-        assert_eq!(patient.read_version().await, 2);
+        assert_eq!(patient.read_version().await, PROTOCOL_VERSION);
         awaited(&mut mesh, patient, handshake_max).await;
 
         // Authenticated: a record past the record size, and the largest length.
@@ -482,14 +487,19 @@ fn an_unknown_protocol_version_is_refused_as_a_version_mismatch() {
         let greetings = [
             ("version 1's greeting", version_1_greeting(), 1),
             (
-                "a version record of version 3",
-                record(&HandshakeRecord::Version(3)),
-                3,
+                "a version record of version 2 (the secure channel without metadata)",
+                record(&HandshakeRecord::Version(2)),
+                2,
             ),
             (
-                "a version-3 greeting of another shape",
-                prefixed(&[0x00, 0x03, 0xab, 0xcd, 0xef, 0x01]),
-                3,
+                "a version record of version 4",
+                record(&HandshakeRecord::Version(4)),
+                4,
+            ),
+            (
+                "a version-4 greeting of another shape",
+                prefixed(&[0x00, 0x04, 0xab, 0xcd, 0xef, 0x01]),
+                4,
             ),
         ];
         for (what, bytes, theirs) in greetings {
@@ -500,17 +510,18 @@ fn an_unknown_protocol_version_is_refused_as_a_version_mismatch() {
             let (reason, ended) = c.expect_closed().await;
             assert_eq!(reason, WireReason::VersionMismatch, "{what}");
             // The node's first record reads, to a node of another version,
-            // as a greeting of version 2: variant 0, the version first.
+            // as a greeting of our version: variant 0, the version first.
             assert_eq!(
                 c.received().get(4..6),
-                Some(&[0u8, 2][..]),
+                Some(&[0u8, PROTOCOL_VERSION as u8][..]),
                 "{what}: {ended:?}"
             );
-            let expected = CloseReason::VersionMismatch { ours: 2, theirs };
+            let ours = PROTOCOL_VERSION;
+            let expected = CloseReason::VersionMismatch { ours, theirs };
             refused_unauthenticated(&mut mesh, c.addr(), expected).await;
             assert_eq!(
                 expected.to_string(),
-                format!("protocol version mismatch: we speak 2, peer speaks {theirs}")
+                format!("protocol version mismatch: we speak {ours}, peer speaks {theirs}")
             );
         }
 
@@ -546,7 +557,7 @@ fn a_wrong_secret_is_refused_as_an_authentication_failure_and_never_answered() {
             // The node never answered: its version and its refusal are all
             // it sent, and a greeting that did not open names nobody.
             let records = [
-                record(&HandshakeRecord::Version(2)),
+                record(&HandshakeRecord::Version(PROTOCOL_VERSION)),
                 record(&HandshakeRecord::Refuse(WireReason::AuthenticationFailed)),
             ]
             .concat();
@@ -562,7 +573,13 @@ fn a_wrong_secret_is_refused_as_an_authentication_failure_and_never_answered() {
         // A guessed Noise message.
         let mut guess = RawClient::connect(a).await;
         guess
-            .send_bytes(&[record(&HandshakeRecord::Version(2)), guessed_noise()].concat())
+            .send_bytes(
+                &[
+                    record(&HandshakeRecord::Version(PROTOCOL_VERSION)),
+                    guessed_noise(),
+                ]
+                .concat(),
+            )
             .await
             .expect("the node reads what it is sent");
         let (reason, _) = guess.expect_closed().await;
@@ -713,7 +730,9 @@ fn a_client_that_never_finishes_the_handshake_is_closed_after_the_handshake_time
         let silent = RawClient::connect(a).await;
         // Sends its version and never its Noise message.
         let mut versioned = RawClient::connect(a).await;
-        versioned.send_record(&HandshakeRecord::Version(2)).await;
+        versioned
+            .send_record(&HandshakeRecord::Version(PROTOCOL_VERSION))
+            .await;
         // Sends part of a record.
         let mut partial = RawClient::connect(a).await;
         let mut bytes = 100u32.to_le_bytes().to_vec();
@@ -733,7 +752,7 @@ fn a_client_that_never_finishes_the_handshake_is_closed_after_the_handshake_time
             let ended = slow.until_end(IO_LIMIT).await;
             match ended.reads.as_slice() {
                 // Answered: the node says why in a sealed close frame.
-                [Read::Version(2), Read::Noise, Read::Sealed] => {}
+                [Read::Version(PROTOCOL_VERSION), Read::Noise, Read::Sealed] => {}
                 _ => assert_eq!(
                     ended.close_reason(),
                     Some(WireReason::HandshakeTimeout),
@@ -1168,7 +1187,7 @@ fn a_first_message_reflected_from_a_seed_address_does_not_disable_the_seed() {
             .expect("a dials its seed")
             .expect("accepting a's dial");
         let mut mirror = RawClient::accepted(stream);
-        assert_eq!(mirror.read_version().await, 2);
+        assert_eq!(mirror.read_version().await, PROTOCOL_VERSION);
         assert_eq!(mirror.next().await, Read::Noise, "a's first message");
         let reflected = mirror.received().to_vec();
         mirror
@@ -1445,7 +1464,7 @@ fn an_outsider_splicing_two_honest_nodes_authenticates_neither_connection_and_in
             let records = recorded.way(way);
             assert_eq!(
                 records.first(),
-                Some(&record(&HandshakeRecord::Version(2))),
+                Some(&record(&HandshakeRecord::Version(PROTOCOL_VERSION))),
                 "{way:?}: {records:?}"
             );
             assert!(
@@ -1608,7 +1627,7 @@ fn a_recorded_first_message_replayed_on_a_new_connection_never_authenticates_nor
                 .expect("the node reads what it is sent");
             // The greeting opens under the key, so the node answers: it
             // cannot tell a recording yet, and nothing else changes.
-            assert_eq!(replay.read_version().await, 2, "{what}");
+            assert_eq!(replay.read_version().await, PROTOCOL_VERSION, "{what}");
             assert_eq!(replay.next().await, Read::Noise, "{what}: the answer");
             assert!(mesh.a.connected_nodes().contains(mesh.b.id()), "{what}");
             assert_eq!(mesh.a.stats().authenticated, authenticated_before);

@@ -19,6 +19,28 @@ pub(crate) fn group_name(s: &str) -> Result<String, String> {
     bounded("a group name", MAX_GROUP_NAME, s)
 }
 
+/// Metadata given as JSON text, kept as its compact JSON bytes (so any tool
+/// reading a member's metadata reads JSON).
+#[derive(Debug, Clone)]
+pub(crate) struct JsonMeta(pub(crate) Vec<u8>);
+
+/// `--meta`: valid JSON, compacted.
+pub(crate) fn json_meta(s: &str) -> Result<JsonMeta, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(s).map_err(|e| format!("metadata must be JSON: {e}"))?;
+    serde_json::to_vec(&value)
+        .map(JsonMeta)
+        .map_err(|e| format!("metadata must be JSON: {e}"))
+}
+
+/// `--meta-file`: the file's JSON, as [`json_meta`] takes it.
+pub(crate) fn read_meta_file(path: &Path) -> Result<JsonMeta, String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--meta-file {shown}: cannot read it as UTF-8 text: {e}"))?;
+    json_meta(&text).map_err(|e| format!("--meta-file {shown}: {e}"))
+}
+
 /// `s` if it is 1 to `max` bytes, else the error that says what `what` must be.
 fn bounded(what: &str, max: usize, s: &str) -> Result<String, String> {
     if s.is_empty() || s.len() > max {

@@ -93,6 +93,13 @@ struct NodeArgs {
     /// Watch this group too (groups given to --register are watched anyway).
     #[arg(long = "monitor", value_parser = args::group_name)]
     monitor: Vec<String>,
+    /// Metadata of every --register'ed port, as JSON (e.g. '{"zone":"a"}');
+    /// every node lists it with the member. At most 1 KiB once compacted.
+    #[arg(long, value_parser = args::json_meta, conflicts_with = "meta_file", requires = "register")]
+    meta: Option<args::JsonMeta>,
+    /// Like --meta, read from this file.
+    #[arg(long, requires = "register")]
+    meta_file: Option<PathBuf>,
     /// Print one JSON object per line instead of text.
     #[arg(long)]
     json: bool,

@@ -9,6 +9,7 @@ use groupmesh_driver::Node;
 use crate::rt::Signals;
 use serde_json::json;
 
+use crate::args;
 use crate::messaging::node_config;
 use crate::order::Order;
 use crate::output::{self, Printer};
@@ -30,6 +31,18 @@ pub(crate) async fn run<R: Signals>(args: NodeArgs) -> Result<(), String> {
         args.keepalive_ms,
     )?;
     cfg.bind = args.binds;
+    let meta = match (&args.meta, &args.meta_file) {
+        (Some(meta), _) => meta.0.clone(),
+        (None, Some(file)) => args::read_meta_file(file)?.0,
+        (None, None) => Vec::new(),
+    };
+    let max_meta = cfg.limits.max_meta;
+    if meta.len() > max_meta {
+        return Err(format!(
+            "--meta: {} bytes of compact JSON, more than the {max_meta} a member may carry",
+            meta.len()
+        ));
+    }
     // Seeds are added once our registrations are made: a connection that
     // authenticates first would carry a snapshot without them, and a restart
     // would show as two deltas (the old ports removed, then the new added).
@@ -66,11 +79,16 @@ pub(crate) async fn run<R: Signals>(args: NodeArgs) -> Result<(), String> {
     for group in &args.register {
         let port = node.open_port();
         let reg = node
-            .register(group, &port)
+            .register_with_meta_bytes(group, &port, &meta)
             .map_err(|e| format!("--register {group:?}: {e}"))?;
         out.line(
             &format!("registered {} in group {group:?}", port.id()),
-            json!({"event": "registered", "group": group, "port": output::port(port.id())}),
+            json!({
+                "event": "registered",
+                "group": group,
+                "port": output::port(port.id()),
+                "meta": output::meta_json(&meta),
+            }),
         );
         registrations.push((port, reg));
     }

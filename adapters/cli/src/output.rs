@@ -61,7 +61,8 @@ fn mixes_incarnations(c: &GroupChange) -> bool {
 }
 
 /// A group change for people: ports as `node#n`, or `node#n@incarnation`
-/// in a change that names two incarnations of one node.
+/// in a change that names two incarnations of one node; removals with why
+/// when all share one reason, members whose metadata changed after `~`.
 fn group_text(group: &str, c: &GroupChange) -> String {
     let show = |list: &[PortId]| {
         if mixes_incarnations(c) {
@@ -76,8 +77,40 @@ fn group_text(group: &str, c: &GroupChange) -> String {
     }
     if !c.removed.is_empty() {
         text += &format!("  - {}", show(&c.removed));
+        if let Some(why) = c
+            .reasons
+            .first()
+            .filter(|w| c.reasons.iter().all(|r| r == *w))
+        {
+            text += &format!(" ({why})");
+        }
+    }
+    if !c.updated.is_empty() {
+        text += &format!("  ~ {}", show(&c.updated));
     }
     text
+}
+
+/// Metadata in the JSON output: the JSON value it holds (as `--meta` gives
+/// it), `null` for none, else its bytes as a `"hex:…"` string.
+pub(crate) fn meta_json(meta: &[u8]) -> serde_json::Value {
+    if meta.is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(meta).unwrap_or_else(|_| {
+        let hex: String = meta.iter().map(|b| format!("{b:02x}")).collect();
+        serde_json::Value::String(format!("hex:{hex}"))
+    })
+}
+
+/// Ports to their metadata, in the JSON form.
+pub(crate) fn meta_map<'a>(
+    metas: impl IntoIterator<Item = (&'a PortId, &'a [u8])>,
+) -> serde_json::Map<String, serde_json::Value> {
+    metas
+        .into_iter()
+        .map(|(p, m)| (port(p), meta_json(m)))
+        .collect()
 }
 
 /// Milliseconds with one decimal, for timings.
@@ -163,6 +196,9 @@ impl Printer {
                 "members": port_list(&c.members),
                 "added": port_list(&c.added),
                 "removed": port_list(&c.removed),
+                "reasons": c.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "updated": port_list(&c.updated),
+                "meta": meta_map(c.meta.iter().map(|(p, m)| (p, &m[..]))),
             }),
         );
     }
@@ -171,7 +207,7 @@ impl Printer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use groupmesh_driver::NodeId;
+    use groupmesh_driver::{Meta, NodeId, Removal};
 
     fn p(node: &str, inc: u64, n: u64) -> PortId {
         PortId::new(NodeId::new(node).expect("a valid id"), inc, n)
@@ -183,17 +219,36 @@ mod tests {
             members: vec![p("a", 1, 1), p("x", 9, 1)],
             added: vec![p("x", 9, 1)],
             removed: vec![p("x", 7, 1)],
+            reasons: vec![Removal::NodeRestarted],
+            updated: vec![],
+            meta: vec![(p("x", 9, 1), Meta::from(&b""[..]))],
         };
         assert_eq!(
             group_text("g", &restart),
-            "group \"g\": 2 member(s)  + x#1@9  - x#1@7"
+            "group \"g\": 2 member(s)  + x#1@9  - x#1@7 (node restarted)"
         );
         let join = GroupChange {
             members: vec![p("a", 1, 1), p("x", 9, 1)],
             added: vec![p("x", 9, 1)],
             removed: vec![],
+            reasons: vec![],
+            updated: vec![p("a", 1, 1)],
+            meta: vec![
+                (p("a", 1, 1), Meta::from(&br#"{"zone":"b"}"#[..])),
+                (p("x", 9, 1), Meta::from(&b""[..])),
+            ],
         };
-        assert_eq!(group_text("g", &join), "group \"g\": 2 member(s)  + x#1");
+        assert_eq!(
+            group_text("g", &join),
+            "group \"g\": 2 member(s)  + x#1  ~ a#1"
+        );
+    }
+
+    #[test]
+    fn metadata_is_json_when_it_holds_json_and_hex_otherwise() {
+        assert_eq!(meta_json(br#"{"zone":"a"}"#), json!({"zone": "a"}));
+        assert_eq!(meta_json(b""), serde_json::Value::Null);
+        assert_eq!(meta_json(&[0xff, 0x01]), json!("hex:ff01"));
     }
 
     #[test]

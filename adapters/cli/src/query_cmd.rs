@@ -60,20 +60,35 @@ pub(crate) async fn members<R: Rt>(args: MembersArgs) -> Result<(), String> {
     let group = args.group.as_str();
     let node = join::<R>(&args.query, "members").await?;
     let members = settle(&node, &args.query, Some(group)).await;
+    let metas = node.members_where(group, |m| !m.meta.is_empty());
     node.shutdown().await;
     let members = members?;
+    let metas: Vec<_> = metas
+        .iter()
+        .filter(|m| members.contains(&m.port))
+        .map(|m| (&m.port, &m.meta[..]))
+        .collect();
     let out = Printer::new(args.query.json);
     if out.json {
         out.line(
             "",
-            json!({"event": "members", "group": group, "members": port_list(&members)}),
+            json!({
+                "event": "members",
+                "group": group,
+                "members": port_list(&members),
+                "meta": output::meta_map(metas),
+            }),
         );
     } else {
         if members.is_empty() {
             eprintln!("group {group:?} has no members");
         }
         for p in &members {
-            output::write_line(&p.to_string());
+            let line = match metas.iter().find(|(q, _)| *q == p) {
+                Some((_, m)) => format!("{p} {}", output::meta_json(m)),
+                None => p.to_string(),
+            };
+            output::write_line(&line);
         }
     }
     Ok(())

@@ -11,7 +11,14 @@ fn a_bad_argument_is_refused_before_starting_and_names_its_flag() {
     let empty = tempfile_path::Path::new(b"");
     let good = secret.0.to_str().expect("a UTF-8 temp path");
     let long = "x".repeat(256);
+    let fat = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1100));
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--register", "g", "--meta", "{not json"], "--meta"),
+        (vec!["--register", "g", "--meta", &fat], "--meta"),
+        (
+            vec!["--register", "g", "--meta-file", "/nonexistent/meta.json"],
+            "--meta-file",
+        ),
         (vec!["--register", ""], "--register"),
         (vec!["--register", &long], "--register"),
         (vec!["--monitor", ""], "--monitor"),

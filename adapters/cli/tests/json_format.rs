@@ -102,6 +102,36 @@ fn a_restart_swaps_the_old_port_for_the_new_in_one_delta() {
     }
 }
 
+/// `--meta` travels with the registration: every node's group line gives
+/// the member's metadata as the JSON it was, and a node's loss says why its
+/// port left.
+#[test]
+fn metadata_and_removal_reasons_reach_every_node() {
+    let secret = secret_file();
+    let mut p0 = Proc::start("p0", None, &secret);
+    let seed = p0.addr.clone();
+    let mut cmd = Proc::command("p1", Some(&seed), &secret);
+    cmd.args(["--meta", r#"{ "zone": "a", "weight": 3 }"#]);
+    let p1 = Proc::launch(cmd);
+    let p1_port = format!("p1#1@{}", p1.incarnation);
+    let joined = p0.next_where(|v| v["event"] == "group" && ports(&v["added"]).contains(&p1_port));
+    assert_eq!(
+        joined["meta"][&p1_port],
+        serde_json::json!({"zone": "a", "weight": 3}),
+        "{joined}"
+    );
+    signal(&p1, "-KILL");
+    let left = p0.next_where(|v| v["event"] == "group" && ports(&v["removed"]).contains(&p1_port));
+    let reasons = left["reasons"].as_array().cloned().unwrap_or_default();
+    assert_eq!(reasons.len(), 1, "{left}");
+    assert!(
+        reasons[0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("node lost")),
+        "{left}"
+    );
+}
+
 #[test]
 fn a_failed_dial_says_why() {
     let secret = secret_file();

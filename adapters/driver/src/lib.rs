@@ -152,6 +152,7 @@ mod error;
 mod events;
 mod gate;
 mod mailbox;
+mod member;
 mod message;
 mod monitor;
 mod node;
@@ -169,6 +170,7 @@ pub use config::{NodeConfig, DEFAULT_EVENT_BUFFER, DEFAULT_MAILBOX, DEFAULT_SEND
 pub use error::StartError;
 pub use events::Events;
 pub use mailbox::{GroupChange, NodeEvent};
+pub use member::{Member, MetaError};
 pub use message::{CodecError, Message, SendError};
 pub use monitor::Monitor;
 pub use node::Node;
@@ -180,8 +182,9 @@ pub use runtime::Runtime;
 /// [`ApiError`](groupmesh_core::ApiError). Each says what to do.
 pub use groupmesh_core::ApiError as Error;
 pub use groupmesh_core::{
-    pick_by_key, pick_random, rendezvous_score, CloseReason, Limit, Limits, NodeId, PortDownReason,
-    PortId, RemoteReason, Stats, Timeouts, MAX_GROUP_NAME, MAX_NODE_ID,
+    pick_by_key, pick_random, rendezvous_score, CloseReason, Limit, Limits, Meta, NodeId,
+    PortDownReason, PortId, RemoteReason, Removal, Stats, Timeouts, MAX_GROUP_NAME,
+    MAX_MEMBER_OVERHEAD, MAX_NODE_ID,
 };
 
 #[cfg(test)]

@@ -28,23 +28,31 @@ impl Message {
     /// [`CodecError`] when the bytes do not decode as a postcard-encoded `T`
     /// (bytes past the end of a `T` are ignored, as `postcard::from_bytes` does).
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, CodecError> {
-        postcard::from_bytes(&self.payload).map_err(|source| CodecError {
-            op: "decode",
-            type_name: std::any::type_name::<T>(),
-            source,
-        })
+        decode(&self.payload)
     }
+}
+
+/// Decodes `bytes` as a postcard-encoded `T`.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    postcard::from_bytes(bytes).map_err(|source| CodecError {
+        op: "decode",
+        type_name: std::any::type_name::<T>(),
+        source,
+    })
+}
+
+/// Encodes `value` with postcard, for a message or metadata.
+pub(crate) fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    postcard::to_allocvec(value).map_err(|source| CodecError {
+        op: "encode",
+        type_name: std::any::type_name::<T>(),
+        source,
+    })
 }
 
 /// Encodes `value` for [`send_value`](crate::Port::send_value).
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, SendError> {
-    postcard::to_allocvec(value).map_err(|source| {
-        SendError::Encode(CodecError {
-            op: "encode",
-            type_name: std::any::type_name::<T>(),
-            source,
-        })
-    })
+    encode_value(value).map_err(SendError::Encode)
 }
 
 /// A value could not be encoded or decoded (postcard).
@@ -60,8 +68,8 @@ impl fmt::Display for CodecError {
         if self.op == "decode" {
             write!(
                 f,
-                "the payload does not decode as {}: {}; sender and receiver must \
-                 agree on the message type",
+                "the payload does not decode as {}: {}; writer and reader must \
+                 agree on the type",
                 self.type_name, self.source
             )
         } else {

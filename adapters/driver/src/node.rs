@@ -16,7 +16,8 @@ use crate::config::NodeConfig;
 use crate::conn;
 use crate::error::StartError;
 use crate::events::Events;
-use crate::message::{encode, SendError};
+use crate::member::{Member, MetaError};
+use crate::message::{encode, encode_value, SendError};
 use crate::monitor::Monitor;
 use crate::port::{Port, Registration};
 use crate::port_monitor::PortMonitor;
@@ -141,7 +142,42 @@ impl<R: Runtime> Node<R> {
     /// [`ApiError::NotLocalPort`] for a port of another node,
     /// [`ApiError::ShutDown`] once the node stopped. Nothing changes then.
     pub fn register(&self, group: &str, port: &Port) -> Result<Registration, ApiError> {
-        let id = self.shared.register(group, &port.id)?;
+        self.register_with_meta_bytes(group, port, &[])
+    }
+
+    /// Registers `port` in `group` with `meta`, encoded with postcard: every
+    /// node lists the member with it ([`members_with_meta`](Self::members_with_meta),
+    /// [`Member::meta_as`](crate::Member::meta_as)), and monitors get it
+    /// with the join. A zone, a weight, a shard range, a version: keep it
+    /// small, at most [`Limits::max_meta`](crate::Limits::max_meta) bytes
+    /// encoded (1 KiB by default). Registering a port again in a group
+    /// keeps one member, with the last registration's metadata.
+    ///
+    /// # Errors
+    /// [`MetaError::Encode`] when `meta` does not encode, else as
+    /// [`register_with_meta_bytes`](Self::register_with_meta_bytes).
+    pub fn register_with_meta<T: Serialize + ?Sized>(
+        &self,
+        group: &str,
+        port: &Port,
+        meta: &T,
+    ) -> Result<Registration, MetaError> {
+        let meta = encode_value(meta).map_err(MetaError::Encode)?;
+        Ok(self.register_with_meta_bytes(group, port, &meta)?)
+    }
+
+    /// Registers `port` in `group` with `meta` as raw bytes (empty: none).
+    ///
+    /// # Errors
+    /// As [`register`](Self::register), and [`ApiError::MetaTooLarge`].
+    /// Nothing changes then.
+    pub fn register_with_meta_bytes(
+        &self,
+        group: &str,
+        port: &Port,
+        meta: &[u8],
+    ) -> Result<Registration, ApiError> {
+        let id = self.shared.register(group, &port.id, meta)?;
         Ok(Registration {
             id,
             port: port.id.clone(),
@@ -154,6 +190,39 @@ impl<R: Runtime> Node<R> {
     /// this node's view, without any network round trip.
     pub fn members(&self, group: &str) -> Option<Vec<PortId>> {
         self.shared.lock().core.members(group).map(<[_]>::to_vec)
+    }
+
+    /// The members of `group` with their metadata, sorted by port; `None`
+    /// when it has none. From this node's view, like [`members`](Self::members).
+    pub fn members_with_meta(&self, group: &str) -> Option<Vec<Member>> {
+        let members = self.members_where(group, |_| true);
+        (!members.is_empty()).then_some(members)
+    }
+
+    /// The members of `group` whose metadata `filter` accepts, sorted by
+    /// port (empty when none is). Pass them to [`pick_by_key`](crate::pick_by_key)
+    /// or [`pick_random`](crate::pick_random) to choose among them:
+    ///
+    /// ```ignore
+    /// let zone_a = node.members_where("workers", |m| {
+    ///     m.meta_as::<Worker>().is_ok_and(|w| w.zone == "a")
+    /// });
+    /// let owner = groupmesh::pick_by_key(&zone_a, b"user-42");
+    /// ```
+    pub fn members_where(
+        &self,
+        group: &str,
+        mut filter: impl FnMut(&Member) -> bool,
+    ) -> Vec<Member> {
+        let st = self.shared.lock();
+        st.core
+            .members_with_meta(group)
+            .map(|(port, meta)| Member {
+                port: port.clone(),
+                meta: meta.clone(),
+            })
+            .filter(|m| filter(m))
+            .collect()
     }
 
     /// The member of `group` that owns `key` by rendezvous hashing

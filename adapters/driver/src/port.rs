@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_lite::Stream;
-use groupmesh_core::{PortId, RegId};
+use groupmesh_core::{ApiError, PortId, RegId};
 use serde::Serialize;
 
-use crate::message::{encode, Message, SendError};
+use crate::member::MetaError;
+use crate::message::{encode, encode_value, Message, SendError};
 use crate::shared::Control;
 
 /// A port of this node, from [`Node::open_port`](crate::Node::open_port):
@@ -111,6 +112,30 @@ impl Registration {
     /// The group.
     pub fn group(&self) -> &str {
         &self.group
+    }
+
+    /// Sets the port's metadata in the group to `meta`, encoded with
+    /// postcard; every node gets it with the next batch of changes, and
+    /// monitors see the member in [`GroupChange::updated`](crate::GroupChange::updated).
+    /// The last registration or update of the port in the group sets it.
+    ///
+    /// # Errors
+    /// [`MetaError::Encode`] when `meta` does not encode, else as
+    /// [`update_meta_bytes`](Self::update_meta_bytes); nothing changes.
+    pub fn update_meta<T: Serialize + ?Sized>(&self, meta: &T) -> Result<(), MetaError> {
+        let meta = encode_value(meta).map_err(MetaError::Encode)?;
+        Ok(self.update_meta_bytes(&meta)?)
+    }
+
+    /// Sets the port's metadata in the group to `meta` as raw bytes (empty: none).
+    ///
+    /// # Errors
+    /// [`ApiError::MetaTooLarge`](crate::Error::MetaTooLarge),
+    /// [`ApiError::UnknownRegistration`](crate::Error::UnknownRegistration)
+    /// when its port was closed, [`ApiError::ShutDown`](crate::Error::ShutDown);
+    /// nothing changes.
+    pub fn update_meta_bytes(&self, meta: &[u8]) -> Result<(), ApiError> {
+        self.ctl.update_meta(self.id, meta)
     }
 
     /// Ends the registration now (the same as dropping it).

@@ -19,6 +19,7 @@ use crate::runtime::Runtime;
 pub(crate) trait Control: Send + Sync {
     fn close_port(&self, port: &PortId);
     fn unregister(&self, reg: RegId);
+    fn update_meta(&self, reg: RegId, meta: &[u8]) -> Result<(), ApiError>;
     fn unmonitor(&self, monitor: MonitorId);
     fn poll_monitor(&self, monitor: MonitorId, cx: &Context<'_>) -> Poll<Option<GroupChange>>;
     fn poll_events(&self, inbox: u64, cx: &Context<'_>) -> Poll<Option<NodeEvent>>;
@@ -53,6 +54,10 @@ impl<R: Runtime> Control for Shared<R> {
             let _ = st.core.unregister(reg);
             self.after_input(&mut st);
         }
+    }
+
+    fn update_meta(&self, reg: RegId, meta: &[u8]) -> Result<(), ApiError> {
+        self.api(|st| st.core.update_meta(reg, meta))
     }
 
     fn unmonitor(&self, monitor: MonitorId) {
@@ -121,9 +126,14 @@ impl<R: Runtime> Shared<R> {
         })
     }
 
-    /// Registers the local `port` in `group`.
-    pub(crate) fn register(&self, group: &str, port: &PortId) -> Result<RegId, ApiError> {
-        self.api(|st| st.core.register(group, port))
+    /// Registers the local `port` in `group` with `meta`.
+    pub(crate) fn register(
+        &self,
+        group: &str,
+        port: &PortId,
+        meta: &[u8],
+    ) -> Result<RegId, ApiError> {
+        self.api(|st| st.core.register_with_meta(group, port, meta))
     }
 
     /// Starts a monitor of `group` with its mailbox.

@@ -127,6 +127,9 @@ impl<R: Runtime> Shared<R> {
                     members: d.members,
                     added: d.added,
                     removed: d.removed,
+                    reasons: d.reasons,
+                    updated: d.updated,
+                    meta: d.meta,
                 };
                 st.mailboxes.push_change(d.monitor, change);
                 return;

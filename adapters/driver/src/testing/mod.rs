@@ -9,6 +9,7 @@
 mod groups;
 mod mesh;
 mod messaging;
+mod meta;
 mod refusals;
 
 use std::collections::BTreeSet;
@@ -22,6 +23,7 @@ use groupmesh_core::{PortId, Timeouts};
 pub use groups::*;
 pub use mesh::*;
 pub use messaging::*;
+pub use meta::*;
 pub use refusals::*;
 
 use crate::{GroupChange, Node, NodeConfig, Runtime};
@@ -45,6 +47,7 @@ macro_rules! runtime_tests {
             a_monitor_on_an_empty_group_stays_silent_until_a_join,
             a_slow_monitor_reader_gets_changes_merged_not_queued,
             every_node_picks_the_same_member_for_a_key,
+            metadata_reaches_every_node_and_a_change_of_it_is_a_change_of_its_own,
             a_snapshot_forty_times_the_send_buffer_streams_to_a_fresh_peer,
             a_killed_node_loses_its_members_on_the_other_nodes,
             a_restarted_node_leaves_no_stale_ports,
@@ -134,10 +137,12 @@ pub fn config(name: &str, seeds: &[SocketAddr]) -> NodeConfig {
 }
 
 /// [`config`] of a node with no seeds whose frames and send buffer are
-/// 1 KiB, the smallest allowed: what it sends at once overflows easily.
+/// 1 KiB, the smallest allowed (its members' metadata is bounded to fit):
+/// what it sends at once overflows easily.
 pub fn small_buffer_config(name: &str) -> NodeConfig {
     let mut cfg = config(name, &[]);
     cfg.limits.max_frame = 1024;
+    cfg.limits.max_meta = 1024 - crate::MAX_MEMBER_OVERHEAD;
     cfg.send_buffer = 1024;
     cfg
 }
@@ -226,8 +231,17 @@ pub fn check_delta_rules(changes: &[GroupChange]) -> BTreeSet<PortId> {
             );
         }
         assert!(
-            !(c.added.is_empty() && c.removed.is_empty()),
+            !(c.added.is_empty() && c.removed.is_empty() && c.updated.is_empty()),
             "change {i} changes nothing: {c:?}"
+        );
+        assert_eq!(
+            c.reasons.len(),
+            c.removed.len(),
+            "change {i}: reasons: {c:?}"
+        );
+        assert!(
+            c.updated.iter().all(|p| members.contains(p)),
+            "change {i}: updated ⊄ members: {c:?}"
         );
         assert!(
             c.added.iter().all(|p| members.contains(p)),
