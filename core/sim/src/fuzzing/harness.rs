@@ -176,6 +176,7 @@ impl Harness {
             epoch: u64::from(incarnation),
             addrs,
             max_frame: 4096,
+            port_credit: 4,
         };
         r.right_key = matches!(key, Key::Right);
         r.claimed = Some(String::from(hello.node.as_str()));
