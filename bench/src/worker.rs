@@ -181,8 +181,10 @@ fn sink<R: Rt>(node: &Node<R>, ack_every: u64) -> (PortId, Arc<SinkCounts>, rt::
             let n = c.received.fetch_add(1, Ordering::Relaxed) + 1;
             if let (Some(from), Some(seq)) = (&m.from, seq) {
                 if ack_every > 0 && n % ack_every == 0 {
-                    // A lost ack only slows the sender until the next one.
-                    let _ = port.send(from, (seq + 1).to_le_bytes());
+                    // Never waits (the sender may not be reading acks
+                    // yet): an ack with no room only slows the sender
+                    // until the next one.
+                    let _ = port.try_send(from, (seq + 1).to_le_bytes());
                 }
             }
         }
@@ -242,7 +244,7 @@ async fn blast<R: Rt>(port: &mut Port, to: &PortId, count: u64, size: usize, win
             break;
         }
         buf[..8].copy_from_slice(&seq.to_le_bytes());
-        if let Err(e) = port.send(to, &buf) {
+        if let Err(e) = port.send(to, &buf).await {
             errors += 1;
             first_error.get_or_insert_with(|| e.to_string());
         }
@@ -279,7 +281,9 @@ async fn rtt<R: Rt>(
         for k in 0..(warmup + iters) as u64 {
             buf[..8].copy_from_slice(&k.to_le_bytes());
             let start = Instant::now();
-            port.send(&to, &buf).map_err(|e| format!("rtt send: {e}"))?;
+            port.send(&to, &buf)
+                .await
+                .map_err(|e| format!("rtt send: {e}"))?;
             // Late replies of earlier rounds are skipped.
             loop {
                 let m = port.recv().await.ok_or("the node stopped")?;
@@ -526,8 +530,8 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
                     tasks.push(rt::spawn::<R, _>(async move {
                         while let Some(m) = port.recv().await {
                             if let Some(from) = &m.from {
-                                // A dropped reply shows as a lost round trip.
-                                let _ = port.send(from, &m.payload);
+                                // A failed reply shows as a lost round trip.
+                                let _ = port.send(from, &m.payload).await;
                             }
                         }
                     }));

@@ -1,6 +1,7 @@
 //! Frames: round trips, bounds, trailing bytes, versions.
 
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use proptest::prelude::*;
