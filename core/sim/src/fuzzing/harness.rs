@@ -358,6 +358,12 @@ impl Harness {
                 self.corked = corked;
                 self.drain();
             }
+            Op::Read(i, n) => {
+                if let Some(p) = pick(&self.ports, i) {
+                    self.node.message_read(&p, usize::from(n));
+                    self.drain();
+                }
+            }
             Op::UnmonitorPort(i) => {
                 let ids: Vec<PortMonitorId> = self.port_monitors.iter().copied().collect();
                 if let Some(id) = pick(&ids, i) {
