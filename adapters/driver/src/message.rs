@@ -93,7 +93,10 @@ impl std::error::Error for CodecError {
 pub enum SendError {
     /// [`try_send`](crate::Port::try_send): the port holds all the messages
     /// this sender may have unread there, or the connection to its node is
-    /// congested. Nothing was sent; [`send`](crate::Port::send) would wait.
+    /// congested. Nothing was sent ([`send`](crate::Port::send) would have
+    /// waited); the message counts in
+    /// [`Stats::messages_dropped`](crate::Stats::messages_dropped), a drop
+    /// the caller chose.
     Full,
     /// [`send`](crate::Port::send) waited, and meanwhile the port was
     /// closed. The message was dropped (and counted).

@@ -214,8 +214,9 @@ impl<R: Runtime> Node<R> {
     /// Sends as [`send`](Self::send) if there is room now, without waiting.
     ///
     /// # Errors
-    /// [`SendError::Full`] where `send` would wait; otherwise as `send`.
-    /// Nothing is sent then.
+    /// [`SendError::Full`] where `send` would wait (the message is then
+    /// counted in [`Stats::messages_dropped`]: a drop the caller chose);
+    /// otherwise as `send`. Nothing is sent then.
     pub fn try_send(&self, to: &PortId, payload: impl AsRef<[u8]>) -> Result<(), SendError> {
         send_now(&*self.shared, to, None, payload.as_ref())
     }
@@ -282,7 +283,8 @@ impl<R: Runtime> Node<R> {
     }
 
     /// Counters and sizes, cheap to take. `messages_dropped` counts
-    /// messages for a port that is closed or a node not connected.
+    /// messages for a port that is closed or a node not connected, and
+    /// those `try_send` found no room for.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
     }

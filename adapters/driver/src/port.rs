@@ -54,7 +54,8 @@ impl Port {
     /// Sends as [`send`](Self::send) if there is room now, without waiting.
     ///
     /// # Errors
-    /// [`SendError::Full`] where `send` would wait; otherwise as `send`.
+    /// [`SendError::Full`] where `send` would wait (counted as dropped, as
+    /// [`Node::try_send`](crate::Node::try_send)); otherwise as `send`.
     pub fn try_send(&self, to: &PortId, payload: impl AsRef<[u8]>) -> Result<(), SendError> {
         send_now(&*self.ctl, to, Some(&self.id), payload.as_ref())
     }

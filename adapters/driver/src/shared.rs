@@ -40,7 +40,7 @@ mod messaging;
 mod output;
 
 pub(crate) use control::Control;
-pub(crate) use messaging::{send_now, send_waiting, Attempt};
+pub(crate) use messaging::{send_now, send_waiting, Attempt, Try};
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;

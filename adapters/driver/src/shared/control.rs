@@ -10,7 +10,7 @@ use groupmesh_core::{
     ApiError, MonitorId, NodeId, PortDownReason, PortId, PortMonitorId, RegId, Stats,
 };
 
-use super::{Attempt, Shared, State};
+use super::{Attempt, Shared, State, Try};
 use crate::mailbox::{GroupChange, NodeEvent};
 use crate::message::{Message, SendError};
 use crate::runtime::Runtime;
@@ -23,14 +23,13 @@ pub(crate) trait Control: Send + Sync {
     fn poll_monitor(&self, monitor: MonitorId, cx: &Context<'_>) -> Poll<Option<GroupChange>>;
     fn poll_events(&self, inbox: u64, cx: &Context<'_>) -> Poll<Option<NodeEvent>>;
     fn unsubscribe(&self, inbox: u64);
-    /// Tries once to send (see `messaging.rs`); `waited`: the sender
-    /// waited before.
+    /// Tries once to send (see `messaging.rs`), as `attempt` says.
     fn try_send(
         &self,
         to: &PortId,
         from: Option<&PortId>,
         payload: &[u8],
-        waited: bool,
+        attempt: Try,
     ) -> Result<Attempt, SendError>;
     fn poll_port(&self, port: &PortId, cx: &Context<'_>) -> Poll<Option<Message>>;
     fn poll_port_monitor(
@@ -85,9 +84,9 @@ impl<R: Runtime> Control for Shared<R> {
         to: &PortId,
         from: Option<&PortId>,
         payload: &[u8],
-        waited: bool,
+        attempt: Try,
     ) -> Result<Attempt, SendError> {
-        self.attempt_send(to, from, payload, waited)
+        self.attempt_send(to, from, payload, attempt)
     }
 
     fn poll_port(&self, port: &PortId, cx: &Context<'_>) -> Poll<Option<Message>> {

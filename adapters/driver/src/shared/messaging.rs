@@ -27,6 +27,18 @@ use super::{Control, Shared, State};
 use crate::message::SendError;
 use crate::runtime::Runtime;
 
+/// Which try to send this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Try {
+    /// `try_send`: never waits; no room is [`SendError::Full`], and the
+    /// message counts as dropped (the caller chose not to wait).
+    Now,
+    /// The first try of a `send(..).await`.
+    First,
+    /// A try after waiting: a port or node gone since is an error.
+    Again,
+}
+
 /// What became of one try to send.
 pub(crate) enum Attempt {
     /// Sent (or dropped and counted: its port or node is gone).
@@ -44,13 +56,13 @@ pub(crate) async fn send_waiting(
     from: Option<&PortId>,
     payload: &[u8],
 ) -> Result<(), SendError> {
-    let mut waited = false;
+    let mut attempt = Try::First;
     loop {
-        match ctl.try_send(to, from, payload, waited)? {
+        match ctl.try_send(to, from, payload, attempt)? {
             Attempt::Sent => return Ok(()),
             Attempt::Wait(listener) => {
                 listener.await;
-                waited = true;
+                attempt = Try::Again;
             }
         }
     }
@@ -63,21 +75,20 @@ pub(crate) fn send_now(
     from: Option<&PortId>,
     payload: &[u8],
 ) -> Result<(), SendError> {
-    match ctl.try_send(to, from, payload, false)? {
+    match ctl.try_send(to, from, payload, Try::Now)? {
         Attempt::Sent => Ok(()),
         Attempt::Wait(_) => Err(SendError::Full),
     }
 }
 
 impl<R: Runtime> Shared<R> {
-    /// Tries to send a message once; `waited`: this sender waited before
-    /// (a port or node gone since is then an error).
+    /// Tries to send a message once, as `attempt` says.
     pub(crate) fn attempt_send(
         &self,
         to: &PortId,
         from: Option<&PortId>,
         payload: &[u8],
-        waited: bool,
+        attempt: Try,
     ) -> Result<Attempt, SendError> {
         self.with(|st, _| {
             if st.stopped {
@@ -99,7 +110,7 @@ impl<R: Runtime> Shared<R> {
                             max,
                         });
                     }
-                    return Ok(Attempt::Wait(listener));
+                    return Ok(Self::wait(st, attempt, listener));
                 }
             }
             match st
@@ -109,13 +120,23 @@ impl<R: Runtime> Shared<R> {
             {
                 SendOutcome::Wait => {
                     let ready = st.send_ready.entry(to.clone()).or_insert_with(Notify::new);
-                    Ok(Attempt::Wait(ready.listen()))
+                    let listener = ready.listen();
+                    Ok(Self::wait(st, attempt, listener))
                 }
-                SendOutcome::PortClosed if waited => Err(SendError::PortClosed),
-                SendOutcome::Unreachable if waited => Err(SendError::Unreachable),
+                SendOutcome::PortClosed if attempt == Try::Again => Err(SendError::PortClosed),
+                SendOutcome::Unreachable if attempt == Try::Again => Err(SendError::Unreachable),
                 _ => Ok(Attempt::Sent),
             }
         })
+    }
+
+    /// No room: wait for `listener`, or, for `try_send`, count the message
+    /// the caller chose not to wait for as dropped.
+    fn wait(st: &mut State<R::Stream>, attempt: Try, listener: EventListener) -> Attempt {
+        if attempt == Try::Now {
+            st.dropped += 1;
+        }
+        Attempt::Wait(listener)
     }
 
     /// Whether a message of `len` bytes for `conn` would fill its unwritten
