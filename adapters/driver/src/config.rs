@@ -11,8 +11,9 @@ pub const DEFAULT_SEND_BUFFER: usize = 8 * 1024 * 1024;
 /// Default number of notices an [`Events`](crate::Events) stream holds for a
 /// slow reader before it drops the oldest.
 pub const DEFAULT_EVENT_BUFFER: usize = 1024;
-/// Default number of messages a [`Port`](crate::Port)'s mailbox holds before
-/// it holds back new ones (see [`NodeConfig::mailbox`]).
+/// Default number of messages a [`Port`](crate::Port)'s mailbox holds unread
+/// from each sending node before that node's senders wait (see
+/// [`NodeConfig::mailbox`]).
 pub const DEFAULT_MAILBOX: usize = 256;
 
 /// Everything [`Node::start`](crate::Node::start) needs.
