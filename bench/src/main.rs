@@ -7,6 +7,7 @@
 //! `loss`, `memory`, `messages` (and `all`). Each prints a table, or one JSON object per
 //! scenario with `--json`. Results and method: `docs/BENCHMARKS.md`.
 
+mod baseline;
 mod cluster;
 mod report;
 mod scenarios;
@@ -100,6 +101,10 @@ pub(crate) struct LatencyArgs {
     /// Index of node B (default: the last node, n{N-1}); A is n00.
     #[arg(long)]
     b: Option<usize>,
+    /// For the rounds under a flood: B's slow port sleeps this long after
+    /// each message it reads (µs).
+    #[arg(long, default_value_t = 1000)]
+    flood_delay_us: u64,
     #[command(flatten)]
     common: Common,
 }
@@ -142,7 +147,7 @@ pub(crate) struct MemoryArgs {
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct MessagesArgs {
-    /// Small messages A sends to B as fast as `Port::send` returns.
+    /// Small messages A sends to B in a loop of `Port::send(..).await`.
     #[arg(long, default_value_t = 1_000_000)]
     count: u64,
     /// Payload of a small message (bytes, at least 8: a sequence number comes first).
@@ -160,16 +165,10 @@ pub(crate) struct MessagesArgs {
     /// Unmeasured round trips first.
     #[arg(long, default_value_t = 1_000)]
     warmup: usize,
-    /// Messages a port's mailbox holds (default: the driver's, 1024).
+    /// Messages a port's mailbox holds unread per sending node: its credit
+    /// (default: the driver's, 256).
     #[arg(long)]
     mailbox: Option<usize>,
-    /// Largest window of the flow-controlled floods (also capped by half of
-    /// B's mailbox and by a quarter of the send buffer's worth of payloads).
-    #[arg(long, default_value_t = 512)]
-    window: u64,
-    /// Also flood with B's mailbox this large (0: skip), to show what the mailbox limit costs.
-    #[arg(long, default_value_t = 4_000_000)]
-    big_mailbox: usize,
     /// Longest wait for a message once none has arrived for this long (ms): the end of a flood.
     #[arg(long, default_value_t = 1000)]
     idle_ms: u64,

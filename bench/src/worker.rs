@@ -156,10 +156,10 @@ struct SinkCounts {
     out_of_order: AtomicU64,
 }
 
-/// Opens a port whose task reads and counts every message; with
-/// `ack_every`, it tells the sender after every `ack_every` messages how
-/// many it read (the next sequence number it expects).
-fn sink<R: Rt>(node: &Node<R>, ack_every: u64) -> (PortId, Arc<SinkCounts>, rt::Task<()>) {
+/// Opens a port whose task reads and counts every message; with a
+/// `delay`, it sleeps that long after each (a slow reader: its senders
+/// wait for it).
+fn sink<R: Rt>(node: &Node<R>, delay: Duration) -> (PortId, Arc<SinkCounts>, rt::Task<()>) {
     let mut port = node.open_port();
     let id = port.id().clone();
     let counts = Arc::new(SinkCounts::default());
@@ -178,12 +178,9 @@ fn sink<R: Rt>(node: &Node<R>, ack_every: u64) -> (PortId, Arc<SinkCounts>, rt::
                 c.out_of_order.fetch_add(1, Ordering::Relaxed);
             }
             last = last.max(seq);
-            let n = c.received.fetch_add(1, Ordering::Relaxed) + 1;
-            if let (Some(from), Some(seq)) = (&m.from, seq) {
-                if ack_every > 0 && n % ack_every == 0 {
-                    // A lost ack only slows the sender until the next one.
-                    let _ = port.send(from, (seq + 1).to_le_bytes());
-                }
+            c.received.fetch_add(1, Ordering::Relaxed);
+            if !delay.is_zero() {
+                rt::sleep::<R>(delay).await;
             }
         }
     });
@@ -211,45 +208,23 @@ fn sink_wait(counts: &SinkCounts, expect: u64, idle: Duration) {
 }
 
 /// Sends `count` messages of `size` bytes from `port` to `to` in a loop of
-/// `Port::send`. With a `window`, at most that many messages are sent and
-/// not yet acknowledged by the receiver (a sink with `ack_every`); without,
-/// as fast as `send` returns.
-async fn blast<R: Rt>(port: &mut Port, to: &PortId, count: u64, size: usize, window: u64) -> Value {
+/// `Port::send(..).await`: each waits while B has no room for it.
+async fn blast(port: &Port, to: &PortId, count: u64, size: usize) -> Value {
     let mut buf = payload(size, 0);
     let mut errors = 0u64;
     let mut first_error = None;
-    // Messages below this sequence number were read by the receiver.
-    let mut acked = 0u64;
-    let mut stalled = false;
     let t_start = sys_ns();
     let start = Instant::now();
     for seq in 0..count {
-        while window > 0 && seq >= acked + window {
-            let ack = async { port.recv().await.and_then(|m| seq_of(&m.payload)) };
-            let late = async {
-                rt::sleep::<R>(Duration::from_secs(1)).await;
-                None
-            };
-            match future::or(ack, late).await {
-                Some(upto) => acked = acked.max(upto),
-                None => {
-                    stalled = true;
-                    break;
-                }
-            }
-        }
-        if stalled {
-            break;
-        }
         buf[..8].copy_from_slice(&seq.to_le_bytes());
-        if let Err(e) = port.send(to, &buf) {
+        if let Err(e) = port.send(to, &buf).await {
             errors += 1;
             first_error.get_or_insert_with(|| e.to_string());
         }
     }
     let us = start.elapsed().as_micros();
     json!({
-        "ev": "blasted", "calls": count, "errors": errors, "stalled": stalled,
+        "ev": "blasted", "calls": count, "errors": errors,
         "first_error": first_error, "t_start": t_start, "t_end": sys_ns(), "us": us,
     })
 }
@@ -279,7 +254,9 @@ async fn rtt<R: Rt>(
         for k in 0..(warmup + iters) as u64 {
             buf[..8].copy_from_slice(&k.to_le_bytes());
             let start = Instant::now();
-            port.send(&to, &buf).map_err(|e| format!("rtt send: {e}"))?;
+            port.send(&to, &buf)
+                .await
+                .map_err(|e| format!("rtt send: {e}"))?;
             // Late replies of earlier rounds are skipped.
             loop {
                 let m = port.recv().await.ok_or("the node stopped")?;
@@ -486,8 +463,8 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
                 }
                 "sink" => {
                     let key = get_u64(&cmd, "key").unwrap_or(0);
-                    let ack_every = get_u64(&cmd, "ack_every").unwrap_or(0);
-                    let (id, counts, task) = sink(&node, ack_every);
+                    let delay = Duration::from_micros(get_u64(&cmd, "delay_us").unwrap_or(0));
+                    let (id, counts, task) = sink(&node, delay);
                     sinks.insert(key, counts);
                     tasks.push(task);
                     emit(&json!({"ev": "sink_ready", "key": key, "port": port_json(&id)}));
@@ -512,12 +489,19 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
                     let to = port_of(&cmd, "to")?;
                     let count = get_u64(&cmd, "count").unwrap_or(0);
                     let size = get_usize(&cmd, "size");
-                    let window = get_u64(&cmd, "window").unwrap_or(0);
-                    let mut port = node.open_port();
-                    let v = blast::<R>(&mut port, &to, count, size, window).await;
-                    // Kept open until exit, like the sinks.
-                    senders.push(port);
-                    emit(&v);
+                    let port = node.open_port();
+                    if cmd.get("background").and_then(Value::as_bool) == Some(true) {
+                        // Sends on while commands are served; reports
+                        // when done (ended at exit).
+                        tasks.push(rt::spawn::<R, _>(async move {
+                            emit(&blast(&port, &to, count, size).await);
+                        }));
+                        emit(&json!({"ev": "blast_started"}));
+                    } else {
+                        emit(&blast(&port, &to, count, size).await);
+                        // Kept open until exit, like the sinks.
+                        senders.push(port);
+                    }
                 }
                 "echo" => {
                     let key = get_u64(&cmd, "key").unwrap_or(0);
@@ -526,8 +510,8 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
                     tasks.push(rt::spawn::<R, _>(async move {
                         while let Some(m) = port.recv().await {
                             if let Some(from) = &m.from {
-                                // A dropped reply shows as a lost round trip.
-                                let _ = port.send(from, &m.payload);
+                                // A failed reply shows as a lost round trip.
+                                let _ = port.send(from, &m.payload).await;
                             }
                         }
                     }));

@@ -114,6 +114,7 @@ fn handshake(c: &mut Criterion) {
         epoch: 1,
         addrs: Default::default(),
         max_frame: 65_536,
+        port_credit: 256,
     };
     let (ha, hb) = (hello("a"), hello("b"));
     let mut seed = 0u8;
@@ -160,6 +161,7 @@ fn seal_open(c: &mut Criterion) {
         epoch: 1,
         addrs: Default::default(),
         max_frame: 1 << 20,
+        port_credit: 256,
     };
     i.start(&hello);
     r.start(&hello);

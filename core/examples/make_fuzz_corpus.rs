@@ -53,6 +53,7 @@ fn hello() -> Hello {
         epoch: 1_700_000_000_000_000_000,
         addrs: addrs(),
         max_frame: 65536,
+        port_credit: 64,
     }
 }
 
@@ -95,6 +96,7 @@ fn frames() -> Vec<Frame> {
         Frame::MonitorPort { port: 1 },
         Frame::DemonitorPort { port: 1 },
         Frame::PortDown { port: 1 },
+        Frame::Credit { port: 1, n: 32 },
     ]
 }
 

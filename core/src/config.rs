@@ -45,7 +45,17 @@ pub struct Config {
     /// after the last was taken, so a driver that writes each transmit before
     /// it polls the next holds one chunk at a time.
     pub paced_snapshots: bool,
+    /// Messages each sender (each peer, and this node's own senders
+    /// together) may have delivered to one of our ports and not yet read:
+    /// its credit (see [`Node::message_read`](crate::Node::message_read)).
+    /// A sender out of credit waits; a peer that sends beyond it is closed
+    /// with [`Limit::PortCredit`](crate::Limit::PortCredit). Default
+    /// [`DEFAULT_PORT_CREDIT`].
+    pub port_credit: u32,
 }
+
+/// Default [`Config::port_credit`]: 256 messages.
+pub const DEFAULT_PORT_CREDIT: u32 = 256;
 
 /// Default [`Config::snapshot_chunk`]: 64 KiB.
 pub const DEFAULT_SNAPSHOT_CHUNK: usize = 64 * 1024;
@@ -62,6 +72,7 @@ impl Config {
             limits: Limits::default(),
             snapshot_chunk: DEFAULT_SNAPSHOT_CHUNK,
             paced_snapshots: false,
+            port_credit: DEFAULT_PORT_CREDIT,
         }
     }
 
@@ -103,6 +114,7 @@ impl Config {
             ("max_unauthenticated", l.max_unauthenticated),
             ("max_dials", l.max_dials),
             ("snapshot_chunk", self.snapshot_chunk),
+            ("port_credit", self.port_credit as usize),
         ] {
             if v == 0 {
                 return Err(ConfigError::ZeroLimit { name });
@@ -126,6 +138,7 @@ impl fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("snapshot_chunk", &self.snapshot_chunk)
             .field("paced_snapshots", &self.paced_snapshots)
+            .field("port_credit", &self.port_credit)
             .finish()
     }
 }

@@ -72,6 +72,10 @@ pub enum Limit {
     MetaSize,
     /// More metadata bytes than `max_meta_bytes_per_peer`.
     MetaBytes,
+    /// Messages to one port beyond the credit granted
+    /// ([`Config::port_credit`](crate::Config::port_credit)), or credit
+    /// returned beyond what was used.
+    PortCredit,
 }
 
 /// Why a connection ended. Sent to the peer in a close frame where it can be,
@@ -200,6 +204,7 @@ impl fmt::Display for Limit {
             Limit::SendBuffer => "send buffer",
             Limit::MetaSize => "metadata size",
             Limit::MetaBytes => "metadata bytes per peer",
+            Limit::PortCredit => "port credit",
         })
     }
 }
@@ -379,8 +384,9 @@ pub enum Event {
         /// The bytes.
         payload: Vec<u8>,
         /// The connection it arrived on; `None` when sent from this node.
-        /// A driver may stop reading that connection while the port's
-        /// mailbox is full (backpressure) rather than drop the message.
+        /// The driver reports it read with
+        /// [`Node::message_read`](crate::Node::message_read) once its user
+        /// took it, which returns the sender's credit.
         conn: Option<ConnId>,
     },
     /// A monitored port is gone. Each port monitor gets exactly one, then ends.
@@ -391,6 +397,14 @@ pub enum Event {
         port: PortId,
         /// Why.
         reason: PortDownReason,
+    },
+    /// A [`Node::send`](crate::Node::send) to `port` answered
+    /// [`SendOutcome::Wait`](crate::SendOutcome::Wait) earlier: send it
+    /// again now (credit came back, or the port or its node is gone and
+    /// sending tells which).
+    SendReady {
+        /// The destination port.
+        port: PortId,
     },
 }
 

@@ -59,6 +59,7 @@ mod batch;
 mod channel;
 mod config;
 mod conn;
+mod credit;
 mod error;
 mod event;
 mod framing;
@@ -81,7 +82,7 @@ mod timers;
 pub mod wire;
 
 pub use channel::{Channel, Input};
-pub use config::{Config, Limits, Timeouts, DEFAULT_SNAPSHOT_CHUNK};
+pub use config::{Config, Limits, Timeouts, DEFAULT_PORT_CREDIT, DEFAULT_SNAPSHOT_CHUNK};
 pub use error::{ApiError, ConfigError};
 pub use event::{
     Action, CloseReason, Direction, Event, GroupDelta, Limit, PortDownReason, RemoteReason,
@@ -93,7 +94,7 @@ pub use ids::{
     ConnId, MonitorId, NodeId, PortId, PortMonitorId, RegId, MAX_GROUP_NAME, MAX_NODE_ID,
 };
 pub use meta::{Meta, MAX_MEMBER_OVERHEAD};
-pub use node::Node;
+pub use node::{Node, SendOutcome};
 pub use select::{pick_by_key, pick_random, rendezvous_score};
 pub use stats::Stats;
 pub use time::Instant;

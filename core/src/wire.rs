@@ -118,6 +118,14 @@ pub enum Frame {
         /// The epoch of the run the receiver keeps.
         epoch: u64,
     },
+    /// The sender's port `port` has read `n` of the receiver's messages:
+    /// the receiver may send it `n` more (flow control, see `credit.rs`).
+    Credit {
+        /// The sender's port number.
+        port: u64,
+        /// Messages read, returned as credit.
+        n: u32,
+    },
 }
 
 /// Message bytes on the wire (encoded as one length and the bytes).
@@ -183,6 +191,9 @@ pub struct Hello {
     pub addrs: heapless::Vec<WireAddr, MAX_ADDRS>,
     /// Largest frame the sender accepts.
     pub max_frame: u32,
+    /// Messages the sender holds per port for each peer before it returns
+    /// credit ([`Frame::Credit`]); a peer sends no more than that.
+    pub port_credit: u32,
 }
 
 impl Hello {
@@ -508,7 +519,8 @@ impl Frame {
             | Frame::DemonitorPort { .. }
             | Frame::PortDown { .. }
             | Frame::PeersDigest { .. }
-            | Frame::Stale { .. } => true,
+            | Frame::Stale { .. }
+            | Frame::Credit { .. } => true,
         }
     }
 }

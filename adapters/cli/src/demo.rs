@@ -46,7 +46,7 @@ fn respond<R: Rt>(mut port: Port) -> crate::rt::Task<()> {
     crate::rt::spawn::<R, _>(async move {
         while let Some(m) = port.recv().await {
             if let Some(from) = &m.from {
-                let _ = port.send(from, &m.payload);
+                let _ = port.send(from, &m.payload).await;
             }
         }
     })
@@ -62,6 +62,7 @@ async fn ask_everyone<R: Rt>(node: &Node<R>) -> Result<Vec<Duration>, String> {
         asked.insert(member.clone(), Instant::now());
         client
             .send(member, format!("request {i}"))
+            .await
             .map_err(|e| e.to_string())?;
     }
     let mut rtts = Vec::new();

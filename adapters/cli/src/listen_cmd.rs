@@ -77,7 +77,7 @@ pub(crate) async fn run<R: Signals>(args: ListenArgs) -> Result<(), String> {
                     continue;
                 };
                 let reply = [&b"echo: "[..], &m.payload].concat();
-                match port.send(&sender, &reply) {
+                match port.send(&sender, &reply).await {
                     Ok(()) => out.line(
                         &format!("replied to {sender}: {}", show(&reply)),
                         json!({"event": "replied", "to": output::port(&sender),

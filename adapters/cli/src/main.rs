@@ -36,7 +36,7 @@ Logging: set GROUPMESH_LOG to a tracing filter to log to stderr (default: warn).
   GROUPMESH_LOG=debug  also every connection: dialling, accepted, established, authenticated,
                        closed with its reason; dials that failed with the system's error;
                        nodes learned of, up, down and forgotten; messages dropped
-                       (congested connection, full mailbox, port gone)
+                       (port closed, node not connected)
   GROUPMESH_LOG=groupmesh_driver=debug,groupmesh_core=debug   the same, by crate
 Each line names the node (node{id=...}) and the connection (conn=connN).";
 

@@ -108,7 +108,9 @@ async fn exchange<R: Rt>(
     let mut port = node.open_port();
     let gone = node.monitor_port(&to).map_err(|e| e.to_string())?;
     let sent_at = Instant::now();
-    port.send(&to, &args.payload).map_err(|e| e.to_string())?;
+    port.send(&to, &args.payload)
+        .await
+        .map_err(|e| e.to_string())?;
     out.line(
         &format!(
             "sent {} to {to} from {}",

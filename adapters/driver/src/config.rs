@@ -11,9 +11,10 @@ pub const DEFAULT_SEND_BUFFER: usize = 8 * 1024 * 1024;
 /// Default number of notices an [`Events`](crate::Events) stream holds for a
 /// slow reader before it drops the oldest.
 pub const DEFAULT_EVENT_BUFFER: usize = 1024;
-/// Default number of messages a [`Port`](crate::Port)'s mailbox holds before
-/// it holds back new ones (see [`NodeConfig::mailbox`]).
-pub const DEFAULT_MAILBOX: usize = 1024;
+/// Default number of messages a [`Port`](crate::Port)'s mailbox holds unread
+/// from each sending node before that node's senders wait (see
+/// [`NodeConfig::mailbox`]).
+pub const DEFAULT_MAILBOX: usize = 256;
 
 /// Everything [`Node::start`](crate::Node::start) needs.
 ///
@@ -56,24 +57,23 @@ pub struct NodeConfig {
     /// at most). Default [`DEFAULT_SEND_BUFFER`].
     ///
     /// Messages ([`Node::send`](crate::Node::send)) never fill it past half:
-    /// a message for a connection whose unwritten bytes would then exceed
-    /// half of it is dropped and counted in
-    /// [`Stats::messages_dropped`](crate::Stats::messages_dropped) (unless
-    /// nothing is queued at all), so a message flood never gets the
-    /// connection closed and group traffic keeps flowing.
+    /// a sender whose message would take a connection's unwritten bytes
+    /// past half of it waits until the connection drained (unless nothing
+    /// is queued at all), so a message flood never gets the connection
+    /// closed and group traffic keeps flowing.
     pub send_buffer: usize,
     /// Notices an [`Events`](crate::Events) stream keeps for a slow reader;
     /// past it the oldest are dropped and counted in
     /// [`NodeEvent::Lagged`](crate::NodeEvent::Lagged). Default [`DEFAULT_EVENT_BUFFER`].
     pub event_buffer: usize,
-    /// Messages a [`Port`](crate::Port)'s mailbox holds for a slow reader.
-    /// Past it, a message from a peer is held and that peer's connection is
-    /// not read until the reader made room (backpressure), for at most a
-    /// quarter of `timeouts.ping_interval`; then what was held is dropped.
-    /// A message from this node is dropped at once. Dropped messages are
-    /// the newest (what is read stays in order with no gap before it) and
-    /// are counted in [`Stats::messages_dropped`](crate::Stats::messages_dropped).
-    /// Default [`DEFAULT_MAILBOX`].
+    /// Messages a [`Port`](crate::Port)'s mailbox holds unread from each
+    /// sending node (this one included): its credit, the core's
+    /// `Config::port_credit`. Past it, that node's senders wait until the
+    /// reader made room (flow control per port: other ports, group changes
+    /// and pings on the same connection go on), and a peer that sends
+    /// beyond it is closed with
+    /// [`CloseReason::LimitExceeded`](crate::CloseReason::LimitExceeded)`(`[`Limit::PortCredit`](crate::Limit::PortCredit)`)`.
+    /// At least 1, at most `u32::MAX`. Default [`DEFAULT_MAILBOX`].
     pub mailbox: usize,
     /// How long a closing connection may take to write its last bytes and see
     /// the peer close, and so how long [`Node::shutdown`](crate::Node::shutdown)

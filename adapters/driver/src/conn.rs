@@ -22,7 +22,6 @@ use async_channel::Receiver;
 use futures_lite::{future, io as fio, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use groupmesh_core::ConnId;
 
-use crate::gate::Gate;
 use crate::runtime::Runtime;
 use crate::shared::{Shared, Wire};
 
@@ -96,10 +95,10 @@ async fn serve<R: Runtime, S>(shared: &Shared<R>, id: ConnId, stream: S, wire: W
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let Wire { out, queued, gate } = wire;
+    let Wire { out, queued } = wire;
     let (mut reader, mut writer) = fio::split(stream);
     let reading = async {
-        read_loop(shared, id, &mut reader, &gate).await;
+        read_loop(shared, id, &mut reader).await;
         End::Read
     };
     let writing = async {
@@ -124,20 +123,16 @@ where
 }
 
 /// Feeds everything read to the core, until end of stream or an error.
-/// While the gate is closed (a port's mailbox holds messages that came on
-/// this connection), it reads nothing, for at most `shared.hold`; then the
-/// held messages are dropped and reading goes on.
+/// It never pauses: flow control is per port, by credit (a sender never
+/// sends more than a port will hold), so group changes and pings behind a
+/// slow port's messages are read at once.
 async fn read_loop<R: Runtime>(
     shared: &Shared<R>,
     id: ConnId,
     reader: &mut (impl AsyncRead + Unpin),
-    gate: &Gate,
 ) {
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
-        if !gate.is_open() && !gate.wait_open(shared.sleep(shared.hold)).await {
-            shared.hold_expired(id);
-        }
         match reader.read(&mut buf).await {
             Ok(0) => return,
             Ok(n) => {

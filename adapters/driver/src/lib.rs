@@ -54,7 +54,7 @@
 //! while let Some(msg) = worker.recv().await {
 //!     let n: u64 = msg.decode()?;
 //!     if let Some(client) = &msg.from {
-//!         worker.send_value(client, &(n * 2))?;
+//!         worker.send_value(client, &(n * 2)).await?;
 //!     }
 //! }
 //! # Ok(()) }
@@ -64,7 +64,7 @@
 //! let workers = node.members("workers").unwrap_or_default();
 //! let Some(worker) = workers.first() else { return Ok(()) };
 //! let gone = node.monitor_port(worker)?;
-//! me.send_value(worker, &21u64)?;
+//! me.send_value(worker, &21u64).await?;
 //! let reply = futures_lite::future::or(
 //!     async { me.recv().await.map(|m| m.decode::<u64>()) },
 //!     async { gone.await; None },
@@ -107,8 +107,8 @@
 //!    [`GroupChange`] and [`NodeEvent`]).
 //! 5. Leaves, naming no other module: `message` ([`Message`], [`SendError`],
 //!    [`CodecError`]), `config`, `error`, `runtime` (the [`Runtime`] seam),
-//!    `clock` (core time from the OS clock), `gate` (a connection's read
-//!    gate) and `stop` (the signals that end tasks).
+//!    `clock` (core time from the OS clock) and `stop` (the signals that
+//!    end tasks).
 //!
 //! ```text
 //! node ──► port, monitor, events, port_monitor ──► shared ──► mailbox ──► message
@@ -130,11 +130,16 @@
 //!   reader sees fewer, larger changes, which still obey every rule).
 //! - An [`Events`] stream holds at most [`NodeConfig::event_buffer`] notices,
 //!   then drops the oldest and reports [`NodeEvent::Lagged`].
-//! - A [`Port`]'s mailbox holds at most [`NodeConfig::mailbox`] messages,
-//!   then drops new ones and counts them in [`Stats::messages_dropped`].
-//! - Messages never fill a connection's send buffer past half: a message
-//!   that would is dropped and counted (unless nothing is queued), so a
-//!   message flood never closes the connection and group traffic flows.
+//! - A [`Port`]'s mailbox holds at most [`NodeConfig::mailbox`] unread
+//!   messages from each sending node (its credit, per port): past it the
+//!   senders wait in [`Port::send`] / [`Node::send`] until the reader made
+//!   room, or get [`SendError::Full`] from `try_send`. Nothing is dropped
+//!   while the port and its node live; other ports, group changes and pings
+//!   on the same connection are not held up.
+//! - Messages never fill a connection's send buffer past half: a sender
+//!   whose message would waits until the connection drained (unless
+//!   nothing is queued), so a message flood never closes the connection and
+//!   group traffic flows.
 //!
 //! ## Logging
 //!
@@ -150,7 +155,6 @@ mod config;
 mod conn;
 mod error;
 mod events;
-mod gate;
 mod mailbox;
 mod member;
 mod message;

@@ -90,13 +90,28 @@ impl std::error::Error for CodecError {
 
 /// A message was not sent. Nothing was queued.
 ///
-/// A message that is sent but cannot be delivered (no such port, node not
-/// connected, connection congested, receiver's mailbox full) is not an
-/// error: it is dropped and counted in
-/// [`Stats::messages_dropped`](crate::Stats::messages_dropped).
+/// A message for a port that is closed or whose node is not connected is
+/// dropped and counted in
+/// [`Stats::messages_dropped`](crate::Stats::messages_dropped): not an
+/// error, unless the sender had waited for it ([`PortClosed`](Self::PortClosed),
+/// [`Unreachable`](Self::Unreachable)), since its port or node may have been
+/// there when it began.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SendError {
+    /// [`try_send`](crate::Port::try_send): the port holds all the messages
+    /// this sender may have unread there, or the connection to its node is
+    /// congested. Nothing was sent ([`send`](crate::Port::send) would have
+    /// waited); the message counts in
+    /// [`Stats::messages_dropped`](crate::Stats::messages_dropped), a drop
+    /// the caller chose.
+    Full,
+    /// [`send`](crate::Port::send) waited, and meanwhile the port was
+    /// closed. The message was dropped (and counted).
+    PortClosed,
+    /// [`send`](crate::Port::send) waited, and meanwhile the connection to
+    /// the port's node was lost. The message was dropped (and counted).
+    Unreachable,
     /// The payload does not fit one frame.
     PayloadTooLarge {
         /// The payload's length.
@@ -134,6 +149,16 @@ impl fmt::Display for SendError {
                 f,
             ),
             SendError::ShutDown => fmt::Display::fmt(&ApiError::ShutDown, f),
+            SendError::Full => f.write_str(
+                "the destination port holds all it may from this sender, or its \
+                 connection is congested: send().await waits for room",
+            ),
+            SendError::PortClosed => {
+                f.write_str("the destination port closed while the message waited to be sent")
+            }
+            SendError::Unreachable => f.write_str(
+                "the destination port's node was lost while the message waited to be sent",
+            ),
             SendError::Encode(e) => fmt::Display::fmt(e, f),
         }
     }

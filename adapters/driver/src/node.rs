@@ -22,7 +22,7 @@ use crate::monitor::Monitor;
 use crate::port::{Port, Registration};
 use crate::port_monitor::PortMonitor;
 use crate::runtime::Runtime;
-use crate::shared::{Control, Shared};
+use crate::shared::{send_now, send_waiting, Control, Shared};
 use crate::timer;
 
 /// A running groupmesh node on runtime `R`.
@@ -90,6 +90,7 @@ impl<R: Runtime> Node<R> {
         // in chunks that never take more than a quarter of the send buffer.
         core_cfg.paced_snapshots = true;
         core_cfg.snapshot_chunk = DEFAULT_SNAPSHOT_CHUNK.min(cfg.send_buffer / 4).max(1);
+        core_cfg.port_credit = u32::try_from(cfg.mailbox).unwrap_or(u32::MAX);
         let clock = Clock::start();
         let core = Core::new(core_cfg, incarnation, seed, clock.now())?;
 
@@ -259,20 +260,34 @@ impl<R: Runtime> Node<R> {
     /// is `None`; send from a [`Port`] with [`Port::send`] to get replies).
     ///
     /// Messages from one sender to one port arrive in the order sent, at most
-    /// once. A message that cannot be delivered is dropped and counted in
-    /// [`Stats::messages_dropped`], never an error: the port does not exist
-    /// (or belongs to an earlier incarnation of its node), its node is not
-    /// connected, the connection to it is congested (its unwritten bytes
-    /// would pass half of [`NodeConfig::send_buffer`]), or the receiving
-    /// port's mailbox is full (counted there).
+    /// once, and none is lost while the port and its node live: when the
+    /// port holds all it may from this node (its reader is behind, see
+    /// [`NodeConfig::mailbox`]) or the connection to its node is congested
+    /// (its unwritten bytes would pass half of [`NodeConfig::send_buffer`]),
+    /// this waits until there is room. A message for a port that does not
+    /// exist (or belongs to an earlier incarnation of its node), or whose
+    /// node is not connected, is dropped and counted in
+    /// [`Stats::messages_dropped`].
     ///
     /// # Errors
     /// [`SendError::PayloadTooLarge`] when the payload does not fit one frame
     /// (`limits.max_frame` less a small overhead, the peer's limit for a
-    /// remote port); [`SendError::ShutDown`] once the node stopped. Nothing
-    /// is sent then.
-    pub fn send(&self, to: &PortId, payload: impl AsRef<[u8]>) -> Result<(), SendError> {
-        self.shared.send_message(to, None, payload.as_ref())
+    /// remote port); [`SendError::ShutDown`] once the node stopped;
+    /// [`SendError::PortClosed`] or [`SendError::Unreachable`] when the
+    /// port closed or its node was lost while this waited. Nothing is sent
+    /// then.
+    pub async fn send(&self, to: &PortId, payload: impl AsRef<[u8]>) -> Result<(), SendError> {
+        send_waiting(&*self.shared, to, None, payload.as_ref()).await
+    }
+
+    /// Sends as [`send`](Self::send) if there is room now, without waiting.
+    ///
+    /// # Errors
+    /// [`SendError::Full`] where `send` would wait (the message is then
+    /// counted in [`Stats::messages_dropped`]: a drop the caller chose);
+    /// otherwise as `send`. Nothing is sent then.
+    pub fn try_send(&self, to: &PortId, payload: impl AsRef<[u8]>) -> Result<(), SendError> {
+        send_now(&*self.shared, to, None, payload.as_ref())
     }
 
     /// Sends `value` encoded with postcard (`postcard::to_allocvec`); the
@@ -281,12 +296,12 @@ impl<R: Runtime> Node<R> {
     /// # Errors
     /// As [`send`](Self::send), and [`SendError::Encode`] when the value
     /// cannot be encoded.
-    pub fn send_value<T: Serialize + ?Sized>(
+    pub async fn send_value<T: Serialize + ?Sized>(
         &self,
         to: &PortId,
         value: &T,
     ) -> Result<(), SendError> {
-        self.send(to, encode(value)?)
+        self.send(to, encode(value)?).await
     }
 
     /// Watches `port`, on this node or another: the [`PortMonitor`] future
@@ -336,9 +351,9 @@ impl<R: Runtime> Node<R> {
             .collect()
     }
 
-    /// Counters and sizes, cheap to take. `messages_dropped` counts the
-    /// core's drops (no such port, node not connected) and the driver's
-    /// (congested connection, full mailbox).
+    /// Counters and sizes, cheap to take. `messages_dropped` counts
+    /// messages for a port that is closed or a node not connected, and
+    /// those `try_send` found no room for.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
     }

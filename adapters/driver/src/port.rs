@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::member::MetaError;
 use crate::message::{encode, encode_value, Message, SendError};
-use crate::shared::Control;
+use crate::shared::{send_now, send_waiting, Control};
 
 /// A port of this node, from [`Node::open_port`](crate::Node::open_port):
 /// an address in the mesh and the mailbox of what is sent to it.
@@ -20,9 +20,9 @@ use crate::shared::Control;
 /// Read its messages with [`recv`](Self::recv), or as a [`Stream`] of
 /// [`Message`]; send from it with [`send`](Self::send), which names it as
 /// the sender so the receiver can reply. The mailbox holds at most
-/// [`NodeConfig::mailbox`](crate::NodeConfig::mailbox) messages: past it
-/// new messages are dropped and counted in
-/// [`Stats::messages_dropped`](crate::Stats::messages_dropped).
+/// [`NodeConfig::mailbox`](crate::NodeConfig::mailbox) unread messages from
+/// each sending node: past it, their senders wait (flow control), so a
+/// slow reader slows its senders down and nothing is dropped.
 ///
 /// Dropping it destroys the port: every registration of it ends, on every
 /// node, its [`PortMonitor`](crate::PortMonitor)s fire with
@@ -42,12 +42,23 @@ impl Port {
 
     /// Sends `payload` to the port `to` (local or remote), from this port:
     /// the receiver's [`Message::from`] is this port's id. Otherwise as
-    /// [`Node::send`](crate::Node::send).
+    /// [`Node::send`](crate::Node::send): waits while the destination has
+    /// no room, and loses nothing while it lives.
     ///
     /// # Errors
-    /// [`SendError::PayloadTooLarge`], [`SendError::ShutDown`]; nothing is sent.
-    pub fn send(&self, to: &PortId, payload: impl AsRef<[u8]>) -> Result<(), SendError> {
-        self.ctl.send(to, Some(&self.id), payload.as_ref())
+    /// [`SendError::PayloadTooLarge`], [`SendError::ShutDown`],
+    /// [`SendError::PortClosed`], [`SendError::Unreachable`]; nothing is sent.
+    pub async fn send(&self, to: &PortId, payload: impl AsRef<[u8]>) -> Result<(), SendError> {
+        send_waiting(&*self.ctl, to, Some(&self.id), payload.as_ref()).await
+    }
+
+    /// Sends as [`send`](Self::send) if there is room now, without waiting.
+    ///
+    /// # Errors
+    /// [`SendError::Full`] where `send` would wait (counted as dropped, as
+    /// [`Node::try_send`](crate::Node::try_send)); otherwise as `send`.
+    pub fn try_send(&self, to: &PortId, payload: impl AsRef<[u8]>) -> Result<(), SendError> {
+        send_now(&*self.ctl, to, Some(&self.id), payload.as_ref())
     }
 
     /// Sends `value` encoded with postcard, from this port; the receiver
@@ -55,12 +66,12 @@ impl Port {
     ///
     /// # Errors
     /// As [`send`](Self::send), and [`SendError::Encode`].
-    pub fn send_value<T: Serialize + ?Sized>(
+    pub async fn send_value<T: Serialize + ?Sized>(
         &self,
         to: &PortId,
         value: &T,
     ) -> Result<(), SendError> {
-        self.send(to, encode(value)?)
+        self.send(to, encode(value)?).await
     }
 
     /// The next message, oldest first; `None` once the node has stopped and

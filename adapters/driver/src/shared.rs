@@ -32,7 +32,7 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use event_listener::Event as Notify;
 use futures_lite::future;
-use groupmesh_core::{ConnId, Instant, Node as Core, NodeId};
+use groupmesh_core::{ConnId, Instant, Node as Core, NodeId, PortId};
 use tracing::Instrument;
 
 mod control;
@@ -40,10 +40,10 @@ mod messaging;
 mod output;
 
 pub(crate) use control::Control;
+pub(crate) use messaging::{send_now, send_waiting, Attempt, Try};
 
 use crate::clock::Clock;
 use crate::config::NodeConfig;
-use crate::gate::Gate;
 use crate::mailbox::Mailboxes;
 use crate::runtime::Runtime;
 use crate::stop::{tripwire, Trigger, Tripwire};
@@ -64,8 +64,6 @@ pub(crate) struct Wire {
     pub(crate) out: Receiver<Vec<u8>>,
     /// Bytes handed to the writer and not yet written.
     pub(crate) queued: Arc<AtomicUsize>,
-    /// Closed while a port's mailbox holds messages that came on the connection.
-    pub(crate) gate: Arc<Gate>,
 }
 
 /// The task of a connection the core asked to dial (`conn::dial_task`). The node
@@ -85,8 +83,9 @@ struct Slot<S> {
     /// The socket, once connected (`None` while dialling: closing the slot
     /// then aborts the dial): written directly while the writer is idle.
     direct: Option<S>,
-    /// Closed while a port's mailbox holds messages that came on it.
-    gate: Arc<Gate>,
+    /// Notified when the writer drained (or the connection closed):
+    /// senders waiting for room try again.
+    writable: Notify,
     /// Dropping it ends the connection's task at once, dropping the socket.
     _abort: Trigger,
 }
@@ -100,10 +99,10 @@ pub(crate) struct State<S> {
     /// Where monitors' changes, events, messages and port monitors' notices
     /// wait for the handles.
     mailboxes: Mailboxes,
-    /// Messages the driver dropped: congested connection, full mailbox.
+    /// Messages the driver dropped: for a port whose mailbox is gone.
     dropped: u64,
-    /// Messages held past full mailboxes, by the connection they came on.
-    held: HashMap<ConnId, usize>,
+    /// Senders waiting for the core's `SendReady`, by destination port.
+    send_ready: HashMap<PortId, Notify>,
     /// Shut down or killed: the local API refuses, streams end.
     stopped: bool,
     /// Corked: a flush task is on its way, and inputs until then are drained by it.
@@ -128,8 +127,6 @@ pub(crate) struct Shared<R: Runtime> {
     /// A connection's writer holding this much or less has drained: the
     /// core hears it (`handle_drained`), and its next snapshot chunk follows.
     pub(crate) low_water: usize,
-    /// How long a connection's reading may pause for a full mailbox.
-    pub(crate) hold: Duration,
     pub(crate) linger: Duration,
     state: Mutex<State<R::Stream>>,
     /// Starts the task of a connection being dialled.
@@ -164,15 +161,14 @@ impl<R: Runtime> Shared<R> {
             clock,
             send_buffer: cfg.send_buffer,
             low_water: low_water(cfg.send_buffer),
-            hold: cfg.timeouts.ping_interval / 4,
             linger: cfg.linger,
             state: Mutex::new(State {
                 core,
                 slots: HashMap::new(),
                 armed: None,
-                mailboxes: Mailboxes::new(cfg.event_buffer, cfg.mailbox),
+                mailboxes: Mailboxes::new(cfg.event_buffer),
                 dropped: 0,
-                held: HashMap::new(),
+                send_ready: HashMap::new(),
                 stopped: false,
                 flush_pending: false,
                 dial_errors: HashMap::new(),
@@ -288,22 +284,17 @@ impl<R: Runtime> Shared<R> {
         let (tx, rx) = async_channel::unbounded();
         let (abort, aborted) = tripwire();
         let queued = Arc::new(AtomicUsize::new(0));
-        let gate = Arc::new(Gate::default());
         st.slots.insert(
             id,
             Slot {
                 out: Some(tx),
                 queued: queued.clone(),
                 direct,
-                gate: gate.clone(),
+                writable: Notify::new(),
                 _abort: abort,
             },
         );
-        let wire = Wire {
-            out: rx,
-            queued,
-            gate,
-        };
+        let wire = Wire { out: rx, queued };
         let task = task(me, wire);
         self.spawn_killable(future::or(task, aborted.wait()));
     }
@@ -328,8 +319,20 @@ impl<R: Runtime> Shared<R> {
 
     /// Forgets a connection; its task, if still running, ends at once.
     fn remove_slot(&self, st: &mut State<R::Stream>, id: ConnId) {
-        if st.slots.remove(&id).is_some() && st.slots.is_empty() {
+        let Some(slot) = st.slots.remove(&id) else {
+            return;
+        };
+        // Its waiting senders try again: the core then finds no connection.
+        slot.writable.notify(usize::MAX);
+        if st.slots.is_empty() {
             self.idle.notify(usize::MAX);
+        }
+    }
+
+    /// The writer of `id` drained: senders waiting for room try again.
+    fn writable(st: &State<R::Stream>, id: ConnId) {
+        if let Some(slot) = st.slots.get(&id) {
+            slot.writable.notify(usize::MAX);
         }
     }
 
@@ -390,7 +393,10 @@ impl<R: Runtime> Shared<R> {
 
     /// The writer of `id` got down to the low-water mark.
     pub(crate) fn drained(&self, id: ConnId) {
-        self.with(|st, now| st.core.handle_drained(now, id));
+        self.with(|st, now| {
+            Self::writable(st, id);
+            st.core.handle_drained(now, id);
+        });
     }
 
     /// The socket of `id` was closed or reset, or failed.
@@ -431,6 +437,13 @@ impl<R: Runtime> Shared<R> {
     fn stop(&self, st: &mut State<R::Stream>) {
         st.stopped = true;
         st.mailboxes.wake_all();
+        // Waiting senders try again and find the node stopped.
+        for (_, ready) in st.send_ready.drain() {
+            ready.notify(usize::MAX);
+        }
+        for slot in st.slots.values() {
+            slot.writable.notify(usize::MAX);
+        }
     }
 
     /// Starts a graceful shutdown: peers are told, connections write their

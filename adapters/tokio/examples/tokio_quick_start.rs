@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let members = node.members("workers").unwrap_or_default(); // local, sorted
 
     for peer in members.iter().filter(|p| *p != port.id()) {
-        port.send(peer, b"hello")?; // at most once, in order per sender->port
+        port.send(peer, b"hello").await?; // at most once, in order per sender->port
         let lost = node.monitor_port(peer)?; // a future: closed, node lost or restarted
         tokio::spawn(async move { println!("{:?}", lost.await) }); // Node and handles are Send
     }

@@ -430,6 +430,7 @@ impl Sim {
             epoch: u64::MAX - incarnation,
             addrs,
             max_frame: 1 << 20,
+            port_credit: 64,
         };
         let mut seed = [0u8; 32];
         self.rng.fill(&mut seed);

@@ -67,6 +67,12 @@ impl Sim {
             while let Some(e) = node.poll_event() {
                 events.push(e);
             }
+            // The user reads every message at once: its credit goes back.
+            for e in &events {
+                if let Event::Message { to, .. } = e {
+                    node.message_read(to, 1);
+                }
+            }
             self.nodes[i].wake = node.poll_timeout();
             self.core_time += t0.elapsed();
             if transmits.is_empty() && actions.is_empty() && events.is_empty() {

@@ -3,24 +3,48 @@
 //! Rules kept here: a message travels on the one connection to the port's
 //! node, so it arrives in order per sender and port, at most once; it goes
 //! only to the incarnation the port belongs to (a restarted node never gets
-//! its predecessor's mail); a message for a port that does not exist or a
-//! node that is not connected is dropped and counted, never an error; a
+//! its predecessor's mail); a message for a port that is closed or a node
+//! that is not connected is dropped and counted, never an error; a sender
+//! without credit for the port sends nothing and waits (`flow.rs`); a
 //! payload that does not fit one frame is an error and nothing is sent.
 
 use super::Node;
 use crate::conn::Phase;
+use crate::credit::Take;
 use crate::error::ApiError;
 use crate::event::Event;
 use crate::ids::{ConnId, PortId};
 use crate::wire::{Frame, Payload, MESSAGE_OVERHEAD};
 
+/// What became of a message given to [`Node::send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use = "a message told to wait was not sent"]
+pub enum SendOutcome {
+    /// Queued for its connection, or delivered to the local port.
+    Sent,
+    /// The port holds all the messages this sender may have unread there
+    /// ([`Config::port_credit`](crate::Config::port_credit)): nothing was
+    /// sent. [`Event::SendReady`] for the port follows when sending it
+    /// again may succeed.
+    Wait,
+    /// Dropped and counted: the port is closed (or never existed).
+    PortClosed,
+    /// Dropped and counted: the port's node is not connected (or runs
+    /// another incarnation).
+    Unreachable,
+}
+
 impl Node {
     /// Sends `payload` to the port `to`, local or remote, optionally naming
     /// a local port `from` the receiver can reply to.
     ///
-    /// Delivery is in order per sender and port, at most once. A message for
-    /// a port that does not exist, or whose node is not connected (or runs
-    /// another incarnation), is dropped and counted in
+    /// Delivery is in order per sender and port, at most once, and never
+    /// beyond the port's credit: without credit the answer is
+    /// [`SendOutcome::Wait`] and nothing is sent; send it again after
+    /// [`Event::SendReady`] for `to`. A message for a port that is closed,
+    /// or whose node is not connected (or runs another incarnation), is
+    /// dropped and counted in
     /// [`Stats::messages_dropped`](crate::Stats::messages_dropped).
     ///
     /// # Errors
@@ -32,24 +56,12 @@ impl Node {
         to: &PortId,
         from: Option<&PortId>,
         payload: &[u8],
-    ) -> Result<(), ApiError> {
+    ) -> Result<SendOutcome, ApiError> {
         self.live()?;
         let from_n = from.map(|p| self.local_number(p)).transpose()?;
         if to.node() == &self.cfg.node_id {
             check_size(payload, self.cfg.limits.max_frame)?;
-            if to.incarnation() == self.incarnation && self.local.is_live(to.number()) {
-                self.stats.messages_sent += 1;
-                self.stats.messages_received += 1;
-                self.events.push_back(Event::Message {
-                    to: to.clone(),
-                    from: from.cloned(),
-                    payload: payload.to_vec(),
-                    conn: None,
-                });
-            } else {
-                self.stats.messages_dropped += 1;
-            }
-            return Ok(());
+            return Ok(self.send_local(to, from, payload));
         }
         let conn = self.sessions.conn_to(to);
         let max_frame = conn
@@ -58,8 +70,16 @@ impl Node {
         check_size(payload, max_frame)?;
         let Some(conn) = conn else {
             self.stats.messages_dropped += 1;
-            return Ok(());
+            return Ok(SendOutcome::Unreachable);
         };
+        match self.credits.take(conn, to.number(), to) {
+            Take::Wait => return Ok(SendOutcome::Wait),
+            Take::Closed => {
+                self.stats.messages_dropped += 1;
+                return Ok(SendOutcome::PortClosed);
+            }
+            Take::Taken => {}
+        }
         let frame = Frame::Message {
             to: to.number(),
             from: from_n,
@@ -67,7 +87,29 @@ impl Node {
         };
         self.send_frame(self.now, conn, &frame);
         self.stats.messages_sent += 1;
-        Ok(())
+        Ok(SendOutcome::Sent)
+    }
+
+    /// [`send`](Self::send) to a port of this node: its credit is shared
+    /// by every local sender.
+    fn send_local(&mut self, to: &PortId, from: Option<&PortId>, payload: &[u8]) -> SendOutcome {
+        let n = to.number();
+        if to.incarnation() != self.incarnation || !self.local.is_live(n) {
+            self.stats.messages_dropped += 1;
+            return SendOutcome::PortClosed;
+        }
+        if !self.credits.receive(None, n, self.cfg.port_credit, to) {
+            return SendOutcome::Wait;
+        }
+        self.stats.messages_sent += 1;
+        self.stats.messages_received += 1;
+        self.events.push_back(Event::Message {
+            to: to.clone(),
+            from: from.cloned(),
+            payload: payload.to_vec(),
+            conn: None,
+        });
+        SendOutcome::Sent
     }
 
     /// The connection a message to `port` would go out on: the authenticated
@@ -85,7 +127,10 @@ impl Node {
         self.sessions.get(conn).map_or(0, |c| c.unsent())
     }
 
-    /// A message from the peer on `conn` for our port `to`.
+    /// A message from the peer on `conn` for our port `to`. One for a port
+    /// that is closed is dropped and counted, and the peer told (a sender
+    /// waiting for credit there then stops waiting); one beyond the peer's
+    /// credit closes the connection.
     pub(super) fn on_message(
         &mut self,
         conn: ConnId,
@@ -101,12 +146,21 @@ impl Node {
         };
         if !self.local.is_live(to) {
             self.stats.messages_dropped += 1;
+            self.send_frame(self.now, conn, &Frame::PortDown { port: to });
             return;
         }
         let from = from.map(|n| PortId::new(node.clone(), *incarnation, n));
+        let port = PortId::new(self.cfg.node_id.clone(), self.incarnation, to);
+        if !self
+            .credits
+            .receive(Some(conn), to, self.cfg.port_credit, &port)
+        {
+            self.credit_breach(conn);
+            return;
+        }
         self.stats.messages_received += 1;
         self.events.push_back(Event::Message {
-            to: PortId::new(self.cfg.node_id.clone(), self.incarnation, to),
+            to: port,
             from,
             payload: payload.into_vec(),
             conn: Some(conn),

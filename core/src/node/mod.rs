@@ -19,6 +19,8 @@
 //! - [`Local`] (`local.rs`): our ports, registrations and unsent changes.
 //! - [`PortMonitors`] (`port_monitors.rs`): our port monitors and the peers
 //!   watching our ports.
+//! - [`Credits`] (`credit.rs`): flow control of port messages, credit per
+//!   (sender, port), both ways.
 //! - [`Deadlines`] (`timers.rs`): when each connection is next looked at.
 //! - `snapshot::Outgoing` (`snapshot.rs`): our snapshot's cursor on one connection.
 //! - [`Outputs`] (`outputs.rs`): transmits and actions queued for the driver.
@@ -28,15 +30,18 @@
 //! The `Node` methods are spread over this module's children by topic:
 //! `session.rs` (greeting, authentication, frames, the peer's memberships),
 //! `pair.rs` (one connection per pair), `gossip.rs` (peer lists, digests,
-//! dials), `messages.rs` (port messaging), `port_monitors.rs` (port
+//! dials), `messages.rs` (port messaging), `flow.rs` (its credit), `port_monitors.rs` (port
 //! monitors) and `snapshot.rs` (our snapshot going out).
 
+mod flow;
 mod gossip;
 mod messages;
 mod pair;
 mod port_monitors;
 mod session;
 mod snapshot;
+
+pub use messages::SendOutcome;
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -49,6 +54,7 @@ use crate::batch::{self, BatchKind};
 use crate::channel::Input;
 use crate::config::Config;
 use crate::conn::{Conn, Phase};
+use crate::credit::Credits;
 use crate::error::{ApiError, ConfigError};
 use crate::event::{Action, CloseReason, Direction, Event, Limit, Removal, Transmit};
 use crate::groups::{Batch, Groups};
@@ -111,6 +117,8 @@ pub struct Node {
     groups: Groups,
     local: Local,
     port_monitors: PortMonitors,
+    /// Flow control of port messages, both ways.
+    credits: Credits,
     /// The latest time the driver gave; local API calls act at it.
     now: Instant,
     /// When peers next hear our peer list again (see `gossip`).
@@ -172,6 +180,7 @@ impl Node {
             groups: Groups::default(),
             local: Local::default(),
             port_monitors: PortMonitors::default(),
+            credits: Credits::default(),
             now,
             next_gossip,
             deadlines: Deadlines::default(),
@@ -828,6 +837,7 @@ impl Node {
         });
         self.dial_ended(now, &c, reason);
         self.port_monitors.forget_watcher(id);
+        self.credit_conn_closed(id);
         self.followed_closed(now, &c, reason);
     }
 }

@@ -148,7 +148,9 @@ impl Node {
     /// One of our ports closed: tell local monitors and watching peers.
     pub(super) fn local_port_closed(&mut self, port: &PortId) {
         self.port_gone(port, PortDownReason::Closed);
-        for conn in self.port_monitors.take_watchers(port.number()) {
+        let mut told = self.port_monitors.take_watchers(port.number());
+        told.extend(self.credit_local_port_closed(port.number()));
+        for conn in told {
             self.send_frame(
                 self.now,
                 conn,

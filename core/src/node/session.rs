@@ -42,6 +42,7 @@ impl Node {
                 .map(|a| WireAddr::from(*a))
                 .collect(),
             max_frame: u32::try_from(self.cfg.limits.max_frame).unwrap_or(u32::MAX),
+            port_credit: self.cfg.port_credit,
         }
     }
 
@@ -105,6 +106,7 @@ impl Node {
         };
         c.peer_max_frame =
             (theirs.max_frame as usize).clamp(MIN_PEER_FRAME, self.cfg.limits.max_frame);
+        self.credits.open(id, theirs.port_credit);
         true
     }
 
@@ -154,7 +156,9 @@ impl Node {
             ) => {
                 let (node, inc) = (node.clone(), *incarnation);
                 self.on_port_down(&node, inc, port);
+                self.credit_port_down(id, port);
             }
+            (Phase::Active { .. }, Frame::Credit { port, n }) => self.on_credit(now, id, port, n),
             _ => self.close(now, id, CloseReason::UnexpectedFrame),
         }
     }

@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::event::{CloseReason, Event, PortDownReason};
 use crate::ids::{NodeId, PortId};
 use crate::wire::{Frame, Payload};
+use crate::SendOutcome;
 
 fn peer_port(n: u64) -> PortId {
     PortId::new(NodeId::new("x").expect("id"), 9, n)
@@ -49,9 +50,8 @@ fn connected() -> RawPeer {
 fn a_message_to_a_remote_port_goes_out_on_its_nodes_connection_with_the_sender() {
     let mut p = connected();
     let me = p.node.open_port();
-    p.node
-        .send(&peer_port(3), Some(&me), b"ping")
-        .expect("fits");
+    let sent = p.node.send(&peer_port(3), Some(&me), b"ping");
+    assert_eq!(sent, Ok(SendOutcome::Sent));
     p.drain();
     assert_eq!(
         p.got,
@@ -87,18 +87,17 @@ fn messages_to_missing_ports_or_unconnected_nodes_are_dropped_and_counted() {
         payload: Payload::from(b"lost".to_vec()),
     });
     let stranger = PortId::new(NodeId::new("nobody").expect("id"), 1, 1);
-    p.node
-        .send(&stranger, None, b"lost too")
-        .expect("not an error");
+    let sent = p.node.send(&stranger, None, b"lost too");
+    assert_eq!(sent, Ok(SendOutcome::Unreachable));
     let old_incarnation = PortId::new(NodeId::new("x").expect("id"), 8, 1);
-    p.node
-        .send(&old_incarnation, None, b"stale")
-        .expect("not an error");
+    let sent = p.node.send(&old_incarnation, None, b"stale");
+    assert_eq!(sent, Ok(SendOutcome::Unreachable));
     p.drain();
     assert!(messages(&p.events).is_empty());
-    assert!(
-        p.got.is_empty(),
-        "nothing goes to a restarted node's old ports"
+    assert_eq!(
+        p.got,
+        vec![Frame::PortDown { port: 99 }],
+        "the sender to a missing port is told; nothing goes to a restarted node's old ports"
     );
     assert_eq!(p.node.stats().messages_dropped, 3);
 }
@@ -108,7 +107,7 @@ fn a_local_message_is_delivered_without_the_network() {
     let mut n = new_node("n");
     let a = n.open_port();
     let b = n.open_port();
-    n.send(&b, Some(&a), b"local").expect("fits");
+    assert_eq!(n.send(&b, Some(&a), b"local"), Ok(SendOutcome::Sent));
     let got: Vec<Event> = core::iter::from_fn(|| n.poll_event()).collect();
     assert_eq!(messages(&got), vec![(&b, Some(&a), &b"local"[..])]);
 }

@@ -2,6 +2,7 @@
 //! A hand-driven peer (`RawPeer`) speaks bytes to a real node so hostile and
 //! out-of-order input can be written down exactly.
 
+mod credit;
 mod formation;
 mod framing;
 mod groups;
@@ -52,6 +53,7 @@ pub(crate) fn hello(node: &str, incarnation: u64) -> Hello {
         epoch: incarnation,
         addrs: heapless::Vec::new(),
         max_frame: 65536,
+        port_credit: 64,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Frames: round trips, bounds, trailing bytes, versions.
 
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 
 use proptest::prelude::*;
@@ -120,6 +121,7 @@ pub(crate) fn frame() -> impl Strategy<Value = Frame> {
         any::<u64>().prop_map(|port| Frame::MonitorPort { port }),
         any::<u64>().prop_map(|port| Frame::DemonitorPort { port }),
         any::<u64>().prop_map(|port| Frame::PortDown { port }),
+        (any::<u64>(), any::<u32>()).prop_map(|(port, n)| Frame::Credit { port, n }),
     ]
 }
 

@@ -168,6 +168,7 @@ pub(crate) fn hello(node: &str, incarnation: u64) -> Hello {
         epoch: incarnation,
         addrs: Default::default(),
         max_frame: u32::try_from(CLIENT_MAX_FRAME).expect("a small frame size"),
+        port_credit: 64,
     }
 }
 

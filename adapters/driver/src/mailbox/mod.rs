@@ -6,9 +6,8 @@
 //!
 //! - a monitor's mailbox holds one [`GroupChange`], merging later ones into it;
 //! - an events [`Inbox`] holds a number of [`NodeEvent`]s, then drops the oldest;
-//! - a port's [`PortQueue`] holds a number of [`Message`]s,
-//!   then holds back a peer's (the node pauses that connection) and drops
-//!   this node's;
+//! - a port's [`PortQueue`] holds what the core delivers: the core never
+//!   delivers more than each sender's credit (flow control);
 //! - a port monitor's mailbox holds its one notice.
 //!
 //! This layer names only what it carries: nothing of the node, its tasks or
@@ -17,7 +16,7 @@
 use std::collections::HashMap;
 use std::task::{Context, Waker};
 
-use groupmesh_core::{ConnId, MonitorId, PortDownReason, PortId, PortMonitorId};
+use groupmesh_core::{MonitorId, PortDownReason, PortId, PortMonitorId};
 
 use crate::message::Message;
 
@@ -32,7 +31,6 @@ use one::Ones;
 
 pub use changes::GroupChange;
 pub use events::NodeEvent;
-pub(crate) use messages::Pushed;
 
 /// The reader parked on an empty mailbox, if any.
 #[derive(Debug, Default)]
@@ -70,21 +68,18 @@ pub(crate) struct Mailboxes {
     event_buffer: usize,
     /// The mailbox of every live local port.
     ports: HashMap<PortId, PortQueue>,
-    /// Messages a port's queue holds ([`NodeConfig::mailbox`](crate::NodeConfig::mailbox)).
-    mailbox: usize,
     /// Port monitors not yet read, with their notice once it came.
     watches: Ones<PortMonitorId, PortDownReason>,
 }
 
 impl Mailboxes {
-    pub(crate) fn new(event_buffer: usize, mailbox: usize) -> Self {
+    pub(crate) fn new(event_buffer: usize) -> Self {
         Mailboxes {
             monitors: Ones::new(),
             inboxes: HashMap::new(),
             next_inbox: 0,
             event_buffer,
             ports: HashMap::new(),
-            mailbox,
             watches: Ones::new(),
         }
     }
@@ -177,45 +172,21 @@ impl Mailboxes {
     // ----- ports -----------------------------------------------------------
 
     pub(crate) fn open_port(&mut self, port: PortId) {
-        self.ports.insert(port, PortQueue::new(self.mailbox));
+        self.ports.insert(port, PortQueue::default());
     }
 
-    /// Ends a port's mailbox, dropping what it held back; the connection of
-    /// each message so dropped.
-    pub(crate) fn close_port(&mut self, port: &PortId) -> Vec<ConnId> {
-        self.ports
-            .remove(port)
-            .map(|mut q| q.take_held())
-            .unwrap_or_default()
+    /// Ends a port's mailbox, with what it held.
+    pub(crate) fn close_port(&mut self, port: &PortId) {
+        self.ports.remove(port);
     }
 
-    /// `m` (arrived on `conn`, `None` if sent from this node) to the port
-    /// `to`; `None` when no such port is open.
-    pub(crate) fn deliver(
-        &mut self,
-        to: &PortId,
-        m: Message,
-        conn: Option<ConnId>,
-    ) -> Option<Pushed> {
-        self.ports.get_mut(to).map(|q| q.push(m, conn))
+    /// `m` to the port `to`; false when no such port is open.
+    pub(crate) fn deliver(&mut self, to: &PortId, m: Message) -> bool {
+        self.ports.get_mut(to).map(|q| q.push(m)).is_some()
     }
 
-    /// The port's oldest message; `released` gets the connection of each
-    /// held message that moved into its queue.
-    pub(crate) fn poll_port(
-        &mut self,
-        port: &PortId,
-        cx: &Context<'_>,
-        released: &mut Vec<ConnId>,
-    ) -> Option<Option<Message>> {
-        self.ports.get_mut(port).map(|q| q.poll(cx, released))
-    }
-
-    /// Drops every message held that came on `conn` (held too long); how many.
-    pub(crate) fn drop_held_from(&mut self, conn: ConnId) -> usize {
-        self.ports
-            .values_mut()
-            .map(|q| q.drop_held_from(conn))
-            .sum()
+    /// The port's oldest message.
+    pub(crate) fn poll_port(&mut self, port: &PortId, cx: &Context<'_>) -> Option<Option<Message>> {
+        self.ports.get_mut(port).map(|q| q.poll(cx))
     }
 }

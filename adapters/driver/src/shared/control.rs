@@ -10,7 +10,7 @@ use groupmesh_core::{
     ApiError, MonitorId, NodeId, PortDownReason, PortId, PortMonitorId, RegId, Stats,
 };
 
-use super::{Shared, State};
+use super::{Attempt, Shared, State, Try};
 use crate::mailbox::{GroupChange, NodeEvent};
 use crate::message::{Message, SendError};
 use crate::runtime::Runtime;
@@ -24,7 +24,14 @@ pub(crate) trait Control: Send + Sync {
     fn poll_monitor(&self, monitor: MonitorId, cx: &Context<'_>) -> Poll<Option<GroupChange>>;
     fn poll_events(&self, inbox: u64, cx: &Context<'_>) -> Poll<Option<NodeEvent>>;
     fn unsubscribe(&self, inbox: u64);
-    fn send(&self, to: &PortId, from: Option<&PortId>, payload: &[u8]) -> Result<(), SendError>;
+    /// Tries once to send (see `messaging.rs`), as `attempt` says.
+    fn try_send(
+        &self,
+        to: &PortId,
+        from: Option<&PortId>,
+        payload: &[u8],
+        attempt: Try,
+    ) -> Result<Attempt, SendError>;
     fn poll_port(&self, port: &PortId, cx: &Context<'_>) -> Poll<Option<Message>>;
     fn poll_port_monitor(
         &self,
@@ -37,9 +44,7 @@ pub(crate) trait Control: Send + Sync {
 impl<R: Runtime> Control for Shared<R> {
     fn close_port(&self, port: &PortId) {
         let mut st = self.lock();
-        let held = st.mailboxes.close_port(port);
-        st.dropped += held.len() as u64;
-        self.release(&mut st, &held);
+        st.mailboxes.close_port(port);
         if !st.stopped {
             // Only fails for a port already gone: nothing to do then.
             let _ = st.core.close_port(port);
@@ -79,15 +84,25 @@ impl<R: Runtime> Control for Shared<R> {
         self.lock().mailboxes.unsubscribe(inbox);
     }
 
-    fn send(&self, to: &PortId, from: Option<&PortId>, payload: &[u8]) -> Result<(), SendError> {
-        self.send_message(to, from, payload)
+    fn try_send(
+        &self,
+        to: &PortId,
+        from: Option<&PortId>,
+        payload: &[u8],
+        attempt: Try,
+    ) -> Result<Attempt, SendError> {
+        self.attempt_send(to, from, payload, attempt)
     }
 
     fn poll_port(&self, port: &PortId, cx: &Context<'_>) -> Poll<Option<Message>> {
         self.poll_mailbox(|st| {
-            let mut released = Vec::new();
-            let polled = st.mailboxes.poll_port(port, cx, &mut released);
-            self.release(st, &released);
+            let polled = st.mailboxes.poll_port(port, cx);
+            if let Some(Some(_)) = polled {
+                // Its sender's credit comes back (a frame, or a local
+                // sender woken, when the core says so).
+                st.core.message_read(port, 1);
+                self.after_input(st);
+            }
             polled
         })
     }

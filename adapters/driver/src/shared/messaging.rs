@@ -1,46 +1,101 @@
-//! Sending messages, with the driver's backpressure rule, and opening ports
-//! and port monitors with their mailboxes.
+//! Sending messages, with flow control, and opening ports and port
+//! monitors with their mailboxes.
 //!
-//! Backpressure: a message for a connection whose unwritten bytes, this
-//! message included, would exceed half of the send buffer is dropped and
-//! counted, unless nothing at all is queued (a single message up to the
-//! frame size always fits an idle connection). Messages therefore never
-//! push a connection past its send buffer limit (which closes it): a flood
-//! loses messages, not the connection, and group traffic keeps the other
-//! half of the buffer.
+//! Flow control: a message goes out only when the core has credit for its
+//! port (see `groupmesh_core::Config::port_credit`: the receiving port's
+//! reader returns it as it reads) and its connection's unwritten bytes,
+//! this message included, stay within half of the send buffer (a single
+//! message up to the frame size always fits an idle connection). Otherwise
+//! the sender waits: for the core's `SendReady` of that port, or for the
+//! connection's writer to drain. So a slow reader slows its senders down
+//! to its pace, and nothing is dropped while the port and its node live;
+//! credit is per port, so other ports, group changes and pings on the same
+//! connection go on. Messages never push a connection past its send
+//! buffer (which closes it), and group traffic keeps the other half.
 //!
-//! Receiving: a message past a port's full mailbox is held, and the
-//! connection it came on is not read again until the port's reader has
-//! made room (TCP then slows the sender down to the reader's pace, and the
-//! rule above drops at the sender, where it is counted). A connection is
-//! paused for at most a quarter of `ping_interval`: then what it had held is
-//! dropped and counted, and it is read again, so that a port nobody reads
-//! never holds up a peer's group changes or pings for long. A full mailbox
-//! drops a message sent from this node at once.
+//! Receiving: the mailbox takes whatever the core delivers (the core never
+//! delivers more than each sender's credit), and each message read is
+//! reported to the core, which returns the credit.
 
 use std::sync::atomic::Ordering;
 
+use event_listener::{Event as Notify, EventListener};
 use groupmesh_core::wire::MESSAGE_OVERHEAD;
-use groupmesh_core::{ApiError, ConnId, PortId, PortMonitorId};
+use groupmesh_core::{ApiError, ConnId, PortId, PortMonitorId, SendOutcome};
 
-use super::{Shared, State};
+use super::{Control, Shared, State};
 use crate::message::SendError;
 use crate::runtime::Runtime;
 
+/// Which try to send this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Try {
+    /// `try_send`: never waits; no room is [`SendError::Full`], and the
+    /// message counts as dropped (the caller chose not to wait).
+    Now,
+    /// The first try of a `send(..).await`.
+    First,
+    /// A try after waiting: a port or node gone since is an error.
+    Again,
+}
+
+/// What became of one try to send.
+pub(crate) enum Attempt {
+    /// Sent (or dropped and counted: its port or node is gone).
+    Sent,
+    /// Not sent: wait for the listener, then try again.
+    Wait(EventListener),
+}
+
+/// Sends, waiting while the destination has no room: the body of every
+/// `send(..).await`. `Err` as [`SendError`] says; a port or node gone while
+/// it waited is [`SendError::PortClosed`] or [`SendError::Unreachable`].
+pub(crate) async fn send_waiting(
+    ctl: &dyn Control,
+    to: &PortId,
+    from: Option<&PortId>,
+    payload: &[u8],
+) -> Result<(), SendError> {
+    let mut attempt = Try::First;
+    loop {
+        match ctl.try_send(to, from, payload, attempt)? {
+            Attempt::Sent => return Ok(()),
+            Attempt::Wait(listener) => {
+                listener.await;
+                attempt = Try::Again;
+            }
+        }
+    }
+}
+
+/// Sends if the destination has room now, else [`SendError::Full`].
+pub(crate) fn send_now(
+    ctl: &dyn Control,
+    to: &PortId,
+    from: Option<&PortId>,
+    payload: &[u8],
+) -> Result<(), SendError> {
+    match ctl.try_send(to, from, payload, Try::Now)? {
+        Attempt::Sent => Ok(()),
+        Attempt::Wait(_) => Err(SendError::Full),
+    }
+}
+
 impl<R: Runtime> Shared<R> {
-    /// Sends a message, or drops it if its connection is congested.
-    pub(crate) fn send_message(
+    /// Tries to send a message once, as `attempt` says.
+    pub(crate) fn attempt_send(
         &self,
         to: &PortId,
         from: Option<&PortId>,
         payload: &[u8],
-    ) -> Result<(), SendError> {
+        attempt: Try,
+    ) -> Result<Attempt, SendError> {
         self.with(|st, _| {
             if st.stopped {
                 return Err(SendError::ShutDown);
             }
             if let Some(conn) = st.core.conn_of(to) {
-                if self.congested(st, conn, payload.len()) {
+                if let Some(listener) = self.congested(st, conn, payload.len()) {
                     // What could never be sent is still an error: checked
                     // here against this node's frame limit.
                     let max = st
@@ -55,25 +110,53 @@ impl<R: Runtime> Shared<R> {
                             max,
                         });
                     }
-                    st.dropped += 1;
-                    tracing::debug!(%conn, %to, "connection congested: message dropped");
-                    return Ok(());
+                    return Ok(Self::wait(st, attempt, listener));
                 }
             }
-            st.core.send(to, from, payload).map_err(SendError::from_api)
+            match st
+                .core
+                .send(to, from, payload)
+                .map_err(SendError::from_api)?
+            {
+                SendOutcome::Wait => {
+                    let ready = st.send_ready.entry(to.clone()).or_insert_with(Notify::new);
+                    let listener = ready.listen();
+                    Ok(Self::wait(st, attempt, listener))
+                }
+                SendOutcome::PortClosed if attempt == Try::Again => Err(SendError::PortClosed),
+                SendOutcome::Unreachable if attempt == Try::Again => Err(SendError::Unreachable),
+                _ => Ok(Attempt::Sent),
+            }
         })
     }
 
+    /// No room: wait for `listener`, or, for `try_send`, count the message
+    /// the caller chose not to wait for as dropped.
+    fn wait(st: &mut State<R::Stream>, attempt: Try, listener: EventListener) -> Attempt {
+        if attempt == Try::Now {
+            st.dropped += 1;
+        }
+        Attempt::Wait(listener)
+    }
+
     /// Whether a message of `len` bytes for `conn` would fill its unwritten
-    /// bytes past half of the send buffer.
-    fn congested(&self, st: &State<R::Stream>, conn: ConnId, len: usize) -> bool {
-        let Some(slot) = st.slots.get(&conn) else {
-            return false;
-        };
+    /// bytes past half of the send buffer: if so, a listener woken when
+    /// the connection drains (or closes).
+    fn congested(&self, st: &State<R::Stream>, conn: ConnId, len: usize) -> Option<EventListener> {
+        let slot = st.slots.get(&conn)?;
         // What the writer has not written, and what the core holds for the
         // next flush.
         let queued = slot.queued.load(Ordering::Acquire) + st.core.unsent(conn);
-        queued > 0 && queued.saturating_add(len + MESSAGE_OVERHEAD) > self.send_buffer / 2
+        let full =
+            queued > 0 && queued.saturating_add(len + MESSAGE_OVERHEAD) > self.send_buffer / 2;
+        full.then(|| slot.writable.listen())
+    }
+
+    /// The core says senders waiting for `port` may try again.
+    pub(super) fn send_ready(&self, st: &mut State<R::Stream>, port: &PortId) {
+        if let Some(ready) = st.send_ready.remove(port) {
+            ready.notify(usize::MAX);
+        }
     }
 
     /// Opens a local port with its mailbox.
@@ -92,45 +175,5 @@ impl<R: Runtime> Shared<R> {
             st.mailboxes.open_watch(id);
             Ok(id)
         })
-    }
-
-    /// A message that came on `conn` is held past a full mailbox: stop
-    /// reading `conn` until the reader made room.
-    pub(super) fn hold(&self, st: &mut State<R::Stream>, conn: ConnId) {
-        *st.held.entry(conn).or_default() += 1;
-        if let Some(slot) = st.slots.get(&conn) {
-            slot.gate.close();
-        }
-    }
-
-    /// Held messages of these connections moved into mailboxes (or were
-    /// dropped): a connection with none held any more reads again.
-    pub(super) fn release(&self, st: &mut State<R::Stream>, conns: &[ConnId]) {
-        for conn in conns {
-            let Some(n) = st.held.get_mut(conn) else {
-                continue;
-            };
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                st.held.remove(conn);
-                if let Some(slot) = st.slots.get(conn) {
-                    slot.gate.open();
-                }
-            }
-        }
-    }
-
-    /// `conn` stayed paused for `hold`: its held messages are dropped (and
-    /// counted), and it reads again, so that its group changes and pings
-    /// get through even to a node whose port is never read.
-    pub(crate) fn hold_expired(&self, conn: ConnId) {
-        let mut st = self.lock();
-        let dropped = st.mailboxes.drop_held_from(conn);
-        st.dropped += dropped as u64;
-        tracing::debug!(%conn, dropped, "mailbox not read in time: held messages dropped");
-        st.held.remove(&conn);
-        if let Some(slot) = st.slots.get(&conn) {
-            slot.gate.open();
-        }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use groupmesh_core::{Action, ConnId, Event, Transmit};
 
 use super::{Shared, State};
-use crate::mailbox::{GroupChange, NodeEvent, Pushed};
+use crate::mailbox::{GroupChange, NodeEvent};
 use crate::message::Message;
 use crate::runtime::Runtime;
 
@@ -39,6 +39,7 @@ impl<R: Runtime> Shared<R> {
                 st.core.handle_send_overflow(now, id);
             }
             for id in drained {
+                Self::writable(st, id);
                 st.core.handle_drained(now, id);
             }
         }
@@ -179,23 +180,16 @@ impl<R: Runtime> Shared<R> {
             }
             Event::InboundRefused { addr } => NodeEvent::InboundRefused { addr },
             Event::Message {
-                to,
-                from,
-                payload,
-                conn,
+                to, from, payload, ..
             } => {
                 let m = Message {
                     from,
                     to: to.clone(),
                     payload,
                 };
-                match st.mailboxes.deliver(&to, m, conn) {
-                    Some(Pushed::Queued) => {}
-                    Some(Pushed::Held(conn)) => self.hold(st, conn),
-                    Some(Pushed::Dropped) | None => {
-                        st.dropped += 1;
-                        tracing::debug!(port = %to, "mailbox full (or port gone): message dropped");
-                    }
+                if !st.mailboxes.deliver(&to, m) {
+                    st.dropped += 1;
+                    tracing::debug!(port = %to, "port gone: message dropped");
                 }
                 return;
             }
@@ -206,6 +200,10 @@ impl<R: Runtime> Shared<R> {
             } => {
                 tracing::debug!(%port, %reason, "monitored port down");
                 st.mailboxes.fire(monitor, reason);
+                return;
+            }
+            Event::SendReady { port } => {
+                self.send_ready(st, &port);
                 return;
             }
             other => {

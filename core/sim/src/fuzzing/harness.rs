@@ -176,6 +176,7 @@ impl Harness {
             epoch: u64::from(incarnation),
             addrs,
             max_frame: 4096,
+            port_credit: 4,
         };
         r.right_key = matches!(key, Key::Right);
         r.claimed = Some(String::from(hello.node.as_str()));
@@ -356,6 +357,12 @@ impl Harness {
             Op::Cork(corked) => {
                 self.corked = corked;
                 self.drain();
+            }
+            Op::Read(i, n) => {
+                if let Some(p) = pick(&self.ports, i) {
+                    self.node.message_read(&p, usize::from(n));
+                    self.drain();
+                }
             }
             Op::UnmonitorPort(i) => {
                 let ids: Vec<PortMonitorId> = self.port_monitors.iter().copied().collect();

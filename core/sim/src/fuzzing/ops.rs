@@ -90,6 +90,9 @@ pub(crate) enum Op {
     /// The driver wrote what it held for a connection: our snapshot to it
     /// goes on.
     Drained(u8),
+    /// The user read this many messages of one of our ports: their
+    /// senders' credit comes back.
+    Read(u8, u8),
 }
 
 /// A port to send to or watch: one of ours, or a peer's (maybe stale).
