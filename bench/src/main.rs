@@ -73,6 +73,9 @@ pub(crate) struct ConvergeArgs {
     /// Groups the ports are spread over (port i in group i % G).
     #[arg(long, default_value_t = 10)]
     groups: usize,
+    /// Bytes of metadata each registration carries (0: none).
+    #[arg(long, default_value_t = 0)]
+    meta_bytes: usize,
     /// Fresh clusters to measure; the table shows the median run.
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -141,6 +144,9 @@ pub(crate) struct MemoryArgs {
     /// Groups the ports are spread over.
     #[arg(long, default_value_t = 10)]
     groups: usize,
+    /// Bytes of metadata each registration carries (0: none).
+    #[arg(long, default_value_t = 0)]
+    meta_bytes: usize,
     #[command(flatten)]
     common: Common,
 }

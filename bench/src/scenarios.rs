@@ -76,8 +76,8 @@ fn converge_once(a: &ConvergeArgs) -> Result<Value, String> {
 
     // Cold: every node registers while the mesh forms.
     c.watch(&all, "cold", Some(nm), Some(n - 1))?;
-    let reg =
-        |tag: &str| json!({"cmd": "register", "tag": tag, "ports": m, "groups": g, "prefix": "g"});
+    let meta = a.meta_bytes;
+    let reg = |tag: &str| json!({"cmd": "register", "tag": tag, "ports": m, "groups": g, "prefix": "g", "meta": meta});
     let t0 = sys_ns();
     for i in 0..n {
         if i > 0 {
@@ -211,7 +211,7 @@ pub(crate) fn converge(a: &ConvergeArgs) -> Result<(), String> {
         a.common.runtime,
         "converge",
         json!({"nodes": n, "members": a.members, "groups": a.groups, "runs": runs.len(),
-               "poll_us": a.common.poll_us}),
+               "poll_us": a.common.poll_us, "meta_bytes": a.meta_bytes}),
     );
     r.target(
         format!("cold: every node lists all {nm} members (slowest node)"),
@@ -695,7 +695,7 @@ pub(crate) fn memory(a: &MemoryArgs) -> Result<(), String> {
     c.watch(&all, "mem", Some(nm), None)?;
     c.send_each(
         &registering,
-        &json!({"cmd": "register", "tag": "mem", "ports": m, "groups": g, "prefix": "g"}),
+        &json!({"cmd": "register", "tag": "mem", "ports": m, "groups": g, "prefix": "g", "meta": a.meta_bytes}),
     )?;
     c.reached(&all, "mem", "members")?;
     std::thread::sleep(settle);
@@ -723,7 +723,7 @@ pub(crate) fn memory(a: &MemoryArgs) -> Result<(), String> {
     let mut r = Report::on(
         a.common.runtime,
         "memory",
-        json!({"nodes": n, "members": m, "groups": g}),
+        json!({"nodes": n, "members": m, "groups": g, "meta_bytes": a.meta_bytes}),
     );
     r.target(
         "idle node process, VmRSS",

@@ -357,14 +357,17 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
                     let ports = get_usize(&cmd, "ports");
                     let groups = get_usize(&cmd, "groups").max(1);
                     let prefix = get_str(&cmd, "prefix");
+                    let meta_len = get_usize(&cmd, "meta");
                     let names: Vec<String> = (0..groups).map(|g| format!("{prefix}{g}")).collect();
                     let start = Instant::now();
                     let batch = batches.entry(tag.clone()).or_default();
                     batch.reserve(ports);
                     for i in 0..ports {
                         let port = node.open_port();
+                        // Each port's own bytes, as a zone or a shard range would be.
+                        let meta: Vec<u8> = (0..meta_len).map(|k| (i + k) as u8).collect();
                         let reg = node
-                            .register(&names[i % groups], &port)
+                            .register_with_meta_bytes(&names[i % groups], &port, &meta)
                             .map_err(|e| format!("register: {e}"))?;
                         batch.push((port, reg));
                     }

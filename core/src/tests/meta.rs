@@ -4,26 +4,12 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{new_node, RawPeer};
+use super::{deltas, new_node, port, RawPeer};
 use crate::error::ApiError;
-use crate::event::{CloseReason, Event, GroupDelta, Limit, Removal};
-use crate::ids::{NodeId, PortId};
+use crate::event::{CloseReason, Event, Limit, Removal};
+use crate::ids::PortId;
 use crate::wire::{BoundedVec, Frame, GroupChange, LeaveReason, WireGroup, WireLeave, WirePort};
 use crate::Meta;
-
-fn deltas(events: &[Event]) -> Vec<&GroupDelta> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Group(d) => Some(d),
-            _ => None,
-        })
-        .collect()
-}
-
-fn port(node: &str, inc: u64, n: u64) -> PortId {
-    PortId::new(NodeId::new(node).expect("id"), inc, n)
-}
 
 fn meta(bytes: &[u8]) -> Meta {
     Meta::from(bytes)

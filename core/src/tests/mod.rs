@@ -63,6 +63,22 @@ pub(crate) fn framed(frame: &Frame) -> Vec<u8> {
     out
 }
 
+/// The port `n` of run `inc` of node `node`.
+pub(crate) fn port(node: &str, inc: u64, n: u64) -> crate::PortId {
+    crate::PortId::new(crate::NodeId::new(node).expect("a valid id"), inc, n)
+}
+
+/// The group deltas among `events`, in order.
+pub(crate) fn deltas(events: &[Event]) -> Vec<&crate::GroupDelta> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Group(d) => Some(d),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A peer written by hand, connected inbound to `node`: it speaks the
 /// protocol through its own [`Channel`] (the initiator), or any bytes at all.
 pub(crate) struct RawPeer {

@@ -6,9 +6,9 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{hello, new_node, RawPeer, SECRET};
-use crate::event::{CloseReason, Event, GroupDelta, Limit};
-use crate::ids::{NodeId, PortId};
+use super::{deltas, hello, new_node, port, RawPeer, SECRET};
+use crate::event::{CloseReason, Event, Limit};
+use crate::ids::NodeId;
 use crate::wire::{
     BoundedVec, Frame, GroupChange, GroupPorts, LeaveReason, WireGroup, WireLeave, WirePort,
 };
@@ -67,20 +67,6 @@ fn wire_ports(ports: &[(u64, &[u8])]) -> BoundedVec<WirePort, 65536> {
         meta: meta.to_vec().into(),
     };
     BoundedVec::try_from_vec(ports.iter().map(port).collect()).expect("short")
-}
-
-fn port(node: &str, inc: u64, n: u64) -> PortId {
-    PortId::new(NodeId::new(node).expect("id"), inc, n)
-}
-
-fn deltas(events: &[Event]) -> Vec<&GroupDelta> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Group(d) => Some(d),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]

@@ -277,11 +277,7 @@ pub async fn a_flood_to_a_port_whose_reader_sleeps_loses_nothing_and_ends_in_ord
     R: Runtime + Default,
 >() {
     const N: u64 = 5_000;
-    let a = start::<R>(config("a", &[])).await;
-    let mut bcfg = config("b", &[addr(&a)]);
-    bcfg.mailbox = 16;
-    let b = start::<R>(bcfg).await;
-    connected(&[&a, &b]).await;
+    let (a, b) = pair_with_mailbox::<R>(16).await;
     let remote = a.open_port();
     let local = b.open_port();
     let mut pb = b.open_port();
@@ -321,11 +317,7 @@ pub async fn a_flood_to_a_port_whose_reader_sleeps_loses_nothing_and_ends_in_ord
 pub async fn group_changes_and_other_ports_pass_while_a_sender_waits_on_a_slow_port<
     R: Runtime + Default,
 >() {
-    let a = start::<R>(config("a", &[])).await;
-    let mut bcfg = config("b", &[addr(&a)]);
-    bcfg.mailbox = 8;
-    let b = start::<R>(bcfg).await;
-    connected(&[&a, &b]).await;
+    let (a, b) = pair_with_mailbox::<R>(8).await;
     let pa = a.open_port();
     let mut slow = b.open_port();
     let mut other = b.open_port();
@@ -391,11 +383,7 @@ pub async fn a_sender_waiting_in_send_wakes_with_port_closed_when_the_port_close
 pub async fn a_sender_waiting_in_send_wakes_with_unreachable_when_the_node_is_lost<
     R: Runtime + Default,
 >() {
-    let a = start::<R>(config("a", &[])).await;
-    let mut bcfg = config("b", &[addr(&a)]);
-    bcfg.mailbox = 4;
-    let b = start::<R>(bcfg).await;
-    connected(&[&a, &b]).await;
+    let (a, b) = pair_with_mailbox::<R>(4).await;
     let pa = a.open_port();
     let pb = b.open_port();
     let to = pb.id().clone();
@@ -411,11 +399,7 @@ pub async fn a_burst_past_the_mailbox_reaches_a_reader_that_keeps_up<R: Runtime 
     // A burst 40 times the mailbox, sent from another thread while b
     // reads: the sender waits whenever the mailbox holds its credit.
     const N: u64 = 20_000;
-    let a = start::<R>(config("a", &[])).await;
-    let mut bcfg = config("b", &[addr(&a)]);
-    bcfg.mailbox = 500;
-    let b = start::<R>(bcfg).await;
-    connected(&[&a, &b]).await;
+    let (a, b) = pair_with_mailbox::<R>(500).await;
     let pa = a.open_port();
     let mut pb = b.open_port();
     let to = pb.id().clone();
@@ -633,4 +617,15 @@ pub async fn dropping_a_port_monitor_ends_it<R: Runtime + Default>() {
         pa2.next().await.is_none(),
         "a stopped node's port reads nothing"
     );
+}
+
+/// Nodes a and b, connected, b's ports holding at most `mailbox` messages
+/// from each sending node.
+async fn pair_with_mailbox<R: Runtime + Default>(mailbox: usize) -> (Node<R>, Node<R>) {
+    let a = start::<R>(config("a", &[])).await;
+    let mut bcfg = config("b", &[addr(&a)]);
+    bcfg.mailbox = mailbox;
+    let b = start::<R>(bcfg).await;
+    connected(&[&a, &b]).await;
+    (a, b)
 }
