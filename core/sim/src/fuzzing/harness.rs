@@ -296,11 +296,11 @@ impl Harness {
                     self.drain();
                 }
             }
-            Op::Register(g, i) => {
-                if let Some(p) = pick(&self.ports, i) {
-                    if let Ok(r) = self.node.register(GROUPS[usize::from(g) % 4], &p) {
-                        self.regs.push(r);
-                    }
+            Op::Register(g, i) => self.register(g, i, &[]),
+            Op::RegisterWithMeta(g, i, meta) => self.register(g, i, &meta),
+            Op::UpdateMeta(i, meta) => {
+                if let Some(r) = pick(&self.regs, i) {
+                    let _ = self.node.update_meta(r, &meta);
                     self.drain();
                 }
             }
@@ -459,6 +459,20 @@ impl Harness {
 
     /// Drains every output (capped: a node that keeps producing is a bug),
     /// then sends what our ends of the channels wrote in answer.
+    /// Registers our port `i` in a group with `meta` (refused past
+    /// `max_meta`, changing nothing).
+    fn register(&mut self, g: u8, i: u8, meta: &[u8]) {
+        if let Some(p) = pick(&self.ports, i) {
+            if let Ok(r) = self
+                .node
+                .register_with_meta(GROUPS[usize::from(g) % 4], &p, meta)
+            {
+                self.regs.push(r);
+            }
+            self.drain();
+        }
+    }
+
     pub(crate) fn drain(&mut self) {
         if self.corked {
             return;
@@ -531,6 +545,19 @@ impl Harness {
         let members: BTreeSet<PortId> = d.members.iter().cloned().collect();
         assert_eq!(members.len(), d.members.len(), "members listed once");
         assert!(d.members.windows(2).all(|w| w[0] < w[1]), "members sorted");
+        assert_eq!(d.reasons.len(), d.removed.len(), "a reason per removal");
+        assert!(
+            d.updated
+                .iter()
+                .all(|p| members.contains(p) && !d.added.contains(p)),
+            "updated ⊆ members, disjoint from added"
+        );
+        let mut given: Vec<&PortId> = d.added.iter().chain(&d.updated).collect();
+        given.sort();
+        assert!(
+            d.meta.iter().map(|(p, _)| p).eq(given.iter().copied()),
+            "meta is that of added and updated, sorted"
+        );
         match seen {
             None => {
                 assert!(!d.members.is_empty(), "first event only when non-empty");
@@ -538,7 +565,10 @@ impl Harness {
                 assert!(d.removed.is_empty(), "first event removes nothing");
             }
             Some(prev) => {
-                assert!(!d.added.is_empty() || !d.removed.is_empty(), "empty delta");
+                assert!(
+                    !d.added.is_empty() || !d.removed.is_empty() || !d.updated.is_empty(),
+                    "empty delta"
+                );
                 let mut next = prev.clone();
                 for p in &d.added {
                     assert!(members.contains(p), "added ⊆ members");

@@ -93,6 +93,10 @@ pub(crate) enum Op {
     /// The user read this many messages of one of our ports: their
     /// senders' credit comes back.
     Read(u8, u8),
+    /// A registration with metadata (maybe past `max_meta`: refused).
+    RegisterWithMeta(u8, u8, Vec<u8>),
+    /// New metadata for one of our registrations.
+    UpdateMeta(u8, Vec<u8>),
 }
 
 /// A port to send to or watch: one of ours, or a peer's (maybe stale).
