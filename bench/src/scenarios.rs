@@ -437,7 +437,14 @@ pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
     }
 
     let ab = (na, nb);
+    let before = c.stats(&[nb])?;
     let [reg, unreg, dropped] = notify_rounds(&mut c, ab, a.iters + a.warmup, a.warmup, 0)?;
+    let after = c.stats(&[nb])?;
+    // Every round brings B four changes (register, unregister, register,
+    // drop; the idle port's drop changes nothing), warm-up rounds included.
+    #[allow(clippy::cast_precision_loss)]
+    let changes = (4 * (a.iters + a.warmup)) as f64;
+    let cpu_per_change_us = delta(&before[0], &after[0], "cpu_ns") / 1e3 / changes;
 
     // Again, while A floods a slow port on B (its reader sleeps after each
     // message) over the same connection: A's sender waits for credit all
@@ -522,6 +529,11 @@ pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
             quantile(&busy, 0.99) / quantile(&calm, 0.99)
         ),
     );
+    r.row(
+        "CPU of B (the receiving process, every thread) per delivered change",
+        us(cpu_per_change_us),
+    );
+    r.set("b_cpu_per_change_us", json!(cpu_per_change_us));
     r.set("flooded_register_oneway_us", summary(&flooded.oneway_us));
     r.set("pipe_us", summary(&pipe_us));
     r.set("ops", json!(ops_json));
@@ -537,6 +549,11 @@ pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
          for credit), over the connection the group changes take",
         a.flood_delay_us
     ));
+    r.note(
+        "CPU per change: B's CPU time over the calm rounds (schedstat of all its threads: \
+         socket, core, monitor task and the line it prints per change) divided by the changes \
+         its monitor got",
+    );
     r.note("raw: the coordinator's clock from writing the command to A until reading B's line; corrected: raw minus the pipe round trip's p50");
     r.print(a.common.json);
     Ok(())

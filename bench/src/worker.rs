@@ -187,9 +187,26 @@ fn sink<R: Rt>(node: &Node<R>, delay: Duration) -> (PortId, Arc<SinkCounts>, rt:
     (id, counts, task)
 }
 
-/// Waits until `expect` messages were read, or none came for `idle`. Sleeps
-/// the command thread (no timer in the node's reactor while it floods).
-fn sink_wait(counts: &SinkCounts, expect: u64, idle: Duration) {
+/// Waits until `expect` messages were read, or none came for `idle`, on a
+/// thread of its own: no timer in the node's reactor while it floods, and
+/// the runtime (maybe a single thread, the one serving commands) runs on.
+async fn sink_wait(counts: Arc<SinkCounts>, expect: u64, idle: Duration) {
+    let (done, waited) = async_channel::bounded::<()>(1);
+    let spawned = std::thread::Builder::new()
+        .name("sink_wait".into())
+        .spawn(move || {
+            poll_sink(&counts, expect, idle);
+            let _ = done.send_blocking(());
+        });
+    if spawned.is_ok() {
+        // Err only if the thread died: nothing more to wait for.
+        let _ = waited.recv().await;
+    }
+}
+
+/// Polls `counts` every millisecond until `expect` were read, or none came
+/// for `idle`.
+fn poll_sink(counts: &SinkCounts, expect: u64, idle: Duration) {
     let mut seen = counts.received.load(Ordering::Relaxed);
     let mut progress = Instant::now();
     loop {
@@ -288,7 +305,7 @@ struct Single {
 
 pub(crate) fn run(args: &WorkerArgs) -> Result<(), String> {
     match args.runtime {
-        RuntimeName::Tokio => serve::<Tokio>(args),
+        RuntimeName::Tokio | RuntimeName::TokioMultiThread => serve::<Tokio>(args),
         RuntimeName::Smol => serve::<Smol>(args),
         RuntimeName::AsyncStd => serve::<AsyncStd>(args),
     }
@@ -329,7 +346,7 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
 
-    R::block_on(async move {
+    R::block_on(args.runtime, async move {
         let node = Arc::new(Node::<R>::start(cfg).await.map_err(|e| e.to_string())?);
         emit(&json!({
             "ev": "ready",
@@ -477,7 +494,7 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
                     let counts = sinks.get(&key).cloned().unwrap_or_default();
                     let expect = get_u64(&cmd, "expect").unwrap_or(0);
                     let idle = Duration::from_millis(get_u64(&cmd, "idle_ms").unwrap_or(1000));
-                    sink_wait(&counts, expect, idle);
+                    sink_wait(counts.clone(), expect, idle).await;
                     let c = &counts;
                     emit(&json!({
                         "ev": "sunk", "key": key,

@@ -125,9 +125,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.runtime {
-        RuntimeName::Tokio => run::<Tokio>(cli.command),
-        RuntimeName::Smol => run::<Smol>(cli.command),
-        RuntimeName::AsyncStd => run::<AsyncStd>(cli.command),
+        RuntimeName::Tokio | RuntimeName::TokioMultiThread => {
+            run::<Tokio>(cli.runtime, cli.command)
+        }
+        RuntimeName::Smol => run::<Smol>(cli.runtime, cli.command),
+        RuntimeName::AsyncStd => run::<AsyncStd>(cli.runtime, cli.command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -139,8 +141,8 @@ fn main() -> ExitCode {
 }
 
 /// Runs `command` on runtime `R`.
-fn run<R: Signals>(command: Command) -> Result<(), String> {
-    R::block_on(async {
+fn run<R: Signals>(flavour: RuntimeName, command: Command) -> Result<(), String> {
+    R::block_on(flavour, async {
         match command {
             Command::Node(args) => node_cmd::run::<R>(args).await,
             Command::Listen(args) => listen_cmd::run::<R>(args).await,

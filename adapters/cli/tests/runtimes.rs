@@ -1,10 +1,10 @@
-//! `--runtime tokio|smol|async-std`: the same node on each runtime, one mesh.
+//! `--runtime tokio|tokio-multi-thread|smol|async-std`: the same node on each runtime, one mesh.
 
 mod common;
 
 use common::{json_lines, run_to_end, secret_file, Proc};
 
-const RUNTIMES: [&str; 3] = ["tokio", "smol", "async-std"];
+const RUNTIMES: [&str; 4] = ["tokio", "tokio-multi-thread", "smol", "async-std"];
 
 #[test]
 fn nodes_on_each_runtime_form_one_mesh_and_a_query_on_each_sees_it() {

@@ -19,10 +19,12 @@ use groupmesh_tokio::Tokio;
 /// The runtimes a command can run on.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RuntimeName {
-    /// tokio's multi-thread runtime, one worker per core (the default:
-    /// see the README's runtime table).
+    /// tokio's current-thread runtime (the default): reactor and executor
+    /// on the one thread, so a wake-up never crosses threads.
     #[default]
     Tokio,
+    /// tokio's multi-thread runtime, one worker per core.
+    TokioMultiThread,
     /// smol's global executor.
     Smol,
     /// async-std (discontinued upstream).
@@ -35,6 +37,7 @@ impl RuntimeName {
     pub fn name(self) -> &'static str {
         match self {
             RuntimeName::Tokio => "tokio",
+            RuntimeName::TokioMultiThread => "tokio-multi-thread",
             RuntimeName::Smol => "smol",
             RuntimeName::AsyncStd => "async-std",
         }
@@ -43,25 +46,32 @@ impl RuntimeName {
 
 /// A runtime a command runs on.
 pub trait Rt: Runtime + Default {
-    /// Runs `future` to completion on this runtime, from `main`.
-    fn block_on<T>(future: impl Future<Output = T>) -> T;
+    /// Runs `future` to completion on this runtime, from `main`, in the
+    /// flavour `name` picks (tokio's current-thread or multi-thread; the
+    /// other runtimes have one).
+    fn block_on<T>(name: RuntimeName, future: impl Future<Output = T>) -> T;
 }
 
 impl Rt for Smol {
-    fn block_on<T>(future: impl Future<Output = T>) -> T {
+    fn block_on<T>(_: RuntimeName, future: impl Future<Output = T>) -> T {
         smol::block_on(future)
     }
 }
 
 impl Rt for AsyncStd {
-    fn block_on<T>(future: impl Future<Output = T>) -> T {
+    fn block_on<T>(_: RuntimeName, future: impl Future<Output = T>) -> T {
         async_std::task::block_on(future)
     }
 }
 
 impl Rt for Tokio {
-    fn block_on<T>(future: impl Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_multi_thread()
+    fn block_on<T>(name: RuntimeName, future: impl Future<Output = T>) -> T {
+        let mut builder = if name == RuntimeName::TokioMultiThread {
+            tokio::runtime::Builder::new_multi_thread()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+        };
+        builder
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))

@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
+use socket2::SockRef;
+use std::io::Read;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// A tokio TCP stream shared by its clones. Reads and writes go through
@@ -31,6 +34,10 @@ impl Stream {
 }
 
 impl AsyncRead for Stream {
+    /// One read per wake-up: a read that fills less than `buf` emptied the
+    /// socket, so the readiness is cleared with it (as tokio's own
+    /// `poll_read` does on Unix) and the next read waits for the reactor
+    /// instead of making a syscall that would only say `WouldBlock`.
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -38,10 +45,22 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.0.poll_read_ready(cx))?;
-            match self.0.try_read(buf) {
+            let mut short = None;
+            let read = self.0.try_io(Interest::READABLE, || {
+                let n = (&*SockRef::from(&*self.0)).read(buf)?;
+                if cfg!(unix) && n > 0 && n < buf.len() {
+                    // `try_io` clears the readiness on `WouldBlock`, unless
+                    // an event came meanwhile (tokio compares its tick).
+                    short = Some(n);
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            match (read, short) {
+                (_, Some(n)) => return Poll::Ready(Ok(n)),
                 // The readiness was stale; tokio cleared it: wait again.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return Poll::Ready(done),
+                (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => {}
+                (done, None) => return Poll::Ready(done),
             }
         }
     }
