@@ -231,8 +231,12 @@ pub(crate) async fn run<R: Rt>(args: DemoArgs) -> Result<(), String> {
         lost,
     );
     let delta = monitor.next().await.ok_or("monitor ended")?;
+    let why = delta
+        .reasons
+        .first()
+        .map_or_else(String::new, |r| format!(" ({r})"));
     println!(
-        "    node-0's monitor saw one change: -{} [{}], {} left",
+        "    node-0's monitor saw one change: -{} [{}]{why}, {} left",
         delta.removed.len(),
         ports(&delta.removed),
         delta.members.len()
