@@ -4,11 +4,11 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{deltas, new_node, port, RawPeer};
+use super::{deltas, new_node, port, update_with_meta, RawPeer};
 use crate::error::ApiError;
 use crate::event::{CloseReason, Event, Limit, Removal};
 use crate::ids::PortId;
-use crate::wire::{BoundedVec, Frame, GroupChange, LeaveReason, WireGroup, WireLeave, WirePort};
+use crate::wire::{BoundedVec, Frame, LeaveReason};
 use crate::Meta;
 
 fn meta(bytes: &[u8]) -> Meta {
@@ -35,27 +35,7 @@ fn sent_updates(p: &RawPeer, group: &str) -> (Vec<Joined>, Vec<(u64, LeaveReason
 }
 
 fn update(group: &str, joined: &[(u64, &[u8])], left: &[(u64, LeaveReason)]) -> Frame {
-    let mut name = WireGroup::new();
-    name.push_str(group).expect("short");
-    let joined = joined
-        .iter()
-        .map(|&(number, meta)| WirePort {
-            number,
-            meta: meta.to_vec().into(),
-        })
-        .collect();
-    let left = left
-        .iter()
-        .map(|&(number, reason)| WireLeave { number, reason })
-        .collect();
-    Frame::Update {
-        groups: BoundedVec::try_from_vec(vec![GroupChange {
-            group: name,
-            joined: BoundedVec::try_from_vec(joined).expect("short"),
-            left: BoundedVec::try_from_vec(left).expect("short"),
-        }])
-        .expect("short"),
-    }
+    update_with_meta(group, joined, left)
 }
 
 fn empty_sync() -> Frame {

@@ -16,6 +16,7 @@ mod select;
 mod snapshot;
 mod wire;
 
+use alloc::vec;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
@@ -24,7 +25,9 @@ use crate::event::{Action, Event};
 use crate::handshake::Psk;
 use crate::ids::{ConnId, NodeId};
 use crate::time::Instant;
-use crate::wire::{Frame, Hello, WireNodeId};
+use crate::wire::{
+    BoundedVec, Frame, GroupChange, Hello, LeaveReason, WireLeave, WireNodeId, WirePort,
+};
 use crate::{CloseReason, Config, Node};
 
 pub(crate) const SECRET: &[u8] = b"test secret";
@@ -77,6 +80,41 @@ pub(crate) fn deltas(events: &[Event]) -> Vec<&crate::GroupDelta> {
             _ => None,
         })
         .collect()
+}
+
+/// An update whose joined ports carry metadata and whose leaves say why.
+pub(crate) fn update_with_meta(
+    name: &str,
+    joined: &[(u64, &[u8])],
+    left: &[(u64, LeaveReason)],
+) -> Frame {
+    let left = left
+        .iter()
+        .map(|&(number, reason)| WireLeave { number, reason })
+        .collect();
+    Frame::Update {
+        groups: BoundedVec::try_from_vec(vec![GroupChange {
+            group: wire_group(name),
+            joined: wire_ports(joined),
+            left: BoundedVec::try_from_vec(left).expect("short"),
+        }])
+        .expect("short"),
+    }
+}
+
+pub(crate) fn wire_ports(ports: &[(u64, &[u8])]) -> BoundedVec<WirePort, 65536> {
+    let port = |&(number, meta): &(u64, &[u8])| WirePort {
+        number,
+        meta: meta.to_vec().into(),
+    };
+    BoundedVec::try_from_vec(ports.iter().map(port).collect()).expect("short")
+}
+
+/// A group name on the wire.
+pub(crate) fn wire_group(name: &str) -> crate::wire::WireGroup {
+    let mut s = crate::wire::WireGroup::new();
+    s.push_str(name).expect("a short name");
+    s
 }
 
 /// A peer written by hand, connected inbound to `node`: it speaks the

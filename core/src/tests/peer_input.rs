@@ -6,19 +6,13 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{deltas, hello, new_node, port, RawPeer, SECRET};
+use super::{
+    deltas, hello, new_node, port, update_with_meta, wire_group as g, wire_ports, RawPeer, SECRET,
+};
 use crate::event::{CloseReason, Event, Limit};
 use crate::ids::NodeId;
-use crate::wire::{
-    BoundedVec, Frame, GroupChange, GroupPorts, LeaveReason, WireGroup, WireLeave, WirePort,
-};
+use crate::wire::{BoundedVec, Frame, GroupPorts, LeaveReason};
 use crate::{Config, Instant, Node};
-
-fn g(name: &str) -> WireGroup {
-    let mut s = WireGroup::new();
-    s.push_str(name).expect("short");
-    s
-}
 
 fn sync(entries: &[(&str, &[u64])], done: bool) -> Frame {
     Frame::Sync {
@@ -43,30 +37,6 @@ fn update(name: &str, joined: &[u64], left: &[u64]) -> Frame {
         .map(|&n| (n, LeaveReason::Unregistered))
         .collect();
     update_with_meta(name, &joined, &left)
-}
-
-/// An update whose joined ports carry metadata and whose leaves say why.
-fn update_with_meta(name: &str, joined: &[(u64, &[u8])], left: &[(u64, LeaveReason)]) -> Frame {
-    let left = left
-        .iter()
-        .map(|&(number, reason)| WireLeave { number, reason })
-        .collect();
-    Frame::Update {
-        groups: BoundedVec::try_from_vec(vec![GroupChange {
-            group: g(name),
-            joined: wire_ports(joined),
-            left: BoundedVec::try_from_vec(left).expect("short"),
-        }])
-        .expect("short"),
-    }
-}
-
-fn wire_ports(ports: &[(u64, &[u8])]) -> BoundedVec<WirePort, 65536> {
-    let port = |&(number, meta): &(u64, &[u8])| WirePort {
-        number,
-        meta: meta.to_vec().into(),
-    };
-    BoundedVec::try_from_vec(ports.iter().map(port).collect()).expect("short")
 }
 
 #[test]
