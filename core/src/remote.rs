@@ -123,21 +123,25 @@ pub(crate) struct Changed {
 
 impl RemoteView {
     /// Applies one entry of the peer's frame: `joined` ports are members
-    /// with their metadata, `left` ones are not. Returns what changed, or
-    /// the limit the peer went past (the view is then to be dropped with
-    /// its connection).
+    /// with their metadata, `left` ones are not. Returns what changed, and
+    /// the limit the peer went past if it did (the connection is then to
+    /// be closed; what changed up to there is in the view, and must reach
+    /// the group view too, so that the two stay one when the peer's members
+    /// are dropped).
     pub(crate) fn apply(
         &mut self,
         group: &GroupName,
         joined: &[WirePort],
         left: &[WireLeave],
         limits: &Limits,
-    ) -> Result<Changed, Limit> {
+    ) -> (Changed, Result<(), Limit>) {
         let mut added = BTreeMap::new();
         let mut updated = BTreeMap::new();
+        let mut verdict = Ok(());
         for p in joined {
             if p.meta.len() > limits.max_meta {
-                return Err(Limit::MetaSize);
+                verdict = Err(Limit::MetaSize);
+                break;
             }
             match self.set(group, p.number, &p.meta) {
                 Seen::Added(meta) => {
@@ -153,17 +157,17 @@ impl RemoteView {
             }
         }
         let mut removed = BTreeMap::new();
-        for l in left {
+        for l in left.iter().filter(|_| verdict.is_ok()) {
             if self.leave(group, l.number) && added.remove(&l.number).is_none() {
                 updated.remove(&l.number);
                 removed.insert(l.number, l.reason);
             }
         }
-        self.check(limits)?;
-        Ok(Changed {
+        let changed = Changed {
             added: added.into_iter().collect(),
             updated: updated.into_iter().collect(),
             removed: removed.into_iter().collect(),
-        })
+        };
+        (changed, verdict.and_then(|()| self.check(limits)))
     }
 }

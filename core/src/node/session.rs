@@ -380,16 +380,9 @@ impl Node {
             return;
         };
         let port = |n: u64| PortId::new(node.clone(), inc, n);
-        let mut deltas = Vec::new();
         for (group, joined, left) in entries {
             let group = group_name(group);
-            let changed = match view.apply(&group, joined, left, &limits) {
-                Ok(changed) => changed,
-                Err(limit) => {
-                    self.close(now, id, CloseReason::LimitExceeded(limit));
-                    return;
-                }
-            };
+            let (changed, verdict) = view.apply(&group, joined, left, &limits);
             let batch = Batch {
                 added: changed
                     .added
@@ -407,10 +400,13 @@ impl Node {
                     .map(|(n, why)| (port(n), Removal::from(why)))
                     .collect(),
             };
-            deltas.push((group, batch));
-        }
-        for (group, batch) in deltas {
+            // Even from an entry past a limit: the group view follows the
+            // peer's view, which the close then empties.
             self.groups.apply(&group, batch, &mut self.events);
+            if let Err(limit) = verdict {
+                self.close(now, id, CloseReason::LimitExceeded(limit));
+                return;
+            }
         }
     }
 
@@ -470,7 +466,7 @@ fn build_view<'a>(
     limits: &crate::config::Limits,
 ) -> Result<(), Limit> {
     for (group, joined, left) in entries {
-        view.apply(&group_name(group), joined, left, limits)?;
+        view.apply(&group_name(group), joined, left, limits).1?;
     }
     Ok(())
 }

@@ -468,3 +468,39 @@ fn a_stream_shifted_by_one_byte_is_cut_by_the_keepalive_though_bytes_keep_coming
     assert!(Instant::ZERO + keepalive <= p.now);
     assert_eq!(p.close_reason(), Some(CloseReason::KeepaliveTimeout));
 }
+
+/// A frame whose later entry takes the peer past a limit, after an earlier
+/// entry (or the same one) removed a port: the connection closes, and the
+/// removed port is not left listed (the view and the group view stay one).
+#[test]
+fn a_peer_closed_past_a_limit_mid_frame_leaves_no_member_behind() {
+    for same_entry in [false, true] {
+        let mut cfg = Config::new(NodeId::new("n").expect("valid"), SECRET);
+        cfg.limits.max_members_per_peer = 3;
+        let node = Node::new(cfg, 1, [1; 32], Instant::ZERO).expect("valid");
+        let mut p = RawPeer::authenticated(node, "x");
+        p.send(&sync(&[("a", &[1, 2])], true));
+        assert_eq!(p.node.members("a").map(<[_]>::len), Some(2));
+        let frame = if same_entry {
+            update("a", &[10, 11, 12], &[1])
+        } else {
+            let leave = update("a", &[], &[1]);
+            let join = update("b", &[10, 11, 12], &[]);
+            let (Frame::Update { groups: l }, Frame::Update { groups: j }) = (leave, join) else {
+                unreachable!("updates")
+            };
+            let both = l.iter().chain(j.iter()).cloned().collect();
+            Frame::Update {
+                groups: BoundedVec::try_from_vec(both).expect("short"),
+            }
+        };
+        p.send(&frame);
+        assert_eq!(
+            p.close_reason(),
+            Some(CloseReason::LimitExceeded(Limit::Members)),
+            "same entry: {same_entry}"
+        );
+        assert_eq!(p.node.members("a"), None, "same entry: {same_entry}");
+        assert_eq!(p.node.members("b"), None, "same entry: {same_entry}");
+    }
+}
