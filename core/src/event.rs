@@ -291,8 +291,7 @@ pub struct GroupDelta {
 impl GroupDelta {
     /// The metadata this event gives `port` (one of `added` or `updated`).
     pub fn meta_of(&self, port: &PortId) -> Option<&Meta> {
-        let i = self.meta.binary_search_by(|(p, _)| p.cmp(port)).ok()?;
-        self.meta.get(i).map(|(_, m)| m)
+        crate::meta::meta_in(&self.meta, port)
     }
 }
 

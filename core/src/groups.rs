@@ -29,11 +29,9 @@ impl Entry {
         if meta.is_empty() {
             return self.meta.remove(port).is_some();
         }
-        if self.meta.get(port) == Some(meta) {
-            return false;
-        }
-        self.meta.insert(port.clone(), meta.clone());
-        true
+        self.meta
+            .insert(port.clone(), meta.clone())
+            .is_none_or(|old| old != *meta)
     }
 }
 

@@ -93,7 +93,7 @@ pub use handshake::Psk;
 pub use ids::{
     ConnId, MonitorId, NodeId, PortId, PortMonitorId, RegId, MAX_GROUP_NAME, MAX_NODE_ID,
 };
-pub use meta::{Meta, MAX_MEMBER_OVERHEAD};
+pub use meta::{meta_in, Meta, MAX_MEMBER_OVERHEAD};
 pub use node::{Node, SendOutcome};
 pub use select::{pick_by_key, pick_random, rendezvous_score};
 pub use stats::Stats;

@@ -9,7 +9,7 @@
 use alloc::sync::Arc;
 
 use crate::error::ApiError;
-use crate::ids::MAX_GROUP_NAME;
+use crate::ids::{PortId, MAX_GROUP_NAME};
 
 /// A member's metadata: opaque bytes, shared, empty when it has none.
 pub type Meta = Arc<[u8]>;
@@ -19,6 +19,13 @@ pub type Meta = Arc<[u8]>;
 /// port number and the metadata's length. `max_meta` plus this must fit the
 /// frame size, so that any one change fits a frame of its own.
 pub const MAX_MEMBER_OVERHEAD: usize = 16 + MAX_GROUP_NAME + 16;
+
+/// The metadata a list of `(port, metadata)` sorted by port (as a delta's
+/// `meta`) gives `port`.
+pub fn meta_in<'a>(given: &'a [(PortId, Meta)], port: &PortId) -> Option<&'a Meta> {
+    let i = given.binary_search_by(|(p, _)| p.cmp(port)).ok()?;
+    given.get(i).map(|(_, m)| m)
+}
 
 /// No metadata.
 pub(crate) fn none() -> Meta {

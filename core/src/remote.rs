@@ -8,6 +8,7 @@
 //! metadata is at most `max_meta` bytes, and a peer's view stays within its
 //! limits (groups, members, metadata bytes), checked after each entry.
 
+use alloc::collections::btree_map::Entry;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
@@ -58,8 +59,9 @@ impl RemoteView {
             Some(ports) => ports,
             None => self.groups.entry(group.clone()).or_default(),
         };
-        if let Some(old) = ports.get(&port) {
-            if **old == *meta {
+        let entry = ports.entry(port);
+        if let Entry::Occupied(old) = &entry {
+            if **old.get() == *meta {
                 return Seen::Same;
             }
         }
@@ -69,12 +71,13 @@ impl RemoteView {
             Meta::from(meta)
         };
         self.meta_bytes += meta.len();
-        match ports.insert(port, meta.clone()) {
-            Some(old) => {
-                self.meta_bytes -= old.len();
+        match entry {
+            Entry::Occupied(mut old) => {
+                self.meta_bytes -= old.insert(meta.clone()).len();
                 Seen::Updated(meta)
             }
-            None => {
+            Entry::Vacant(slot) => {
+                slot.insert(meta.clone());
                 self.members += 1;
                 Seen::Added(meta)
             }

@@ -43,8 +43,7 @@ pub struct GroupChange {
 impl GroupChange {
     /// The metadata this change gives `port` (one of `added` or `updated`).
     pub fn meta_of(&self, port: &PortId) -> Option<&Meta> {
-        let i = self.meta.binary_search_by(|(p, _)| p.cmp(port)).ok()?;
-        self.meta.get(i).map(|(_, m)| m)
+        groupmesh_core::meta_in(&self.meta, port)
     }
 
     /// [`meta_of`](Self::meta_of), decoded as a `T` (postcard), as
