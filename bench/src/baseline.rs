@@ -6,7 +6,7 @@
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A connected pair of blocking sockets on loopback, with `TCP_NODELAY`
 /// (as the driver sets it).
@@ -83,4 +83,89 @@ pub(crate) fn ping_pong(iters: usize, warmup: usize, size: usize) -> Result<Vec<
         .map_err(|_| "the baseline echo panicked".to_owned())?
         .map_err(|e| e.to_string())?;
     Ok(samples)
+}
+
+/// What [`fan_out`] measured.
+pub(crate) struct FanOut {
+    /// The one-way samples (µs, from just before the first write) of each
+    /// receiver, in the order the sender writes to them.
+    pub(crate) arrivals: Vec<Vec<f64>>,
+    /// A receiving thread's CPU time per message read (µs, mean over the
+    /// receivers; schedstat, as the nodes' CPU is measured).
+    pub(crate) reader_cpu_us: f64,
+}
+
+/// This thread's time on CPU (ns), from `/proc/thread-self/schedstat`.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One-way latency of a fan-out over blocking TCP, the floor under a group
+/// change reaching the mesh: a sender thread writes `size` bytes to each of
+/// `receivers` sockets in turn (as a node writes one change to each of its
+/// connections), and each receiver thread, blocked in `read`, notes when
+/// its copy arrived. Between rounds the sender sleeps `gap`, so every round
+/// starts from sleeping threads, as the nodes' rounds do.
+pub(crate) fn fan_out(
+    receivers: usize,
+    iters: usize,
+    warmup: usize,
+    size: usize,
+    gap: Duration,
+) -> Result<FanOut, String> {
+    let rounds = iters + warmup;
+    let start = Instant::now();
+    let mut writers = Vec::with_capacity(receivers);
+    let mut readers = Vec::with_capacity(receivers);
+    for _ in 0..receivers {
+        let (client, mut server) = pair()?;
+        writers.push(client);
+        readers.push(thread::spawn(
+            move || -> std::io::Result<(Vec<f64>, u64)> {
+                let mut msg = vec![0u8; size];
+                let mut arrived = Vec::with_capacity(rounds);
+                let cpu = thread_cpu_ns();
+                for _ in 0..rounds {
+                    server.read_exact(&mut msg)?;
+                    arrived.push(start.elapsed().as_secs_f64() * 1e6);
+                }
+                Ok((arrived, thread_cpu_ns().saturating_sub(cpu)))
+            },
+        ));
+    }
+    let msg = vec![0xA5u8; size];
+    let mut sent = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        thread::sleep(gap);
+        sent.push(start.elapsed().as_secs_f64() * 1e6);
+        for w in &mut writers {
+            w.write_all(&msg).map_err(|e| e.to_string())?;
+        }
+    }
+    let mut arrivals = Vec::with_capacity(receivers);
+    let mut cpu_ns = 0;
+    for r in readers {
+        let (arrived, cpu) = r
+            .join()
+            .map_err(|_| "a fan-out reader panicked".to_owned())?
+            .map_err(|e| e.to_string())?;
+        cpu_ns += cpu;
+        arrivals.push(
+            arrived
+                .iter()
+                .zip(&sent)
+                .skip(warmup)
+                .map(|(a, s)| a - s)
+                .collect(),
+        );
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let reader_cpu_us = cpu_ns as f64 / 1e3 / (receivers.max(1) * rounds.max(1)) as f64;
+    Ok(FanOut {
+        arrivals,
+        reader_cpu_us,
+    })
 }

@@ -104,6 +104,15 @@ pub(crate) struct LatencyArgs {
     /// Index of node B (default: the last node, n{N-1}); A is n00.
     #[arg(long)]
     b: Option<usize>,
+    /// Every node but A also monitors the group and keeps the time of each
+    /// change: reports when the first, middle and last node knew.
+    #[arg(long)]
+    every_node: bool,
+    /// Run the rounds inside A, as Erlang's bench does: A registers and
+    /// unregisters a port and waits for B's monitor to tell it over the mesh
+    /// (a message), with no coordinator in the loop.
+    #[arg(long)]
+    runner_on_a: bool,
     /// For the rounds under a flood: B's slow port sleeps this long after
     /// each message it reads (µs).
     #[arg(long, default_value_t = 1000)]

@@ -47,7 +47,9 @@ pub(crate) fn ms(x: f64) -> String {
 
 /// Microseconds, for people.
 pub(crate) fn us(x: f64) -> String {
-    if x >= 1000.0 {
+    if x.is_infinite() {
+        "∞".to_owned()
+    } else if x >= 1000.0 {
         format!("{:.2} ms", x / 1000.0)
     } else {
         format!("{x:.0} µs")

@@ -7,6 +7,7 @@
 //! also reports the coordinator-clock round trip, raw and corrected by the
 //! measured pipe round trip.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use groupmesh_driver::DEFAULT_MAILBOX;
@@ -314,6 +315,8 @@ struct Op {
     name: &'static str,
     oneway_us: Vec<f64>,
     raw_us: Vec<f64>,
+    /// How long the call took on A (with `--runner-on-a`).
+    call_us: Vec<f64>,
 }
 
 impl Op {
@@ -322,18 +325,31 @@ impl Op {
             name,
             oneway_us: Vec::new(),
             raw_us: Vec::new(),
+            call_us: Vec::new(),
         }
     }
 }
 
+/// One change A made: its stamp, the port's number, whether the port was
+/// added (else removed), B's stamp when its monitor got it, and whether the
+/// change is measured (not warm-up).
+#[derive(Clone, Copy)]
+struct Made {
+    t: u64,
+    port: u64,
+    added: bool,
+    at_b: u64,
+    measured: bool,
+}
+
 /// Sends `cmd` to A, waits for A's `done` and B's change; returns
-/// (one-way µs from A's stamp to B's, coordinator round trip µs).
+/// (one-way µs from A's stamp to B's, coordinator round trip µs, the change).
 fn roundtrip(
     c: &mut Cluster,
     (a, b): (usize, usize),
     cmd: &Value,
     want_added: bool,
-) -> Result<(f64, f64), String> {
+) -> Result<(f64, f64, Made), String> {
     let key = cmd.get("key").and_then(Value::as_u64).unwrap_or(0);
     let sent = Instant::now();
     c.send(a, cmd)?;
@@ -351,7 +367,14 @@ fn roundtrip(
     }
     let oneway = ms_between(done.u64("t"), change.u64("t")) * 1000.0;
     let raw = change.at.duration_since(sent).as_secs_f64() * 1e6;
-    Ok((oneway, raw))
+    let made = Made {
+        t: done.u64("t"),
+        port: done.u64("n"),
+        added: want_added,
+        at_b: change.u64("t"),
+        measured: true,
+    };
+    Ok((oneway, raw, made))
 }
 
 /// Keys of the rounds under a flood (and of its sink), apart from the others.
@@ -359,19 +382,21 @@ const FLOOD_KEY: u64 = 1 << 40;
 
 /// `rounds` of register, unregister, drop (idle), register, drop on A, each
 /// timed to B's delta; the first `warmup` are not kept. Keys from `base`.
+/// Also returns every change A made, warm-up rounds included.
 fn notify_rounds(
     c: &mut Cluster,
     ab: (usize, usize),
     rounds: usize,
     warmup: usize,
     base: u64,
-) -> Result<[Op; 3], String> {
+) -> Result<([Op; 3], Vec<Made>), String> {
     let na = ab.0;
     let (mut reg, mut unreg, mut dropped) = (
         Op::new("register"),
         Op::new("unregister"),
         Op::new("port dropped"),
     );
+    let mut made = Vec::with_capacity(4 * rounds);
     for k in 0..rounds {
         let key = base + 2 * k as u64;
         let r1 = roundtrip(
@@ -393,8 +418,10 @@ fn notify_rounds(
             true,
         )?;
         let d2 = roundtrip(c, ab, &json!({"cmd": "drop1", "key": key + 1}), false)?;
+        let measured = k >= warmup;
+        made.extend([r1, u1, r2, d2].map(|(_, _, m)| Made { measured, ..m }));
         if k >= warmup {
-            for (op, (ow, raw)) in [(0, r1), (1, u1), (0, r2), (2, d2)] {
+            for (op, (ow, raw, _)) in [(0, r1), (1, u1), (0, r2), (2, d2)] {
                 let op = match op {
                     0 => &mut reg,
                     1 => &mut unreg,
@@ -405,7 +432,111 @@ fn notify_rounds(
             }
         }
     }
-    Ok([reg, unreg, dropped])
+    Ok(([reg, unreg, dropped], made))
+}
+
+/// `rounds` of register and unregister run inside A (`lat_loop`), each
+/// timed to B's reporting monitor; the first `warmup` are not kept.
+fn runner_rounds(
+    c: &mut Cluster,
+    na: usize,
+    rounds: usize,
+    warmup: usize,
+) -> Result<([Op; 3], Vec<Made>), String> {
+    c.send(
+        na,
+        &json!({"cmd": "lat_loop", "group": "lat", "iters": rounds, "warmup": 0}),
+    )?;
+    let done = c.wait("A's rounds", |m| m.from == na && m.ev() == "lat_loop")?;
+    let (mut reg, mut unreg) = (Op::new("register"), Op::new("unregister"));
+    let mut made = Vec::with_capacity(2 * rounds);
+    let list = done.v.get("made").and_then(Value::as_array);
+    for (i, m) in list.into_iter().flatten().enumerate() {
+        let at = |k: usize| m.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let added = m.get(2).and_then(Value::as_bool).unwrap_or(false);
+        let measured = i / 2 >= warmup;
+        if measured {
+            let op = if added { &mut reg } else { &mut unreg };
+            op.oneway_us.push(ms_between(at(0), at(3)) * 1000.0);
+            op.call_us.push(ms_between(at(0), at(4)) * 1000.0);
+        }
+        made.push(Made {
+            t: at(0),
+            port: at(1),
+            added,
+            at_b: at(3),
+            measured,
+        });
+    }
+    if made.len() != 2 * rounds {
+        return Err(format!("A ran {} changes of {}", made.len(), 2 * rounds));
+    }
+    Ok(([reg, unreg, Op::new("port dropped")], made))
+}
+
+/// A row each for the first, second, middle and last of `samples`: p50 / p99.
+fn by_position(r: &mut Report, samples: &[Vec<f64>], what: impl Fn(&str) -> String) {
+    let last = samples.len().saturating_sub(1);
+    for (i, name) in [
+        (0, "first"),
+        (1.min(last), "second"),
+        (last / 2, "middle"),
+        (last, "last"),
+    ] {
+        if let Some(xs) = samples.get(i) {
+            let f = sorted(xs);
+            r.row(
+                what(name),
+                format!("{} / {}", us(quantile(&f, 0.5)), us(quantile(&f, 0.99))),
+            );
+        }
+    }
+}
+
+/// With `--every-node`: each change's one-way time to every node but A (B
+/// from its own monitor, the others from their quiet monitors' records),
+/// sorted per change, so `[k]` holds the samples of the (k+1)-th node to
+/// know (µs, measured changes only). A quiet monitor read late gets a
+/// register and its unregister netted into no change at all: such a node
+/// counts as the last to know (∞). Also returns how many (change, node)
+/// pairs were netted so.
+fn arrival_ranks(
+    c: &mut Cluster,
+    quiet: &[usize],
+    made: &[Made],
+) -> Result<(Vec<Vec<f64>>, usize), String> {
+    let mut per_node = Vec::with_capacity(quiet.len());
+    for &w in quiet {
+        c.send(w, &json!({"cmd": "recorded", "group": "lat"}))?;
+        let m = c.wait("recorded", |m| m.from == w && m.ev() == "recorded")?;
+        // (port, added) -> when this node's monitor yielded it.
+        let mut seen = HashMap::new();
+        let changes = m.v.get("changes").and_then(Value::as_array);
+        for change in changes.into_iter().flatten() {
+            let t = change.get(0).and_then(Value::as_u64).unwrap_or(0);
+            for (k, added) in [(1, true), (2, false)] {
+                let ports = change.get(k).and_then(Value::as_array);
+                for p in ports.into_iter().flatten().filter_map(Value::as_u64) {
+                    seen.entry((p, added)).or_insert(t);
+                }
+            }
+        }
+        per_node.push(seen);
+    }
+    let mut ranks = vec![Vec::new(); quiet.len() + 1];
+    let mut netted = 0;
+    for m in made.iter().filter(|m| m.measured) {
+        let quiet_times = per_node.iter().map(|seen| seen.get(&(m.port, m.added)));
+        let arrivals: Vec<f64> = std::iter::once(Some(&m.at_b))
+            .chain(quiet_times)
+            .map(|t| t.map_or(f64::INFINITY, |&t| ms_between(m.t, t) * 1000.0))
+            .collect();
+        netted += arrivals.iter().filter(|x| x.is_infinite()).count();
+        for (rank, x) in sorted(&arrivals).into_iter().enumerate() {
+            ranks[rank].push(x);
+        }
+    }
+    Ok((ranks, netted))
 }
 
 pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
@@ -421,7 +552,25 @@ pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
         return Err(format!("--b must be in 1..{n}"));
     }
     let na = 0;
-    c.send(nb, &json!({"cmd": "monitor", "group": "lat"}))?;
+    if a.runner_on_a {
+        c.send(na, &json!({"cmd": "report_port"}))?;
+        let p = c.wait("A's report port", |m| {
+            m.from == na && m.ev() == "report_port"
+        })?;
+        let to = p.v.get("port").cloned().unwrap_or_default();
+        c.send(
+            nb,
+            &json!({"cmd": "monitor", "group": "lat", "report_to": to}),
+        )?;
+    } else {
+        c.send(nb, &json!({"cmd": "monitor", "group": "lat"}))?;
+    }
+    let others: Vec<usize> = (1..n).filter(|&w| w != nb).collect();
+    if a.every_node {
+        for &w in &others {
+            c.send(w, &json!({"cmd": "monitor", "group": "lat", "quiet": true}))?;
+        }
+    }
     c.clear_backlog()?;
 
     // The pipe round trip coordinator -> worker -> coordinator.
@@ -438,13 +587,27 @@ pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
 
     let ab = (na, nb);
     let before = c.stats(&[nb])?;
-    let [reg, unreg, dropped] = notify_rounds(&mut c, ab, a.iters + a.warmup, a.warmup, 0)?;
+    let rounds = a.iters + a.warmup;
+    let ([reg, unreg, dropped], made) = if a.runner_on_a {
+        runner_rounds(&mut c, na, rounds, a.warmup)?
+    } else {
+        notify_rounds(&mut c, ab, rounds, a.warmup, 0)?
+    };
     let after = c.stats(&[nb])?;
-    // Every round brings B four changes (register, unregister, register,
-    // drop; the idle port's drop changes nothing), warm-up rounds included.
+    let (ranks, netted) = if a.every_node {
+        arrival_ranks(&mut c, &others, &made)?
+    } else {
+        (Vec::new(), 0)
+    };
+    // Every change A made reached B's monitor, warm-up rounds included.
     #[allow(clippy::cast_precision_loss)]
-    let changes = (4 * (a.iters + a.warmup)) as f64;
+    let changes = made.len() as f64;
     let cpu_per_change_us = delta(&before[0], &after[0], "cpu_ns") / 1e3 / changes;
+
+    // The floor under it all, in the same sitting: one change's bytes (a
+    // register's `Update` is 34 B on the wire) written over blocking TCP to
+    // n - 1 sleeping threads in turn, no runtime, no encryption, no core.
+    let fan = baseline::fan_out(n - 1, a.iters, a.warmup, 34, Duration::from_millis(1))?;
 
     // Again, while A floods a slow port on B (its reader sleeps after each
     // message) over the same connection: A's sender waits for credit all
@@ -462,7 +625,11 @@ pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
         &json!({"cmd": "blast", "to": to, "count": u64::MAX, "size": 16, "background": true}),
     )?;
     c.wait("A's flood", |m| m.from == na && m.ev() == "blast_started")?;
-    let [flooded, ..] = notify_rounds(&mut c, ab, a.iters + a.warmup, a.warmup, FLOOD_KEY)?;
+    let ([flooded, ..], _) = if a.runner_on_a {
+        runner_rounds(&mut c, na, rounds, a.warmup)?
+    } else {
+        notify_rounds(&mut c, ab, rounds, a.warmup, FLOOD_KEY)?
+    };
 
     let pipe = sorted(&pipe_us);
     let pipe_p50 = quantile(&pipe, 0.5);
@@ -477,6 +644,9 @@ pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
     );
     let mut ops_json = Vec::new();
     for op in [&reg, &unreg, &dropped] {
+        if op.oneway_us.is_empty() {
+            continue;
+        }
         let ow = sorted(&op.oneway_us);
         let raw = sorted(&op.raw_us);
         let (p50, p99) = (quantile(&ow, 0.5), quantile(&ow, 0.99));
@@ -499,18 +669,34 @@ pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
                 format!("{} / {}", us(p50), us(p99)),
             );
         }
-        r.row(
-            format!("{}: coordinator round trip raw, p50 / p99", op.name),
-            format!("{} / {}", us(quantile(&raw, 0.5)), us(quantile(&raw, 0.99))),
-        );
-        r.row(
-            format!("{}: round trip − pipe p50, p50 / p99", op.name),
-            format!(
-                "{} / {}",
-                us(quantile(&raw, 0.5) - pipe_p50),
-                us(quantile(&raw, 0.99) - pipe_p50)
-            ),
-        );
+        if !op.call_us.is_empty() {
+            let call = sorted(&op.call_us);
+            r.row(
+                format!(
+                    "{}: the call on A itself (it writes to every peer), p50 / p99",
+                    op.name
+                ),
+                format!(
+                    "{} / {}",
+                    us(quantile(&call, 0.5)),
+                    us(quantile(&call, 0.99))
+                ),
+            );
+        }
+        if !raw.is_empty() {
+            r.row(
+                format!("{}: coordinator round trip raw, p50 / p99", op.name),
+                format!("{} / {}", us(quantile(&raw, 0.5)), us(quantile(&raw, 0.99))),
+            );
+            r.row(
+                format!("{}: round trip − pipe p50, p50 / p99", op.name),
+                format!(
+                    "{} / {}",
+                    us(quantile(&raw, 0.5) - pipe_p50),
+                    us(quantile(&raw, 0.99) - pipe_p50)
+                ),
+            );
+        }
         ops_json.push(json!({
             "op": op.name,
             "oneway_us": summary(&op.oneway_us),
@@ -529,6 +715,33 @@ pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
             quantile(&busy, 0.99) / quantile(&calm, 0.99)
         ),
     );
+    let readers = fan.arrivals.len();
+    by_position(&mut r, &fan.arrivals, |name| {
+        format!("floor: blocking TCP fan-out to {readers} threads, {name} written, p50 / p99")
+    });
+    if !ranks.is_empty() {
+        let nodes = ranks.len();
+        by_position(&mut r, &ranks, |name| {
+            format!("every change: the {name} of {nodes} nodes to know, p50 / p99")
+        });
+        r.row(
+            "every change: (change, node) pairs a late monitor read netted away (counted last, ∞)",
+            netted.to_string(),
+        );
+        r.set(
+            "arrival_ranks_us",
+            json!(ranks.iter().map(|f| summary(f)).collect::<Vec<_>>()),
+        );
+    }
+    r.set(
+        "fanout_floor_us",
+        json!(fan.arrivals.iter().map(|f| summary(f)).collect::<Vec<_>>()),
+    );
+    r.row(
+        "floor: CPU of a blocking TCP reader per message it read",
+        us(fan.reader_cpu_us),
+    );
+    r.set("fanout_reader_cpu_us", json!(fan.reader_cpu_us));
     r.row(
         "CPU of B (the receiving process, every thread) per delivered change",
         us(cpu_per_change_us),

@@ -12,10 +12,14 @@
 //! | `seed {addr}` | none (dials `addr` from now on) |
 //! | `register {tag, ports, groups, prefix}` | `registered {tag, n, us}`: `ports` new ports, port `i` in group `prefix{i % groups}` |
 //! | `unregister {tag}` | `unregistered {tag, n, us}`: the batch's registrations and ports dropped |
-//! | `reg1 {key, group}` | `done {key, t}`: one new port registered; `t` read just before the call |
-//! | `unreg1 {key}` | `done {key, t}`: that registration dropped (the port stays) |
-//! | `drop1 {key}` | `done {key, t}`: that port dropped (ending its registrations) |
-//! | `monitor {group}` | then `change {group, members, added, removed, t}` for every change |
+//! | `reg1 {key, group}` | `done {key, t, n}`: one new port (number `n`) registered; `t` read just before the call |
+//! | `unreg1 {key}` | `done {key, t, n}`: that registration dropped (the port stays) |
+//! | `drop1 {key}` | `done {key, t, n}`: that port dropped (ending its registrations) |
+//! | `monitor {group, quiet?}` | then `change {group, members, added, removed, t}` for every change; with `quiet`, nothing: each change is kept for `recorded` |
+//! | `report_port` | `report_port {port}`: A's port that a reporting monitor tells, and `lat_loop` reads |
+//! | `monitor {group, report_to}` | nothing: each change goes as a message `[t, [added n..], [removed n..]]` (JSON) to `report_to` |
+//! | `lat_loop {group, iters, warmup, limit_ms?}` | `lat_loop {made: [[t, n, added, t_b, t_ret]..]}`: in this process, `iters + warmup` rounds of a new port registered in `group` then unregistered, each waiting for the reporting monitor's message of it (`t` just before the call, `t_ret` when it returned, `t_b` the monitor's) |
+//! | `recorded {group}` | `recorded {group, changes: [[t, [added n..], [removed n..]]..]}`: the changes a quiet monitor of `group` kept, oldest first, each port by its number alone (then forgotten) |
 //! | `watch {tag, members?, peers?, timeout_ms}` | `reached {tag, what, t}` once per condition (`members` = memberships in the view, `peers` = connected nodes), or `watch_timeout {tag, members, peers}` |
 //! | `count {prefix, groups}` | `count {total}`: Σ `members(prefix{i}).len()` |
 //! | `sink {key, ack_every?}` | `sink_ready {key, port}`: a new port whose task reads and counts every message (checking the sequence numbers), and acknowledges every `ack_every` to the sender |
@@ -297,6 +301,78 @@ async fn rtt<R: Rt>(
     }
 }
 
+/// Erlang's bench's way, inside this process: `rounds` of a new port
+/// registered in `group` and then unregistered, each call stamped just
+/// before it and waiting for the reporting monitor's message that it
+/// arrived. Returns `lat_loop {made: [[t, n, added, t_b, t_ret]..]}`, and the
+/// port, for the next loop.
+async fn lat_loop<R: Rt>(
+    node: Arc<Node<R>>,
+    mut reports: Port,
+    group: String,
+    rounds: usize,
+    limit: Duration,
+) -> (Value, Port) {
+    let mut made = Vec::with_capacity(2 * rounds);
+    let run = async {
+        for _ in 0..rounds {
+            let port = node.open_port();
+            let n = port.id().number();
+            let t = sys_ns();
+            let reg = node
+                .register(&group, &port)
+                .map_err(|e| format!("register: {e}"))?;
+            let returned = sys_ns();
+            made.push(json!([
+                t,
+                n,
+                true,
+                reported(&mut reports, n, 1).await?,
+                returned
+            ]));
+            let t = sys_ns();
+            drop(reg);
+            let returned = sys_ns();
+            made.push(json!([
+                t,
+                n,
+                false,
+                reported(&mut reports, n, 2).await?,
+                returned
+            ]));
+        }
+        Ok::<(), String>(())
+    };
+    let late = async {
+        rt::sleep::<R>(limit).await;
+        Err("a change did not reach the reporting monitor in time".to_owned())
+    };
+    let v = match future::or(run, late).await {
+        Ok(()) => json!({"ev": "lat_loop", "made": made}),
+        Err(e) => json!({"ev": "error", "error": e}),
+    };
+    (v, reports)
+}
+
+/// The time the reporting monitor saw port `n` in its change's list `k`
+/// (1: added, 2: removed); reports of anything else are skipped.
+async fn reported(reports: &mut Port, n: u64, k: usize) -> Result<u64, String> {
+    loop {
+        let m = reports.recv().await.ok_or("the node stopped")?;
+        let v: Value = serde_json::from_slice(&m.payload).map_err(|e| e.to_string())?;
+        let listed = v
+            .get(k)
+            .and_then(Value::as_array)
+            .is_some_and(|ps| ps.iter().any(|p| p.as_u64() == Some(n)));
+        if listed {
+            return v
+                .get(0)
+                .and_then(Value::as_u64)
+                .ok_or("a report without its time".into());
+        }
+    }
+}
+
 /// A port and, until it is ended, its registration.
 struct Single {
     port: Port,
@@ -358,6 +434,8 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
         let mut batches: HashMap<String, Vec<(Port, Registration)>> = HashMap::new();
         let mut singles: HashMap<u64, Single> = HashMap::new();
         let mut monitors = Vec::new();
+        let mut quiet: HashMap<String, Arc<std::sync::Mutex<Vec<Value>>>> = HashMap::new();
+        let mut report_port: Option<Port> = None;
         let mut sinks: HashMap<u64, Arc<SinkCounts>> = HashMap::new();
         // Sink and echo tasks, ended (and their ports closed) at exit.
         let mut tasks = Vec::new();
@@ -411,6 +489,7 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
                     let reg = node
                         .register(group, &port)
                         .map_err(|e| format!("register: {e}"))?;
+                    let n = port.id().number();
                     singles.insert(
                         key,
                         Single {
@@ -418,14 +497,16 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
                             reg: Some(reg),
                         },
                     );
-                    emit(&json!({"ev": "done", "key": key, "t": t}));
+                    emit(&json!({"ev": "done", "key": key, "t": t, "n": n}));
                 }
                 "unreg1" => {
                     let key = get_u64(&cmd, "key").unwrap_or(0);
-                    let reg = singles.get_mut(&key).and_then(|s| s.reg.take());
+                    let single = singles.get_mut(&key);
+                    let n = single.as_ref().map(|s| s.port.id().number());
+                    let reg = single.and_then(|s| s.reg.take());
                     let t = sys_ns();
                     drop(reg);
-                    emit(&json!({"ev": "done", "key": key, "t": t}));
+                    emit(&json!({"ev": "done", "key": key, "t": t, "n": n}));
                 }
                 "drop1" => {
                     let key = get_u64(&cmd, "key").unwrap_or(0);
@@ -436,10 +517,72 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
                         Some(s) => (Some(s.port), s.reg),
                         None => (None, None),
                     };
+                    let n = port.as_ref().map(|p| p.id().number());
                     let t = sys_ns();
                     drop(port);
-                    emit(&json!({"ev": "done", "key": key, "t": t}));
+                    emit(&json!({"ev": "done", "key": key, "t": t, "n": n}));
                     drop(reg);
+                }
+                "report_port" => {
+                    let port = report_port.get_or_insert_with(|| node.open_port());
+                    emit(&json!({"ev": "report_port", "port": port_json(port.id())}));
+                }
+                "monitor" if cmd.get("report_to").is_some() => {
+                    let to = port_of(&cmd, "report_to")?;
+                    let group = get_str(&cmd, "group");
+                    let mut monitor = node.monitor(group).map_err(|e| format!("monitor: {e}"))?;
+                    let from = node.open_port();
+                    monitors.push(rt::spawn::<R, _>(async move {
+                        while let Some(c) = monitor.next().await {
+                            let t = sys_ns();
+                            let numbers =
+                                |ps: &[PortId]| ps.iter().map(PortId::number).collect::<Vec<_>>();
+                            let change = json!([t, numbers(&c.added), numbers(&c.removed)]);
+                            if from.send(&to, change.to_string().as_bytes()).await.is_err() {
+                                break;
+                            }
+                        }
+                    }));
+                }
+                "lat_loop" => {
+                    let Some(port) = report_port.take() else {
+                        emit(&json!({"ev": "error", "error": "lat_loop before report_port"}));
+                        continue;
+                    };
+                    let group = get_str(&cmd, "group").to_owned();
+                    let rounds = get_usize(&cmd, "iters") + get_usize(&cmd, "warmup");
+                    let limit = Duration::from_millis(get_u64(&cmd, "limit_ms").unwrap_or(20_000));
+                    let run = lat_loop(node.clone(), port, group, rounds, limit);
+                    match rt::spawn::<R, _>(run).join().await {
+                        Some((v, port)) => {
+                            report_port = Some(port);
+                            emit(&v);
+                        }
+                        None => {
+                            emit(&json!({"ev": "error", "error": "the lat_loop task panicked"}))
+                        }
+                    }
+                }
+                "monitor" if cmd.get("quiet").and_then(Value::as_bool) == Some(true) => {
+                    let group = get_str(&cmd, "group").to_owned();
+                    let mut monitor = node.monitor(&group).map_err(|e| format!("monitor: {e}"))?;
+                    let times = Arc::clone(quiet.entry(group).or_default());
+                    monitors.push(rt::spawn::<R, _>(async move {
+                        while let Some(c) = monitor.next().await {
+                            let t = sys_ns();
+                            let numbers =
+                                |ps: &[PortId]| ps.iter().map(PortId::number).collect::<Vec<_>>();
+                            let change = json!([t, numbers(&c.added), numbers(&c.removed)]);
+                            times.lock().unwrap_or_else(|p| p.into_inner()).push(change);
+                        }
+                    }));
+                }
+                "recorded" => {
+                    let group = get_str(&cmd, "group");
+                    let changes = quiet.get(group).map_or_else(Vec::new, |times| {
+                        std::mem::take(&mut *times.lock().unwrap_or_else(|p| p.into_inner()))
+                    });
+                    emit(&json!({"ev": "recorded", "group": group, "changes": changes}));
                 }
                 "monitor" => {
                     let group = get_str(&cmd, "group").to_owned();
