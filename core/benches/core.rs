@@ -188,6 +188,19 @@ fn seal_open(c: &mut Criterion) {
     .encode(&mut frame);
     let mut group = c.benchmark_group("channel");
     group.throughput(criterion::Throughput::Bytes(frame.len() as u64));
+    let message = groupmesh_core::wire::Frame::Message {
+        to: 1,
+        from: None,
+        payload: vec![7u8; 65_000].into(),
+    };
+    group.bench_function("encode one 64 KiB message frame", |bench| {
+        let mut out = Vec::with_capacity(70_000);
+        bench.iter(|| {
+            out.clear();
+            message.encode(&mut out);
+            out.len()
+        })
+    });
     group.bench_function("seal + open one 64 KiB frame", |bench| {
         bench.iter(|| {
             let mut plain = frame.clone();

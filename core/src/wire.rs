@@ -24,8 +24,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::event::WireReason;
 use crate::ids::{MAX_GROUP_NAME, MAX_NODE_ID};
 
-/// The protocol version this core speaks.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// The protocol version this core speaks: 2 brought the secure channel, 3
+/// member metadata, removal reasons and port credit, 4 records sealed with
+/// AES-256-GCM.
+pub const PROTOCOL_VERSION: u16 = 4;
 /// Most listen addresses a node advertises.
 pub const MAX_ADDRS: usize = 8;
 /// Bytes of the length prefix in front of every frame and every record.

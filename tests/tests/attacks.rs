@@ -12,7 +12,7 @@
 //!   own connection (then it closes with a reason, and they reconnect);
 //! - a new honest node can still join afterwards.
 //!
-//! The channel is the one protocol version 2 brought in (version 3 kept it): a Noise handshake keyed by
+//! The channel is the one protocol version 2 brought in (version 4 seals with AES-256-GCM): a Noise handshake keyed by
 //! the secret, then every frame sealed. `docs/SECURITY.md` maps every attack
 //! to its test.
 
@@ -492,14 +492,19 @@ fn an_unknown_protocol_version_is_refused_as_a_version_mismatch() {
                 2,
             ),
             (
-                "a version record of version 4",
-                record(&HandshakeRecord::Version(4)),
-                4,
+                "a version record of version 3 (records sealed with ChaCha20-Poly1305)",
+                record(&HandshakeRecord::Version(3)),
+                3,
             ),
             (
-                "a version-4 greeting of another shape",
-                prefixed(&[0x00, 0x04, 0xab, 0xcd, 0xef, 0x01]),
-                4,
+                "a version record of version 5",
+                record(&HandshakeRecord::Version(5)),
+                5,
+            ),
+            (
+                "a version-5 greeting of another shape",
+                prefixed(&[0x00, 0x05, 0xab, 0xcd, 0xef, 0x01]),
+                5,
             ),
         ];
         for (what, bytes, theirs) in greetings {

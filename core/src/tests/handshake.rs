@@ -475,7 +475,7 @@ fn the_channel_bytes_are_the_same_with_either_aead() {
     let hex: alloc::string::String = digest.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(
         hex,
-        "7f788bf7249440a5c6985ba2ac47e57dc136febf989ba9989b299d6061333204"
+        "1d132b42650187720b7ce3f70fd9389e96d641bfca96c021d0bef8dd1435051b"
     );
 }
 
