@@ -301,6 +301,14 @@ async fn rtt<R: Rt>(
     }
 }
 
+/// A change as the quiet and reporting monitors keep it: `[t, [added n..],
+/// [removed n..]]`, `t` read now, each port by its number alone.
+fn stamped(added: &[PortId], removed: &[PortId]) -> Value {
+    let t = sys_ns();
+    let numbers = |ps: &[PortId]| ps.iter().map(PortId::number).collect::<Vec<_>>();
+    json!([t, numbers(added), numbers(removed)])
+}
+
 /// Erlang's bench's way, inside this process: `rounds` of a new port
 /// registered in `group` and then unregistered, each call stamped just
 /// before it and waiting for the reporting monitor's message that it
@@ -534,10 +542,7 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
                     let from = node.open_port();
                     monitors.push(rt::spawn::<R, _>(async move {
                         while let Some(c) = monitor.next().await {
-                            let t = sys_ns();
-                            let numbers =
-                                |ps: &[PortId]| ps.iter().map(PortId::number).collect::<Vec<_>>();
-                            let change = json!([t, numbers(&c.added), numbers(&c.removed)]);
+                            let change = stamped(&c.added, &c.removed);
                             if from.send(&to, change.to_string().as_bytes()).await.is_err() {
                                 break;
                             }
@@ -569,10 +574,7 @@ fn serve<R: Rt>(args: &WorkerArgs) -> Result<(), String> {
                     let times = Arc::clone(quiet.entry(group).or_default());
                     monitors.push(rt::spawn::<R, _>(async move {
                         while let Some(c) = monitor.next().await {
-                            let t = sys_ns();
-                            let numbers =
-                                |ps: &[PortId]| ps.iter().map(PortId::number).collect::<Vec<_>>();
-                            let change = json!([t, numbers(&c.added), numbers(&c.removed)]);
+                            let change = stamped(&c.added, &c.removed);
                             times.lock().unwrap_or_else(|p| p.into_inner()).push(change);
                         }
                     }));
