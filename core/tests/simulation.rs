@@ -600,6 +600,17 @@ fn a_member_its_owner_unregistered_never_stays_listed() {
     }
 }
 
+/// Seed 701927 of a release search (1 of 6,000): a node took a peer over
+/// through a new connection whose snapshot was older than a change the old
+/// connection had just brought, so that port left (`Resynced`); a record
+/// on the new connection then failed to open and the peer was lost, its
+/// last port in a delta of its own. The loss's own removals are still one
+/// delta; the check now tells them from the takeover's.
+#[test]
+fn a_port_resynced_away_just_before_its_node_is_lost_is_not_part_of_the_loss() {
+    random_run(701_927, 2..=12, 1_000..=4_000);
+}
+
 /// Seed 4652 of a release search: a connection of a node's earlier run,
 /// still syncing when the newer run replaced the one the table followed, was
 /// handed the node when the newer run's connection closed. Every connection

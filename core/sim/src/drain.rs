@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Instant as WallClock;
 
 use groupmesh_core::{
-    CloseReason, Event, GroupDelta, Instant, MonitorId, Node, NodeId, PortId, WireReason,
+    CloseReason, Event, GroupDelta, Instant, MonitorId, Node, NodeId, PortId, Removal, WireReason,
 };
 
 use crate::checks::check_delta;
@@ -149,9 +149,10 @@ impl Sim {
         }
     }
 
-    /// Records which ports of which node incarnation a delta removed although
-    /// their owner still held them (or held them when it died), and never
-    /// ended that registration: a loss. A delta that adds a port of that
+    /// Records which ports of which node incarnation a delta removed because
+    /// that node was lost or restarted, although their owner still held them
+    /// (or held them when it died), and never ended that registration: a
+    /// loss. A delta that adds a port of that
     /// incarnation starts its count again.
     pub(crate) fn note_losses(
         &self,
@@ -162,7 +163,17 @@ impl Sim {
             losses.remove(&(d.monitor, p.node().clone(), p.incarnation()));
         }
         let mut lost: BTreeMap<(NodeId, u64), Vec<PortId>> = BTreeMap::new();
-        for p in d.removed.iter().filter(|p| self.held_by_owner(&d.group, p)) {
+        // Only what the node's loss (or its restart) removed: a port that
+        // left as a new connection took the node over (`Resynced`) left in
+        // a change of its own, even when the node goes down in the same
+        // drain (seed 701927).
+        let by_loss = d
+            .removed
+            .iter()
+            .zip(&d.reasons)
+            .filter(|(_, why)| matches!(why, Removal::NodeLost(_) | Removal::NodeRestarted))
+            .map(|(p, _)| p);
+        for p in by_loss.filter(|p| self.held_by_owner(&d.group, p)) {
             lost.entry((p.node().clone(), p.incarnation()))
                 .or_default()
                 .push(p.clone());
