@@ -63,8 +63,10 @@ pub trait Runtime: Send + Sync + 'static {
     /// returns how much (`Err` of kind `WouldBlock` when it takes nothing
     /// now). The driver calls it only while the connection's writer task has
     /// nothing queued, so that bytes go out from the thread that produced
-    /// them, without a task hop; the rest goes to the writer task. The
-    /// default takes nothing: every byte goes through the writer task.
+    /// them, without a task hop (a call writes to a few connections at
+    /// most; a change for a larger mesh goes to the others from a task);
+    /// the rest goes to the writer task. The default takes nothing: every
+    /// byte goes through the writer task.
     fn try_write(stream: &Self::Stream, buf: &[u8]) -> io::Result<usize> {
         let _ = (stream, buf);
         Err(io::ErrorKind::WouldBlock.into())

@@ -39,6 +39,8 @@ mod control;
 mod messaging;
 mod output;
 
+use output::{Writes, WRITES_PER_CALL};
+
 pub(crate) use control::Control;
 pub(crate) use messaging::{send_now, send_waiting, Attempt, Try};
 
@@ -207,7 +209,7 @@ impl<R: Runtime> Shared<R> {
         let mut st = self.lock();
         let out = f(&mut st, self.clock.now());
         if now {
-            self.drain(&mut st);
+            self.drain(&mut st, Writes::All);
         } else {
             self.after_input(&mut st);
         }
@@ -221,7 +223,7 @@ impl<R: Runtime> Shared<R> {
     /// which uncorks. An input that writes nothing (a peer's change, shown
     /// to monitors) leaves the node uncorked and costs no task.
     fn after_input(&self, st: &mut State<R::Stream>) {
-        if !st.flush_pending && self.drain(st) {
+        if !st.flush_pending && self.drain(st, Writes::AtMost(WRITES_PER_CALL)) {
             self.schedule_flush(st);
         }
     }
@@ -230,7 +232,7 @@ impl<R: Runtime> Shared<R> {
     /// mailbox (or counter) while outputs of earlier calls are still held.
     fn settle(&self, st: &mut State<R::Stream>) {
         if st.flush_pending {
-            self.drain(st);
+            self.drain(st, Writes::All);
         }
     }
 
@@ -243,7 +245,7 @@ impl<R: Runtime> Shared<R> {
         self.spawn_killable(async move {
             let mut st = me.lock();
             st.flush_pending = false;
-            me.drain(&mut st);
+            me.drain(&mut st, Writes::All);
         });
     }
 
@@ -416,7 +418,7 @@ impl<R: Runtime> Shared<R> {
         let now = self.clock.now();
         if st.core.poll_timeout().is_some_and(|at| at <= now) {
             st.core.handle_timeout(now);
-            self.drain(&mut st);
+            self.drain(&mut st, Writes::All);
         }
         // Whatever is still due now was just handled: never spin on it.
         let next = st
