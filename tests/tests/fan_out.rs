@@ -10,7 +10,10 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use groupmesh_smol::{NodeConfig, Runtime, Smol};
+mod hooked_smol;
+
+use groupmesh_smol::NodeConfig;
+use hooked_smol::{HookedSmol, Hooks};
 use smol::Timer;
 
 thread_local! {
@@ -18,51 +21,16 @@ thread_local! {
     static DIRECT_WRITES: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Smol, counting the writes the driver makes from the calling thread.
-#[derive(Debug, Clone, Copy, Default)]
+/// Counts the writes the driver makes from the calling thread.
 struct CountingWrites;
 
-impl Runtime for CountingWrites {
-    type Stream = <Smol as Runtime>::Stream;
-    type Listener = <Smol as Runtime>::Listener;
-
-    fn spawn(&self, future: impl std::future::Future<Output = ()> + Send + 'static) {
-        Smol.spawn(future);
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> impl std::future::Future<Output = ()> + Send {
-        Smol.sleep_until(deadline)
-    }
-
-    fn connect(
-        &self,
-        addr: SocketAddr,
-    ) -> impl std::future::Future<Output = std::io::Result<Self::Stream>> + Send {
-        Smol.connect(addr)
-    }
-
-    fn bind(
-        &self,
-        addr: SocketAddr,
-    ) -> impl std::future::Future<Output = std::io::Result<Self::Listener>> + Send {
-        Smol.bind(addr)
-    }
-
-    fn local_addr(listener: &Self::Listener) -> std::io::Result<SocketAddr> {
-        Smol::local_addr(listener)
-    }
-
-    async fn accept(listener: &Self::Listener) -> std::io::Result<(Self::Stream, SocketAddr)> {
-        Smol::accept(listener).await
-    }
-
-    fn try_write(stream: &Self::Stream, buf: &[u8]) -> std::io::Result<usize> {
+impl Hooks for CountingWrites {
+    fn writing(_: &[u8]) {
         DIRECT_WRITES.with(|n| n.set(n.get() + 1));
-        Smol::try_write(stream, buf)
     }
 }
 
-type Node = groupmesh_driver::Node<CountingWrites>;
+type Node = groupmesh_driver::Node<HookedSmol<CountingWrites>>;
 
 fn config(name: &str, seeds: &[SocketAddr]) -> NodeConfig {
     let mut cfg = NodeConfig::new(name, b"groupmesh fan-out test secret");

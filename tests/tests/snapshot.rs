@@ -13,7 +13,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+mod hooked_smol;
+
 use groupmesh_smol::{NodeConfig, Registration, Runtime, Smol};
+use hooked_smol::{HookedSmol, Hooks};
 use smol::Timer;
 use socket2::{Domain, SockRef, Socket, Type};
 
@@ -21,49 +24,13 @@ use socket2::{Domain, SockRef, Socket, Type};
 /// sender's send buffer and the proxy's receive buffer.
 const SOCKET_BUFFER: usize = 4096;
 
-/// Smol, with the kernel's send buffer of every accepted connection cut to
+/// The kernel's send buffer of every accepted connection cut to
 /// [`SOCKET_BUFFER`]: what the socket does not take, the driver holds.
-#[derive(Debug, Clone, Copy, Default)]
 struct SmallSendBuffers;
 
-impl Runtime for SmallSendBuffers {
-    type Stream = <Smol as Runtime>::Stream;
-    type Listener = <Smol as Runtime>::Listener;
-
-    fn spawn(&self, future: impl std::future::Future<Output = ()> + Send + 'static) {
-        Smol.spawn(future);
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> impl std::future::Future<Output = ()> + Send {
-        Smol.sleep_until(deadline)
-    }
-
-    fn connect(
-        &self,
-        addr: SocketAddr,
-    ) -> impl std::future::Future<Output = std::io::Result<Self::Stream>> + Send {
-        Smol.connect(addr)
-    }
-
-    fn bind(
-        &self,
-        addr: SocketAddr,
-    ) -> impl std::future::Future<Output = std::io::Result<Self::Listener>> + Send {
-        Smol.bind(addr)
-    }
-
-    fn local_addr(listener: &Self::Listener) -> std::io::Result<SocketAddr> {
-        Smol::local_addr(listener)
-    }
-
-    async fn accept(listener: &Self::Listener) -> std::io::Result<(Self::Stream, SocketAddr)> {
-        let (stream, addr) = Smol::accept(listener).await?;
-        SockRef::from(&stream).set_send_buffer_size(SOCKET_BUFFER)?;
-        Ok((stream, addr))
-    }
-
-    fn try_write(stream: &Self::Stream, buf: &[u8]) -> std::io::Result<usize> {
-        Smol::try_write(stream, buf)
+impl Hooks for SmallSendBuffers {
+    fn accepted(stream: &<Smol as Runtime>::Stream) -> std::io::Result<()> {
+        SockRef::from(stream).set_send_buffer_size(SOCKET_BUFFER)
     }
 }
 
@@ -158,7 +125,7 @@ fn snapshot_reaches_a_fresh_peer(
         let mut cfg = config("a", &[]);
         cfg.send_buffer = send_buffer;
         cfg.limits.max_frame = cfg.limits.max_frame.min(send_buffer);
-        let a = start::<SmallSendBuffers>(cfg).await;
+        let a = start::<HookedSmol<SmallSendBuffers>>(cfg).await;
         let names: Vec<String> = (0..groups).map(|g| format!("group-{g:05}")).collect();
         let started = Instant::now();
         let mut regs: Vec<Registration> = Vec::with_capacity(groups * ports);
