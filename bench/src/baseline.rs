@@ -5,8 +5,11 @@
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::worker::schedstat_ns;
 
 /// A connected pair of blocking sockets on loopback, with `TCP_NODELAY`
 /// (as the driver sets it).
@@ -97,10 +100,7 @@ pub(crate) struct FanOut {
 
 /// This thread's time on CPU (ns), from `/proc/thread-self/schedstat`.
 fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    schedstat_ns(Path::new("/proc/thread-self/schedstat")).unwrap_or(0)
 }
 
 /// One-way latency of a fan-out over blocking TCP, the floor under a group

@@ -45,6 +45,15 @@ pub(crate) fn ms(x: f64) -> String {
     }
 }
 
+/// `p50 / p99` of sorted samples in microseconds, for people.
+pub(crate) fn p50_p99_us(sorted: &[f64]) -> String {
+    format!(
+        "{} / {}",
+        us(quantile(sorted, 0.5)),
+        us(quantile(sorted, 0.99))
+    )
+}
+
 /// Microseconds, for people.
 pub(crate) fn us(x: f64) -> String {
     if x.is_infinite() {

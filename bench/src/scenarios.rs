@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::baseline;
 use crate::cluster::{Cluster, Msg, WorkerOpts};
-use crate::report::{ms, ms_between, quantile, sorted, summary, us, Report};
+use crate::report::{ms, ms_between, p50_p99_us, quantile, sorted, summary, us, Report};
 use crate::worker::{memory_kib, sys_ns};
 use crate::{Common, ConvergeArgs, LatencyArgs, LossArgs, MemoryArgs, MessagesArgs};
 
@@ -484,11 +484,7 @@ fn by_position(r: &mut Report, samples: &[Vec<f64>], what: impl Fn(&str) -> Stri
         (last, "last"),
     ] {
         if let Some(xs) = samples.get(i) {
-            let f = sorted(xs);
-            r.row(
-                what(name),
-                format!("{} / {}", us(quantile(&f, 0.5)), us(quantile(&f, 0.99))),
-            );
+            r.row(what(name), p50_p99_us(&sorted(xs)));
         }
     }
 }
@@ -670,23 +666,15 @@ pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
             );
         }
         if !op.call_us.is_empty() {
-            let call = sorted(&op.call_us);
             r.row(
-                format!(
-                    "{}: the call on A itself (it writes to every peer), p50 / p99",
-                    op.name
-                ),
-                format!(
-                    "{} / {}",
-                    us(quantile(&call, 0.5)),
-                    us(quantile(&call, 0.99))
-                ),
+                format!("{}: the call on A itself, p50 / p99", op.name),
+                p50_p99_us(&sorted(&op.call_us)),
             );
         }
         if !raw.is_empty() {
             r.row(
                 format!("{}: coordinator round trip raw, p50 / p99", op.name),
-                format!("{} / {}", us(quantile(&raw, 0.5)), us(quantile(&raw, 0.99))),
+                p50_p99_us(&raw),
             );
             r.row(
                 format!("{}: round trip − pipe p50, p50 / p99", op.name),
@@ -764,8 +752,8 @@ pub(crate) fn latency(a: &LatencyArgs) -> Result<(), String> {
     ));
     r.note(
         "CPU per change: B's CPU time over the calm rounds (schedstat of all its threads: \
-         socket, core, monitor task and the line it prints per change) divided by the changes \
-         its monitor got",
+         socket, core, monitor task and the line it prints, or with --runner-on-a the message \
+         it sends, per change) divided by the changes its monitor got",
     );
     r.note("raw: the coordinator's clock from writing the command to A until reading B's line; corrected: raw minus the pipe round trip's p50");
     r.print(a.common.json);

@@ -97,20 +97,22 @@ fn closed(s: &Stats) -> Vec<String> {
 }
 
 /// CPU time of this process's live threads, in ns, from
-/// `/proc/self/task/*/schedstat` (time on CPU, nanosecond precision).
+/// `/proc/self/task/*/schedstat`.
 fn cpu_ns() -> u64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0;
     };
     tasks
         .filter_map(Result::ok)
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-        })
+        .filter_map(|t| schedstat_ns(&t.path().join("schedstat")))
         .sum()
+}
+
+/// A thread's time on CPU (ns, nanosecond precision) from its `schedstat`
+/// file; `None` if it cannot be read.
+pub(crate) fn schedstat_ns(path: &std::path::Path) -> Option<u64> {
+    let s = std::fs::read_to_string(path).ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
 
 fn get_str<'a>(v: &'a Value, k: &str) -> &'a str {
